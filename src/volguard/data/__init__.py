@@ -1,0 +1,1 @@
+"""Quote schema, venue loaders, hygiene and quarantine, and the Parquet + DuckDB store."""

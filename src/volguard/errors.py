@@ -1,0 +1,52 @@
+"""One vocabulary of errors and warnings for volguard.
+
+Errors subclass ``ValueError``/``TypeError`` so callers that already catch those keep working;
+recoverable numerical trouble is a warning, never a silent NaN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VolguardError(Exception):
+    """Base class of every error volguard raises on purpose."""
+
+
+class DataFileError(VolguardError, ValueError):
+    """A whole input file cannot be read: unreadable, truncated, wrong encoding, missing columns.
+
+    The message names the file and what was expected, so a user can fix the input.
+    """
+
+    def __init__(self, path: str | Path, problem: str, expected: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.expected = expected
+        super().__init__(f"{self.path}: {problem}; expected {expected}")
+
+
+class DataRowError(VolguardError, ValueError):
+    """One row of an input file is invalid where the caller asked for strict parsing."""
+
+    def __init__(self, path: str | Path, row: int, field: str, expected: str, got: object) -> None:
+        self.path = str(path)
+        self.row = row
+        self.field = field
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"{self.path}, line {row}, field {field!r}: expected {expected}, got {got!r}"
+        )
+
+
+class ConfigError(VolguardError, ValueError):
+    """A setting or a configuration file is invalid; the message names the key and the rule."""
+
+
+class StoreError(VolguardError, RuntimeError):
+    """The quote store cannot be opened or written as asked (locked, corrupt manifest, ...)."""
+
+
+class NumericalWarning(RuntimeWarning):
+    """A numerical routine recovered from a problem (fallback fit, clipped input, ...)."""

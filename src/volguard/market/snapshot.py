@@ -1,0 +1,88 @@
+"""``MarketSnapshot``: observed quotes of one underlying at one time, immutable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True, eq=False)
+class MarketSnapshot:
+    """One underlying at one timestamp: its forwards per expiry and its option quotes.
+
+    Built from rows of the quote schema (``docs/data.md``). The snapshot is immutable: ``quotes``
+    and ``forwards`` hand out copy-on-write views, so a caller's edits never reach the snapshot.
+
+    Parameters
+    ----------
+    underlying : str
+        ``BTC``, ``ETH``, ...
+    ts : pandas.Timestamp
+        Snapshot time, UTC.
+    quotes : DataFrame
+        Quote-schema rows of this underlying at ``ts`` (USD premiums, decimal vols).
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({
+    ...     "ts": pd.to_datetime(["2026-01-15 09:00"] * 2, utc=True), "underlying": ["BTC"] * 2,
+    ...     "expiry": pd.to_datetime(["2026-01-30 08:00"] * 2, utc=True), "strike": [90e3, 100e3],
+    ...     "forward": [95e3, 95e3], "is_call": [True, True]})
+    >>> snap = MarketSnapshot.from_quotes(rows)
+    >>> snap.underlying, len(snap), float(snap.forwards.iloc[0])
+    ('BTC', 2, 95000.0)
+    """
+
+    underlying: str
+    ts: pd.Timestamp
+    _quotes: pd.DataFrame = field(repr=False)
+
+    @classmethod
+    def from_quotes(cls, quotes: pd.DataFrame) -> MarketSnapshot:
+        """Build a snapshot from quote rows that share one underlying and one ``ts``.
+
+        Raises
+        ------
+        ValueError
+            If the rows are empty or span several underlyings or timestamps.
+        """
+        if quotes.empty:
+            raise ValueError("quotes is empty; a snapshot needs at least one quote row")
+        for column in ("underlying", "ts"):
+            values = quotes[column].unique()
+            if len(values) != 1:
+                raise ValueError(
+                    f"quotes span {len(values)} values of {column!r}; a snapshot needs exactly one"
+                )
+        ordered = quotes.sort_values(["expiry", "strike", "is_call"], kind="stable")
+        return cls(
+            str(quotes["underlying"].iloc[0]),
+            pd.Timestamp(quotes["ts"].iloc[0]),
+            ordered.reset_index(drop=True),
+        )
+
+    @property
+    def quotes(self) -> pd.DataFrame:
+        """The quote rows (a copy-on-write view; editing it leaves the snapshot unchanged)."""
+        return self._quotes.copy(deep=False)
+
+    @property
+    def forwards(self) -> pd.Series:
+        """Forward (USD) per expiry: the median of the rows' forwards, indexed by expiry."""
+        return self._quotes.groupby("expiry")["forward"].median().rename("forward")
+
+    @property
+    def expiries(self) -> pd.DatetimeIndex:
+        """The distinct expiries, ascending."""
+        return pd.DatetimeIndex(np.unique(self._quotes["expiry"]))
+
+    def __len__(self) -> int:
+        return len(self._quotes)
+
+    def __repr__(self) -> str:
+        return (
+            f"MarketSnapshot({self.underlying} at {self.ts.isoformat()}: {len(self)} quotes, "
+            f"{len(self.expiries)} expiries)"
+        )
