@@ -1,0 +1,29 @@
+"""Shared fixtures. Real data is read from ``VOLGUARD_DATA`` (default ``../shared/data``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("VOLGUARD_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder; tests that need it are skipped (with the reason) where it is absent."""
+    root = data_root()
+    if not (root / "deribit-svcj-snapshots").is_dir():
+        pytest.skip(f"real data not found at {root} (set VOLGUARD_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def snapshot_files(shared_data: Path) -> list[Path]:
+    """The 304 Deribit snapshot files, sorted by time."""
+    return sorted((shared_data / "deribit-svcj-snapshots" / "snapshots").glob("*.csv.gz"))
