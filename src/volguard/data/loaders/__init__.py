@@ -7,13 +7,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from volguard.data.loaders.deribit_api import read_deribit_api
 from volguard.data.loaders.deribit_snapshot import read_deribit_snapshot
+from volguard.data.loaders.optionsdx import read_optionsdx
+from volguard.data.loaders.tardis_chain import read_tardis_chain
+from volguard.data.loaders.tardis_smiles import read_tardis_smiles
 
 Loader = Callable[[Path], pd.DataFrame]
 
 LOADERS: dict[str, Loader] = {
     "deribit-snapshot": read_deribit_snapshot,
+    "tardis-smiles": read_tardis_smiles,
+    "optionsdx": read_optionsdx,
+    "tardis": read_tardis_chain,
+    "deribit-api": read_deribit_api,
 }
 """Format name -> loader. Names feed the CLI (``volguard ingest --format``)."""
 
-__all__ = ["LOADERS", "Loader", "read_deribit_snapshot"]
+__all__ = [
+    "LOADERS",
+    "Loader",
+    "read_deribit_api",
+    "read_deribit_snapshot",
+    "read_optionsdx",
+    "read_tardis_chain",
+    "read_tardis_smiles",
+]
