@@ -20,6 +20,7 @@ from tests.data._files import (
     TARDIS_HEADER,
     TARDIS_ROWS,
 )
+from tests.data.test_mapped_csv import COIN_HEADER, COIN_MAPPING, COIN_ROWS
 from volguard.data.loaders import LOADERS
 from volguard.data.schema import QUARANTINE_COLUMNS
 
@@ -36,6 +37,7 @@ CSV_FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "tardis-smiles": (SMILES_HEADER, SMILES_ROWS, ","),
     "optionsdx": (OPTIONSDX_HEADER, OPTIONSDX_ROWS, ", "),
     "tardis": (TARDIS_HEADER, TARDIS_ROWS, ","),
+    "csv": (COIN_HEADER, COIN_ROWS, ","),
 }
 
 
@@ -53,6 +55,8 @@ def _fuzz_csv(fmt: str, edits: list[tuple[int, int, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "fuzz.csv"
         path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+        if fmt == "csv":
+            (Path(tmp) / "mapping.toml").write_text(COIN_MAPPING)
         out = LOADERS[fmt](path)
     _check(out, list(range(2, len(rows) + 2)))
 
@@ -73,6 +77,12 @@ def test_optionsdx_fuzz(edits: list[tuple[int, int, str]]) -> None:
 @given(EDITS)
 def test_tardis_chain_fuzz(edits: list[tuple[int, int, str]]) -> None:
     _fuzz_csv("tardis", edits)
+
+
+@SETTINGS
+@given(EDITS)
+def test_mapped_csv_fuzz(edits: list[tuple[int, int, str]]) -> None:
+    _fuzz_csv("csv", edits)
 
 
 JSON_VALUES = st.one_of(
