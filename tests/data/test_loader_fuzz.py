@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +31,15 @@ JUNK = st.text(
     alphabet=st.characters(blacklist_characters='"\r\n', blacklist_categories=("Cs",)),
     max_size=12,
 )
-EDITS = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000), JUNK), max_size=8)
+CELLS = st.one_of(
+    JUNK,
+    st.integers().map(str),
+    st.floats().map(repr),
+    st.sampled_from(["", "NaN", "inf", "-0", "1e400", "9999-12-31", "call", "put", "null"]),
+)
+EDITS = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 10_000), CELLS), max_size=8)
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 CSV_FORMATS: dict[str, tuple[str, tuple[str, ...], str]] = {

@@ -135,8 +135,14 @@ def parse_utc(
     else:
         numbers = pd.to_numeric(text, errors="coerce")
         stamps = pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+    # instants outside datetime64[ns] (years 1677..2262) are unparseable, not a crash
+    stamps = stamps.where(stamps.isna() | ((stamps >= _NS_MIN) & (stamps <= _NS_MAX)))
     reasons.mark(stamps.isna() & text.notna(), f"unparseable:{column}")
     return stamps.astype("datetime64[ns, UTC]")
+
+
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 
 
 def parse_choice(

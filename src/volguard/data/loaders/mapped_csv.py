@@ -215,12 +215,13 @@ def parse_mapping(raw: dict[str, Any], *, source: str = "<mapping>") -> ColumnMa
 def make_mapped_csv_loader(mapping_path: Path) -> Loader:
     """A loader for CSV/Parquet files described by the mapping file ``mapping_path``.
 
-    The mapping is read and validated now (a bad one raises :class:`ConfigError` at once).
+    The mapping is read and validated now (a bad one raises :class:`ConfigError` at once);
+    use it as ``make_mapped_csv_loader(Path("vendor.toml"))(Path("chain.csv"))``.
 
-    Examples
-    --------
-    >>> loader = make_mapped_csv_loader(Path("my_vendor.toml"))  # doctest: +SKIP
-    >>> quotes = loader(Path("chain_2025-06-01.csv"))  # doctest: +SKIP
+    Raises
+    ------
+    ConfigError
+        See :func:`load_mapping`.
     """
     mapping = load_mapping(mapping_path)
 
