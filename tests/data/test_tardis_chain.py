@@ -19,7 +19,7 @@ from tests.data._files import (
     truncated_gzip,
 )
 from volguard.data.loaders import LOADERS
-from volguard.data.loaders.tardis_chain import read_tardis_chain
+from volguard.data.loaders.tardis_chain import read_tardis_chain, thin_options_chain
 from volguard.data.schema import QUARANTINE_COLUMNS
 from volguard.errors import DataFileError
 
@@ -110,3 +110,38 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_registered() -> None:
     assert LOADERS["tardis"] is read_tardis_chain
+
+
+def test_thin_keeps_last_update_per_symbol_and_bucket(tmp_path: Path) -> None:
+    lines = _raw_lines(TARDIS_FIXTURE)
+    header, body = lines[0], [r for r in lines[1:] if len(r) == len(lines[0])]
+    # the fixture has two updates per symbol, ten minutes apart: hourly buckets keep the later one
+    result = thin_options_chain(TARDIS_FIXTURE, tmp_path / "thin.csv.gz", block_bytes=4096)
+    assert result.malformed_lines == 1 and result.rows_in == len(body)
+    col = {c: i for i, c in enumerate(header)}
+    last: dict[tuple[str, float], list[str]] = {}
+    untimed = 0
+    for r in body:
+        try:
+            key = (r[col["symbol"]], float(int(r[col["timestamp"]]) // 3_600_000_000))
+        except ValueError:
+            untimed += 1
+            continue
+        last[key] = r
+    assert result.rows_out == len(last) + untimed
+    thin = read_tardis_chain(result.path)
+    assert len(thin) == result.rows_out
+    kept = thin.dropna(subset=["ts"]).set_index("instrument")
+    for (symbol, _), r in list(last.items())[:20]:
+        if symbol in kept.index and not isinstance(kept.loc[symbol, "ts"], pd.Series):
+            assert kept.loc[symbol, "ts"] == pd.Timestamp(
+                int(r[col["timestamp"]]), unit="us", tz="UTC"
+            )
+    btc = thin_options_chain(TARDIS_FIXTURE, tmp_path / "btc.csv.gz", prefixes=("BTC-",))
+    assert set(read_tardis_chain(btc.path)["instrument"].str[:4]) == {"BTC-"}
+    with pytest.raises(DataFileError, match=r"cut\.csv\.gz"):
+        thin_options_chain(
+            truncated_gzip(tmp_path / "cut.csv.gz", "\n".join([TARDIS_HEADER, *TARDIS_ROWS]) * 200),
+            tmp_path / "never.csv.gz",
+        )
+    assert not (tmp_path / "never.csv.gz").exists()

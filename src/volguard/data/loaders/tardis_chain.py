@@ -17,10 +17,14 @@ Only ``exchange == deribit`` rows are understood; other venues get ``unparseable
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from volguard.data.loaders._common import (
     RowReasons,
@@ -37,6 +41,7 @@ from volguard.data.loaders._deribit import (
     settlement_from_symbol,
     underlying_from_symbol,
 )
+from volguard.errors import DataFileError
 from volguard.market.contracts import premium_to_usd
 
 REQUIRED = (
@@ -141,3 +146,115 @@ def read_tardis_chain(path: Path) -> pd.DataFrame:
         source_row=text["source_row"],
         malformed=malformed,
     )
+
+
+@dataclass(frozen=True)
+class ThinResult:
+    """What :func:`thin_options_chain` kept: the output file and row counts."""
+
+    path: Path
+    rows_in: int
+    rows_out: int
+    malformed_lines: int
+
+
+def thin_options_chain(
+    src: Path,
+    dest: Path,
+    *,
+    every_s: float = 3600.0,
+    prefixes: tuple[str, ...] | None = None,
+    block_bytes: int = 1 << 24,
+) -> ThinResult:
+    """Shrink a Tardis ``options_chain`` day file to the last update per symbol and time bucket.
+
+    A full Deribit day file is about 2 GB of gzip, far too big to load whole; this streams it
+    (``block_bytes`` of text at a time) and keeps, for each ``symbol`` and each ``every_s``-second
+    bucket of ``timestamp``, the last row in file order (the file is ordered by arrival time), which
+    gives consistent cross-sections like the ``tardis-deribit-monthly-smiles`` files. Rows whose
+    ``timestamp`` does not parse are all kept, so the loader reports them. The output has the same
+    columns, in the input's row order, as gzip CSV (read it with :func:`read_tardis_chain`).
+
+    Parameters
+    ----------
+    src : Path
+        A Tardis ``options_chain`` file (plain or gzip).
+    dest : Path
+        The thinned file to write (gzip CSV); written to a temporary name, then renamed.
+    every_s : float
+        Bucket width in seconds (3600 = hourly cross-sections).
+    prefixes : tuple of str, optional
+        Keep only symbols starting with one of these (e.g. ``("BTC-", "ETH-")``).
+    block_bytes : int
+        Bytes of text parsed per block.
+
+    Returns
+    -------
+    ThinResult
+        The output path, rows read, rows written, and lines skipped for a wrong field count.
+
+    Raises
+    ------
+    DataFileError
+        If ``src`` is unreadable, a truncated gzip, not UTF-8 or lacks ``symbol``/``timestamp``.
+    """
+    if not every_s > 0:
+        raise ValueError(f"every_s must be > 0 seconds; got {every_s!r}")
+    malformed = [0]
+
+    def skip(_row: pacsv.InvalidRow) -> str:
+        malformed[0] += 1
+        return "skip"
+
+    try:
+        names = pacsv.open_csv(
+            src,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
+        ).schema.names
+        if not {"symbol", "timestamp"} <= set(names):
+            raise DataFileError(src, "missing column 'symbol' or 'timestamp'", _THIN_EXPECTED)
+        reader = pacsv.open_csv(
+            src,
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=block_bytes),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=True
+            ),
+        )
+        kept: list[pd.DataFrame] = []
+        rows_in = 0
+        width_us = every_s * 1e6
+        for batch in reader:
+            frame = batch.to_pandas(types_mapper=pd.ArrowDtype).astype("string")
+            frame.index = pd.RangeIndex(rows_in, rows_in + len(frame))
+            rows_in += len(frame)
+            if prefixes:
+                frame = frame[frame["symbol"].str.startswith(prefixes).fillna(False)]
+            stamps = pd.to_numeric(frame["timestamp"], errors="coerce")
+            bucket = np.floor(stamps.to_numpy(dtype=float, na_value=np.nan) / width_us)
+            # rows without a time keep a unique key (negative row number): never merged away
+            unique = -1.0 - frame.index.to_numpy(dtype=float)
+            frame = frame.assign(_bucket=np.where(np.isnan(bucket), unique, bucket))
+            kept.append(frame.drop_duplicates(["symbol", "_bucket"], keep="last"))
+            if len(kept) >= 8:
+                kept = [_last_per_key(kept)]
+    except (FileNotFoundError, OSError, EOFError, pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise DataFileError(src, f"cannot be read ({exc})", _THIN_EXPECTED) from exc
+    out = _last_per_key(kept) if kept else pd.DataFrame(columns=[*names, "_bucket"])
+    out = out.sort_index().drop(columns="_bucket")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    try:
+        out.to_csv(tmp, index=False, compression={"method": "gzip", "mtime": 0})
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ThinResult(dest, rows_in, len(out), malformed[0])
+
+
+_THIN_EXPECTED = "a complete Tardis options_chain CSV (plain or gzip), UTF-8 encoded"
+
+
+def _last_per_key(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames).drop_duplicates(["symbol", "_bucket"], keep="last")
