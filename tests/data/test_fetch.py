@@ -231,3 +231,10 @@ def test_gzip_of_fixture_is_multi_member_safe(server: Server, tmp_path: Path) ->
     server.routes[TARDIS_PATH] = [ok(two)]
     path = fetch_tardis_sample("2025-06-01", tmp_path, base_url=server.base, **FAST)
     assert gzip.decompress(path.read_bytes()) == b"a,b\n1,2\n"
+
+
+def test_base_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="base_url"):
+        fetch_tardis_sample("2025-06-01", tmp_path, base_url="file:///etc")
+    with pytest.raises(ConfigError, match="base_url"):
+        fetch_deribit_chain("BTC", tmp_path, base_url="www.deribit.com")

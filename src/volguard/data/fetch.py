@@ -124,8 +124,7 @@ def fetch_tardis_sample(
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
             raise ConfigError(f"{name} {value!r} must be letters, digits, '_', '-' or '.'")
     url = (
-        f"{base_url.rstrip('/')}/v1/{exchange}/{data_type}/"
-        f"{when:%Y}/{when:%m}/{when:%d}/{symbol}.csv.gz"
+        f"{_base(base_url)}/v1/{exchange}/{data_type}/{when:%Y}/{when:%m}/{when:%d}/{symbol}.csv.gz"
     )
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     dest = Path(dest_dir) / f"{exchange}_{data_type}_{when.isoformat()}_{symbol}.csv.gz"
@@ -186,7 +185,7 @@ def fetch_deribit_chain(
         raise ConfigError(f"currency {currency!r} must be a code such as 'BTC', 'ETH' or 'USDC'")
     if now is not None and now.tzinfo is None:
         raise ConfigError(f"now {now!r} must be time-zone aware (e.g. datetime.now(UTC))")
-    api = f"{base_url.rstrip('/')}/api/v2/public"
+    api = f"{_base(base_url)}/api/v2/public"
     query = urllib.parse.urlencode
     instruments = _get_deribit(
         f"{api}/get_instruments?{query({'currency': code, 'kind': 'option', 'expired': 'false'})}",
@@ -215,6 +214,13 @@ def fetch_deribit_chain(
 
 
 # --- HTTP plumbing -------------------------------------------------------------------------------
+
+
+def _base(base_url: str) -> str:
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"base_url {base_url!r} must be an http(s) URL like 'https://host'")
+    return base_url.rstrip("/")
 
 
 def _as_date(day: dt.date | str) -> dt.date:

@@ -239,8 +239,10 @@ def read_deribit_api(path: Path) -> pd.DataFrame:
 
 def _from_name(name: object) -> dict[str, Any]:
     """Instrument fields parsed from a Deribit name, for a record with no instrument entry."""
+    if not isinstance(name, str):
+        return {}
     try:
-        inst = parse_deribit_instrument(name)  # type: ignore[arg-type]
+        inst = parse_deribit_instrument(name)
     except ValueError:
         return {}
     return {

@@ -287,8 +287,10 @@ def read_mapped(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
             out[name] = text[cols[name]].str.strip()
         elif name in mapping.constants:
             out[name] = mapping.constants[name]
-    if "underlying" in out and isinstance(out["underlying"], pd.Series):
-        out["underlying"] = out["underlying"].str.upper()
+    if isinstance(out.get("underlying"), pd.Series):
+        out["underlying"] = text[cols["underlying"]].str.strip().str.upper()
+    elif "underlying" in out:
+        out["underlying"] = str(out["underlying"]).upper()
     if "is_call" in cols:
         choices = {v: True for v in mapping.call_values} | {v: False for v in mapping.put_values}
         stripped = text.assign(**{cols["is_call"]: text[cols["is_call"]].str.strip()})

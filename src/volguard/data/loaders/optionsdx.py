@@ -80,12 +80,8 @@ def read_optionsdx(path: Path) -> pd.DataFrame:
     """
     text, malformed = read_csv_text(path, REQUIRED, strip=True)
     reasons = RowReasons(len(text))
-    missing_required(
-        text,
-        ("QUOTE_UNIXTIME", "INSTRUMENT_NAME", "BASE_CURRENCY", "EXPIRY_UNIX", "STRIKE"),
-        reasons,
-    )
-    missing_required(text, ("OPTION_RIGHT",), reasons)
+    required_cells = ("QUOTE_UNIXTIME", "INSTRUMENT_NAME", "BASE_CURRENCY", "EXPIRY_UNIX")
+    missing_required(text, (*required_cells, "OPTION_RIGHT", "STRIKE"), reasons)
     ts = parse_utc(text, "QUOTE_UNIXTIME", reasons, unit="s")
     expiry = parse_utc(text, "EXPIRY_UNIX", reasons, unit="s")
     strike = parse_float(text, "STRIKE", reasons)
