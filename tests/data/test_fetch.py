@@ -84,7 +84,10 @@ class Server:
                     status(404, b"no route")(self)
                     return
                 action = script.pop(0) if len(script) > 1 else script[0]
-                action(self)
+                try:
+                    action(self)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up first
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
