@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,11 @@ def parse_float(frame: pd.DataFrame, column: str, reasons: RowReasons) -> np.nda
 
 
 def parse_utc(
-    frame: pd.DataFrame, column: str, reasons: RowReasons, *, unit: str | None = None
+    frame: pd.DataFrame,
+    column: str,
+    reasons: RowReasons,
+    *,
+    unit: Literal["s", "ms", "us", "ns"] | None = None,
 ) -> pd.Series:
     """Parse ISO-8601 text (or epoch numbers in ``unit``) as UTC; bad text is unparseable."""
     text = frame[column]
