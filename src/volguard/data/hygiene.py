@@ -59,7 +59,7 @@ def classify(rows: pd.DataFrame, rules: HygieneRules | None = None) -> pd.DataFr
     """
     rules = rules or HygieneRules()
     out = rows.copy()
-    open_ = out["reason"].isna().to_numpy()
+    open_ = out["reason"].isna().to_numpy(copy=True)
     reason = out["reason"].astype(object).to_numpy(copy=True)
 
     def mark(mask: np.ndarray, code: str) -> None:
