@@ -34,9 +34,18 @@ class RowReasons:
 
 
 def read_csv_text(
-    path: Path, required: Iterable[str], *, delimiter: str = ",", strip: bool = False
+    path: Path,
+    required: Iterable[str],
+    *,
+    delimiter: str = ",",
+    strip: bool = False,
+    quoted: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read a (possibly gzipped) CSV file with every column as text.
+    """Read a (possibly gzipped) CSV file with every column as text, one record per line.
+
+    Quoting is off unless ``quoted``: the venue formats never quote, and with quoting on a stray
+    ``"`` in one cell would swallow every following line into one bad record. An empty line is a
+    record with every field missing, so line numbers stay exact.
 
     Returns
     -------
@@ -59,11 +68,16 @@ def read_csv_text(
         return "skip"
 
     try:
-        header = _read_header(path, delimiter, strip)
+        header = _read_header(path, delimiter, strip, quoted)
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"' if quoted else False,
+                invalid_row_handler=on_invalid,
+                ignore_empty_lines=False,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header.raw},
                 strings_can_be_null=True,
@@ -102,11 +116,15 @@ class _Header:
         self.names = names
 
 
-def _read_header(path: Path, delimiter: str, strip: bool) -> _Header:
+def _read_header(path: Path, delimiter: str, strip: bool, quoted: bool) -> _Header:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 16),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _: "skip"),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoted else False,
+            invalid_row_handler=lambda _: "skip",
+        ),
     )
     raw = list(reader.schema.names)
     names = [n.strip().strip("[]") for n in raw] if strip else raw
