@@ -248,7 +248,7 @@ class QuoteStore:
             _fsync_dir(self.root)
             self._manifest = manifest
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(self.root / STAGING, ignore_errors=True)  # we hold the lock: all ours
 
     def _remove_orphans(self) -> None:
         shutil.rmtree(self.root / STAGING, ignore_errors=True)
