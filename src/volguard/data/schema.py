@@ -91,7 +91,6 @@ def conform(frame: pd.DataFrame, columns: tuple[Column, ...] = QUOTE_COLUMNS) ->
     timestamps are taken as UTC.
     """
     out = {}
-    n = len(frame)
     for col in columns:
         if col.name in frame.columns and col.dtype == UTC_NS:
             out[col.name] = pd.to_datetime(frame[col.name], utc=True).astype(pandas_dtype(UTC_NS))
