@@ -22,7 +22,7 @@ import pandas as pd
 
 from volguard.data.hygiene import HygieneRules, classify, split
 from volguard.data.loaders import LOADERS, Loader
-from volguard.data.store import QuoteStore, SourceRecord
+from volguard.data.store import QuoteStore, SourceRecord, utc_dates
 from volguard.errors import ConfigError, DataFileError
 
 
@@ -110,8 +110,11 @@ def ingest(
     summary.rows_clean = len(clean)
     summary.rows_quarantined = len(quarantine)
     summary.quarantine_by_reason = dict(Counter(quarantine["reason"].tolist()).most_common())
-    flags = Counter(f for cell in clean["flags"].dropna() for f in cell.split(",") if f)
-    summary.flags = dict(flags.most_common())
+    flags = clean["flags"].value_counts()  # count distinct combinations, then split them
+    per_flag: Counter[str] = Counter()
+    for combination, n in flags.items():
+        per_flag.update({f: int(n) for f in str(combination).split(",") if f})
+    summary.flags = dict(per_flag.most_common())
     return summary
 
 
@@ -140,7 +143,7 @@ def _mark_stored_duplicates(store: QuoteStore, rows: pd.DataFrame) -> None:
     if not open_rows.any():
         return
     candidates = rows.loc[open_rows, ["underlying", "ts", "instrument"]]
-    dates = candidates["ts"].dt.strftime("%Y-%m-%d")
+    dates = pd.Series(utc_dates(candidates["ts"]), index=candidates.index)
     stored = []
     for underlying, days in dates.groupby(candidates["underlying"]):
         files_exist = store.part_files("quotes", str(underlying), sorted(set(days)))

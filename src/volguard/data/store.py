@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -278,19 +279,31 @@ def _write_partitions(
     if frame.empty:
         return []
     frame = conform(frame, columns)
-    underlying = frame["underlying"].fillna(UNKNOWN)
-    date = frame["ts"].dt.strftime("%Y-%m-%d").fillna(UNKNOWN)
-    rels = []
+    underlying = frame["underlying"].fillna(UNKNOWN).to_numpy(dtype=str)
+    date = utc_dates(frame["ts"])
+    order = np.lexsort((date, underlying))  # stable: rows keep their order within a partition
+    keys = np.char.add(np.char.add(underlying[order], "/"), date[order])
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     schema = pa.schema(
         [pa.field(c.name, _arrow_type(c)) for c in columns if c.name != "underlying"]
     )
-    for (und, day), part in frame.drop(columns="underlying").groupby([underlying, date], sort=True):
+    arrow = pa.Table.from_pandas(
+        frame.drop(columns="underlying").iloc[order], schema=schema, preserve_index=False
+    )  # one conversion, sliced per partition
+    rels = []
+    for start, stop in zip(starts, [*starts[1:], len(keys)], strict=True):
+        und, day = keys[start].split("/")
         rel = f"{table}/underlying={und}/date={day}/part-{tx}.parquet"
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-        arrow = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
-        pq.write_table(arrow, staging / rel, compression="zstd")
+        pq.write_table(arrow.slice(start, stop - start), staging / rel, compression="zstd")
         rels.append(rel)
     return rels
+
+
+def utc_dates(ts: pd.Series) -> np.ndarray:
+    """``YYYY-MM-DD`` of each UTC timestamp (the date partition), ``__unknown__`` for NaT."""
+    days = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return np.where(np.isnat(days), UNKNOWN, days.astype(str))
 
 
 def _arrow_type(column: Column) -> pa.DataType:
