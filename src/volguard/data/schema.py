@@ -61,13 +61,13 @@ REASONS: dict[str, str] = {
     "malformed_row": "the line has the wrong number of fields",
     "unparseable:<field>": "a field could not be parsed as its type",
     "missing:<field>": "a required field is empty",
-    "non_finite": "a required number is NaN or infinite",
+    "non_finite": "a number is infinite",
     "missing_forward": "no positive forward for the expiry",
     "expired": "the quote time is at or after expiry",
     "non_positive": "strike <= 0, or a negative premium or size",
     "crossed": "bid above ask (in price or in implied vol)",
-    "below_intrinsic": "ask or mark below intrinsic value beyond the tick tolerance",
-    "above_upper_bound": "bid or mark above the no-arbitrage upper bound (F for calls, K for puts)",
+    "below_intrinsic": "ask below intrinsic value by more than one tick (an arbitrage)",
+    "above_upper_bound": "bid above the upper bound (F for calls, K for puts) by more than a tick",
     "duplicate": "same underlying, ts and instrument as an earlier row or a stored row",
 }
 """Quarantine reason codes; ``<field>`` is replaced by the column name."""
