@@ -10,7 +10,10 @@ so ingesting the same data twice adds nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -194,3 +197,38 @@ def _picklable(obj: object) -> bool:
     except (pickle.PicklingError, AttributeError, TypeError):
         return False
     return True
+
+
+def build_store(
+    dest: str | Path, sources: Iterable[tuple[str, Path]], *, workers: int = 1
+) -> dict[str, IngestSummary]:
+    """Build a new store at ``dest`` from ``(format, path)`` pairs, all or nothing.
+
+    The store is built in a sibling temporary folder and renamed into place at the end, so a
+    failure leaves ``dest`` as it was (an existing store there is replaced only on success).
+
+    Returns
+    -------
+    dict
+        The ingest summary per format.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    by_format: dict[str, list[Path]] = {}
+    for fmt, path in sources:
+        by_format.setdefault(fmt, []).append(Path(path))
+    building = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.building."))
+    try:
+        store = QuoteStore(building)
+        summaries = {
+            fmt: ingest(store, paths, fmt, workers=workers) for fmt, paths in by_format.items()
+        }
+        retired = dest.with_name(f".{dest.name}.retired")
+        shutil.rmtree(retired, ignore_errors=True)
+        if dest.exists():
+            os.replace(dest, retired)
+        os.replace(building, dest)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return summaries
