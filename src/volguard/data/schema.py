@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from pandas.api.types import pandas_dtype
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ QUOTE_COLUMNS: tuple[Column, ...] = (
     Column("volume", "float64", "contracts", "traded volume (venue window, Deribit 24 h)"),
     Column("source", "string", "", "file name or stream id the row came from"),
     Column("source_row", "int64", "line", "1-based line of the row in its source (header = 1)"),
-    Column("flags", "string", "", "comma-separated quality flags: no_bid, no_ask (not errors)"),
+    Column("flags", "string", "", "comma-separated quality flags (not errors), see FLAGS"),
 )
 
 QUARANTINE_COLUMNS: tuple[Column, ...] = (
@@ -60,16 +61,24 @@ REASONS: dict[str, str] = {
     "malformed_row": "the line has the wrong number of fields",
     "unparseable:<field>": "a field could not be parsed as its type",
     "missing:<field>": "a required field is empty",
-    "non_finite": "a required number is NaN or infinite",
+    "non_finite": "a number is infinite",
     "missing_forward": "no positive forward for the expiry",
     "expired": "the quote time is at or after expiry",
     "non_positive": "strike <= 0, or a negative premium or size",
     "crossed": "bid above ask (in price or in implied vol)",
-    "below_intrinsic": "ask or mark below intrinsic value beyond the tick tolerance",
-    "above_upper_bound": "bid or mark above the no-arbitrage upper bound (F for calls, K for puts)",
+    "below_intrinsic": "ask below intrinsic value by more than one tick (an arbitrage)",
+    "above_upper_bound": "bid above the upper bound (F for calls, K for puts) by more than a tick",
     "duplicate": "same underlying, ts and instrument as an earlier row or a stored row",
 }
 """Quarantine reason codes; ``<field>`` is replaced by the column name."""
+
+FLAGS: dict[str, str] = {
+    "no_bid": "no bid price or bid IV (one-sided quote)",
+    "no_ask": "no ask price or ask IV (one-sided quote)",
+    "mark_below_intrinsic": "the venue mark is below intrinsic by more than a tick",
+    "mark_above_upper_bound": "the venue mark is above the upper bound by more than a tick",
+}
+"""Quality flags of clean rows; a row can carry several, comma-separated."""
 
 REQUIRED = ("ts", "underlying", "instrument", "expiry", "strike", "is_call", "settlement")
 """Columns without which a row is not a quote (their absence quarantines the row)."""
@@ -78,13 +87,15 @@ REQUIRED = ("ts", "underlying", "instrument", "expiry", "strike", "is_call", "se
 def conform(frame: pd.DataFrame, columns: tuple[Column, ...] = QUOTE_COLUMNS) -> pd.DataFrame:
     """Return ``frame`` with exactly ``columns``, in order and cast to their dtypes.
 
-    Missing optional columns are added as all-missing. Extra columns are dropped.
+    Missing optional columns are added as all-missing. Extra columns are dropped. Naive
+    timestamps are taken as UTC.
     """
     out = {}
-    n = len(frame)
     for col in columns:
-        if col.name in frame.columns:
-            out[col.name] = frame[col.name].astype(col.dtype)
+        if col.name in frame.columns and col.dtype == UTC_NS:
+            out[col.name] = pd.to_datetime(frame[col.name], utc=True).astype(pandas_dtype(UTC_NS))
+        elif col.name in frame.columns:
+            out[col.name] = frame[col.name].astype(pandas_dtype(col.dtype))
         else:
-            out[col.name] = pd.Series(pd.array([None] * n, dtype=col.dtype), index=frame.index)
+            out[col.name] = pd.Series(None, index=frame.index, dtype=pandas_dtype(col.dtype))
     return pd.DataFrame(out, index=frame.index).reset_index(drop=True)

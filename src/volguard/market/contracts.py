@@ -42,7 +42,10 @@ def coin_to_usd(price_coin: ArrayLike, forward: ArrayLike) -> FloatArray:
     >>> float(coin_to_usd(0.05, 90_000.0))
     4500.0
     """
-    return np.multiply(np.asarray(price_coin, dtype=float), np.asarray(forward, dtype=float))
+    usd: FloatArray = np.multiply(
+        np.asarray(price_coin, dtype=float), np.asarray(forward, dtype=float)
+    )
+    return usd
 
 
 def usd_to_coin(price_usd: ArrayLike, forward: ArrayLike) -> FloatArray:
@@ -53,7 +56,10 @@ def usd_to_coin(price_usd: ArrayLike, forward: ArrayLike) -> FloatArray:
     >>> float(usd_to_coin(4500.0, 90_000.0))
     0.05
     """
-    return np.divide(np.asarray(price_usd, dtype=float), np.asarray(forward, dtype=float))
+    coin: FloatArray = np.divide(
+        np.asarray(price_usd, dtype=float), np.asarray(forward, dtype=float)
+    )
+    return coin
 
 
 def premium_to_usd(price: ArrayLike, forward: ArrayLike, settlement: ArrayLike) -> FloatArray:

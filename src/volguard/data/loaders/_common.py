@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from volguard.data.schema import QUARANTINE_COLUMNS, conform
@@ -33,9 +35,18 @@ class RowReasons:
 
 
 def read_csv_text(
-    path: Path, required: Iterable[str], *, delimiter: str = ",", strip: bool = False
+    path: Path,
+    required: Iterable[str],
+    *,
+    delimiter: str = ",",
+    strip: bool = False,
+    quoted: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read a (possibly gzipped) CSV file with every column as text.
+    """Read a (possibly gzipped) CSV file with every column as text, one record per line.
+
+    Quoting is off unless ``quoted``: the venue formats never quote, and with quoting on a stray
+    ``"`` in one cell would swallow every following line into one bad record. An empty line is a
+    record with every field missing, so line numbers stay exact.
 
     Returns
     -------
@@ -58,11 +69,16 @@ def read_csv_text(
         return "skip"
 
     try:
-        header = _read_header(path, delimiter, strip)
+        header = _read_header(path, delimiter, strip, quoted)
         table = pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"' if quoted else False,
+                invalid_row_handler=on_invalid,
+                ignore_empty_lines=False,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header.raw},
                 strings_can_be_null=True,
@@ -82,7 +98,6 @@ def read_csv_text(
         )
     frame = table.to_pandas(types_mapper=pd.ArrowDtype)
     frame.columns = header.names
-    frame = frame.astype("string")
     if strip:
         frame = frame.apply(lambda s: s.str.strip()).replace("", pd.NA)
     n_total = len(frame) + len(bad_lines)
@@ -101,13 +116,10 @@ class _Header:
         self.names = names
 
 
-def _read_header(path: Path, delimiter: str, strip: bool) -> _Header:
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 16),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=lambda _: "skip"),
-    )
-    raw = list(reader.schema.names)
+def _read_header(path: Path, delimiter: str, strip: bool, quoted: bool) -> _Header:
+    with pa.input_stream(str(path), compression="detect") as stream:
+        first = stream.read(1 << 16).split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8")
+    raw = [n.strip('"') if quoted else n for n in first.split(delimiter)]
     names = [n.strip().strip("[]") for n in raw] if strip else raw
     return _Header(raw, names)
 
@@ -120,17 +132,31 @@ def _short(exc: BaseException) -> str:
 def parse_float(frame: pd.DataFrame, column: str, reasons: RowReasons) -> np.ndarray:
     """Parse a text column as float64; empty stays NaN, text that is not a number is unparseable."""
     text = frame[column]
+    try:  # fast path: the whole column parses
+        parsed: np.ndarray = pc.cast(pa.array(text), pa.float64()).to_numpy(zero_copy_only=False)
+        return parsed
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     values = pd.to_numeric(text, errors="coerce").astype("float64")
     reasons.mark(values.isna() & text.notna(), f"unparseable:{column}")
     return values.to_numpy(dtype=float, na_value=np.nan)
 
 
 def parse_utc(
-    frame: pd.DataFrame, column: str, reasons: RowReasons, *, unit: str | None = None
+    frame: pd.DataFrame,
+    column: str,
+    reasons: RowReasons,
+    *,
+    unit: Literal["s", "ms", "us", "ns"] | None = None,
 ) -> pd.Series:
     """Parse ISO-8601 text (or epoch numbers in ``unit``) as UTC; bad text is unparseable."""
     text = frame[column]
     if unit is None:
+        try:  # fast path: every value is ISO 8601 with a zone offset
+            parsed = pc.cast(pa.array(text), pa.timestamp("ns", tz="UTC"))
+            return pd.Series(parsed.to_pandas(), index=text.index).astype("datetime64[ns, UTC]")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
         stamps = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     else:
         numbers = pd.to_numeric(text, errors="coerce")

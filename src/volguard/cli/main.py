@@ -1,0 +1,165 @@
+"""The ``volguard`` command line: ``ingest``, ``data summary``, ``data snapshot``, ``demo``."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from volguard.data.ingest import IngestSummary, ingest
+from volguard.data.loaders import LOADERS
+from volguard.data.store import open_store
+from volguard.errors import VolguardError
+
+app = typer.Typer(
+    help="volguard: crypto option pricing engines that know how far they can be trusted.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect a quote store.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="Quote store folder.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run ``action``; a volguard error becomes a one-line message and exit code 2."""
+    try:
+        return action()
+    except VolguardError as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(code=2) from exc
+
+
+@contextmanager
+def _progress(total: int, label: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    if not enabled:
+        yield lambda _n: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _expand(patterns: list[str]) -> list[Path]:
+    """Expand globs the shell left alone; a pattern matching nothing is kept (and fails loudly)."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else []
+        paths.extend(Path(m) for m in matches or [pattern])
+    return paths
+
+
+def _print_ingest(summary: IngestSummary, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+        return
+    table = Table(title="ingest", show_header=False)
+    for key in ("files_read", "files_skipped", "rows_read", "rows_clean", "rows_quarantined"):
+        table.add_row(key, f"{getattr(summary, key):,}")
+    for reason, n in summary.quarantine_by_reason.items():
+        table.add_row(f"  quarantined: {reason}", f"{n:,}")
+    for flag, n in summary.flags.items():
+        table.add_row(f"  flagged (kept): {flag}", f"{n:,}")
+    out.print(table)
+
+
+@app.command("ingest")
+def ingest_command(
+    files: Annotated[list[str], typer.Argument(help="Input files (globs fine).")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(sorted(LOADERS))}.")],
+    store: StoreOpt,
+    workers: Annotated[int, typer.Option(help="Parallel parser processes.")] = min(
+        2, os.cpu_count() or 1
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest option-quote files into a store; bad rows go to quarantine with a reason."""
+    paths = _expand(files)
+
+    def action() -> IngestSummary:
+        with _progress(len(paths), f"ingest {fmt}", enabled=not as_json) as advance:
+            return ingest(open_store(store), paths, fmt, workers=workers, progress=advance)
+
+    _print_ingest(_run(action), as_json)
+
+
+@data_app.command("summary")
+def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
+    """Per underlying and date: snapshots, quotes, expiries, one-sided and quarantined rows."""
+    frame = _run(lambda: open_store(store).summary())
+    if as_json:
+        out.print_json(json.dumps(_records(frame)))
+        return
+    table = Table(title=f"store {store}")
+    for column in frame.columns:
+        table.add_column(column, justify="left" if column in ("underlying", "date") else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    out.print(table)
+
+
+@data_app.command("snapshot")
+def snapshot_command(
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    at: Annotated[str, typer.Option(help="Time (ISO 8601, UTC unless it says otherwise).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The snapshot nearest a time: forward and quote counts per expiry."""
+    snap = _run(lambda: open_store(store).snapshot_at(underlying.upper(), at))
+    quotes = snap.quotes
+    per_expiry = (
+        quotes.groupby("expiry")
+        .agg(
+            forward=("forward", "median"),
+            quotes=("strike", "size"),
+            strikes=("strike", "nunique"),
+            median_mark_iv=("mark_iv", "median"),
+        )
+        .reset_index()
+    )
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "underlying": snap.underlying,
+                    "ts": snap.ts.isoformat(),
+                    "expiries": _records(per_expiry),
+                }
+            )
+        )
+        return
+    table = Table(title=repr(snap))
+    for column in per_expiry.columns:
+        table.add_column(column, justify="right")
+    for row in per_expiry.itertuples(index=False):
+        table.add_row(
+            str(row.expiry),
+            f"{row.forward:,.2f}",
+            str(row.quotes),
+            str(row.strikes),
+            f"{row.atm_mark_iv:.4f}",
+        )
+    out.print(table)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
+    return records
