@@ -155,6 +155,7 @@ def test_bad_cells_and_ragged_lines(tmp_path: Path) -> None:
         (("[constants]", "colour = 1\n[constants]"), "colour"),
         (('venue = "deribit"', "venue = 3"), "constants.venue"),
         (('time_unit = "ms"', 'time_unit = "ms"\ndelimiter = ";;"'), "delimiter"),
+        (('time_unit = "ms"', 'time_unit = "ms"\nquoted = "yes"'), "quoted"),
     ],
 )
 def test_bad_mapping_is_config_error_naming_the_key(
@@ -182,3 +183,11 @@ def test_registered_loader_uses_the_mapping_beside_the_file(tmp_path: Path) -> N
         read_mapped_csv(data)
     _mapping(tmp_path, COIN_MAPPING, "q.csv.mapping.toml")
     assert len(LOADERS["csv"](data)) == 2
+
+
+def test_quoted_csv(tmp_path: Path) -> None:
+    header = ",".join(f'"{c}"' for c in COIN_HEADER.split(","))
+    rows = [",".join(f'"{c}"' for c in COIN_ROWS[0].split(","))]
+    loader = make_mapped_csv_loader(_mapping(tmp_path, "quoted = true\n" + COIN_MAPPING))
+    out = loader(csv_file(tmp_path / "q.csv", header, rows))
+    assert out["reason"].isna().all() and out["strike"].iloc[0] == 100000.0

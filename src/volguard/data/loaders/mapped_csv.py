@@ -9,6 +9,7 @@ source, and constants for what the file does not hold::
     time_unit = "ms"           # "iso" (ISO-8601 text) or epoch numbers in "s", "ms", "us", "ns"
     delimiter = ","            # optional, CSV only
     strip = false              # optional, CSV only: strip blanks and [] around header names
+    quoted = false             # optional, CSV only: honour "..." quoting (off: quotes are text)
     call_values = ["call", "c"]  # optional, case-insensitive text meaning a call
     put_values = ["put", "p"]    # optional
 
@@ -50,7 +51,7 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,7 @@ NEEDED = ("ts", "underlying", "expiry", "strike", "is_call", "settlement")
 PREMIUM_UNITS = ("coin", "usd")
 IV_UNITS = ("percent", "decimal")
 TIME_UNITS = ("iso", "s", "ms", "us", "ns")
+_EPOCH: dict[str, Literal["s", "ms", "us", "ns"]] = {"s": "s", "ms": "ms", "us": "us", "ns": "ns"}
 SETTLEMENTS = ("inverse", "linear")
 _TOP_KEYS = {
     "premium_unit",
@@ -97,6 +99,7 @@ _TOP_KEYS = {
     "time_unit",
     "delimiter",
     "strip",
+    "quoted",
     "call_values",
     "put_values",
     "columns",
@@ -117,6 +120,7 @@ class ColumnMapping:
     time_unit: str = "iso"
     delimiter: str = ","
     strip: bool = False
+    quoted: bool = False
     call_values: tuple[str, ...] = ("call", "c")
     put_values: tuple[str, ...] = ("put", "p")
     source: str = field(default="<mapping>", compare=False)
@@ -194,6 +198,9 @@ def parse_mapping(raw: dict[str, Any], *, source: str = "<mapping>") -> ColumnMa
     strip = raw.get("strip", False)
     if not isinstance(strip, bool):
         raise fail("strip", "must be true or false", strip)
+    quoted = raw.get("quoted", False)
+    if not isinstance(quoted, bool):
+        raise fail("quoted", "must be true or false", quoted)
     call_values = words("call_values", ("call", "c"))
     put_values = words("put_values", ("put", "p"))
     if set(call_values) & set(put_values):
@@ -206,6 +213,7 @@ def parse_mapping(raw: dict[str, Any], *, source: str = "<mapping>") -> ColumnMa
         time_unit=choice("time_unit", TIME_UNITS, "iso"),
         delimiter=delimiter,
         strip=strip,
+        quoted=quoted,
         call_values=call_values,
         put_values=put_values,
         source=source,
@@ -267,7 +275,7 @@ def read_mapped(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
         text, malformed, iso_columns = _read_parquet_text(path, sources)
     else:
         text, malformed = read_csv_text(
-            path, sources, delimiter=mapping.delimiter, strip=mapping.strip
+            path, sources, delimiter=mapping.delimiter, strip=mapping.strip, quoted=mapping.quoted
         )
         iso_columns = set()
     reasons = RowReasons(len(text))
@@ -280,8 +288,10 @@ def read_mapped(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
     for name in TIME_COLUMNS:
         if name in cols:
             src = cols[name]
-            unit = None if mapping.time_unit == "iso" or src in iso_columns else mapping.time_unit
-            out[name] = parse_utc(text, src, reasons, unit=unit)
+            iso = mapping.time_unit == "iso" or src in iso_columns
+            out[name] = parse_utc(
+                text, src, reasons, unit=None if iso else _EPOCH[mapping.time_unit]
+            )
     for name in TEXT_COLUMNS:
         if name in cols:
             out[name] = text[cols[name]].str.strip()

@@ -210,14 +210,16 @@ def thin_options_chain(
         names = pacsv.open_csv(
             src,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 16),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _: "skip"),
+            parse_options=pacsv.ParseOptions(
+                quote_char=False, invalid_row_handler=lambda _: "skip"
+            ),
         ).schema.names
         if not {"symbol", "timestamp"} <= set(names):
             raise DataFileError(src, "missing column 'symbol' or 'timestamp'", _THIN_EXPECTED)
         reader = pacsv.open_csv(
             src,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=block_bytes),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=skip),
+            parse_options=pacsv.ParseOptions(quote_char=False, invalid_row_handler=skip),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names}, strings_can_be_null=True
             ),
