@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +192,10 @@ def test_quoted_csv(tmp_path: Path) -> None:
     loader = make_mapped_csv_loader(_mapping(tmp_path, "quoted = true\n" + COIN_MAPPING))
     out = loader(csv_file(tmp_path / "q.csv", header, rows))
     assert out["reason"].isna().all() and out["strike"].iloc[0] == 100000.0
+
+
+def test_loader_pickles_for_worker_processes(tmp_path: Path) -> None:
+    loader = make_mapped_csv_loader(_mapping(tmp_path, COIN_MAPPING))
+    clone = pickle.loads(pickle.dumps(loader))
+    data = csv_file(tmp_path / "q.csv", COIN_HEADER, COIN_ROWS)
+    pd.testing.assert_frame_equal(clone(data), loader(data))

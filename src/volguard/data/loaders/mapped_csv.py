@@ -48,7 +48,6 @@ then ``mapping.toml`` in the same folder).
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -105,8 +104,6 @@ _TOP_KEYS = {
     "columns",
     "constants",
 }
-
-Loader = Callable[[Path], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -220,7 +217,17 @@ def parse_mapping(raw: dict[str, Any], *, source: str = "<mapping>") -> ColumnMa
     )
 
 
-def make_mapped_csv_loader(mapping_path: Path) -> Loader:
+@dataclass(frozen=True)
+class MappedCsvLoader:
+    """A ``(Path) -> DataFrame`` loader bound to one mapping (picklable, for ingest workers)."""
+
+    mapping: ColumnMapping
+
+    def __call__(self, path: Path) -> pd.DataFrame:
+        return read_mapped(path, self.mapping)
+
+
+def make_mapped_csv_loader(mapping_path: Path) -> MappedCsvLoader:
     """A loader for CSV/Parquet files described by the mapping file ``mapping_path``.
 
     The mapping is read and validated now (a bad one raises :class:`ConfigError` at once);
@@ -231,12 +238,7 @@ def make_mapped_csv_loader(mapping_path: Path) -> Loader:
     ConfigError
         See :func:`load_mapping`.
     """
-    mapping = load_mapping(mapping_path)
-
-    def load(path: Path) -> pd.DataFrame:
-        return read_mapped(path, mapping)
-
-    return load
+    return MappedCsvLoader(load_mapping(mapping_path))
 
 
 def read_mapped_csv(path: Path) -> pd.DataFrame:
