@@ -48,5 +48,17 @@ class StoreError(VolguardError, RuntimeError):
     """The quote store cannot be opened or written as asked (locked, corrupt manifest, ...)."""
 
 
+class FetchError(VolguardError, RuntimeError):
+    """A download failed for good (after retries where the failure could be transient).
+
+    The message names the URL, what went wrong and, where useful, what to do.
+    """
+
+    def __init__(self, url: str, problem: str) -> None:
+        self.url = url
+        self.problem = problem
+        super().__init__(f"{url}: {problem}")
+
+
 class NumericalWarning(RuntimeWarning):
     """A numerical routine recovered from a problem (fallback fit, clipped input, ...)."""

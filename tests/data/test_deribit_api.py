@@ -67,7 +67,8 @@ def test_units_and_join_against_raw_records(currency: str) -> None:
         assert row["strike"] == inst["strike"]
         assert row["is_call"] == (inst["option_type"] == "call")
         assert row["expiry"] == pd.Timestamp(inst["expiration_timestamp"], unit="ms", tz="UTC")
-        assert row["ts"] == pd.Timestamp(rec["creation_timestamp"], unit="ms", tz="UTC")
+        us_out = bundle["get_book_summary_by_currency"]["usOut"]
+        assert row["ts"] == pd.Timestamp(us_out, unit="us", tz="UTC")  # one bundle, one ts
         assert row["index_price"] == rec["estimated_delivery_price"]
         assert row["underlying"] == inst["base_currency"]
         checked += 1
@@ -75,7 +76,13 @@ def test_units_and_join_against_raw_records(currency: str) -> None:
 
 
 def _minimal(book: list[Any], instruments: list[Any]) -> dict[str, Any]:
-    env = {"jsonrpc": "2.0", "usIn": 1, "usOut": 2, "usDiff": 1, "testnet": False}
+    env = {
+        "jsonrpc": "2.0",
+        "usIn": 1748736001233000,
+        "usOut": 1748736001234000,
+        "usDiff": 1000,
+        "testnet": False,
+    }
     return {
         "currency": "BTC",
         "fetched_at_ms": 1748736000000,
@@ -143,7 +150,7 @@ def test_unmatched_record_keeps_its_row_and_name_fields(tmp_path: Path) -> None:
     [
         ("mark_price", "abc", "unparseable:mark_price"),
         ("underlying_price", [1, 2], "unparseable:underlying_price"),
-        ("creation_timestamp", None, "missing:creation_timestamp"),
+        ("bid_price", "cheap", "unparseable:bid_price"),
         ("instrument_name", None, "missing:instrument_name"),
         ("quote_currency", "EUR", "unparseable:quote_currency"),
     ],

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.data._files import DERIBIT_FIXTURES, TARDIS_FIXTURE
-from volguard.data.fetch import FetchError, fetch_deribit_chain, fetch_tardis_sample
+from volguard.data.fetch import fetch_deribit_chain, fetch_tardis_sample
 from volguard.data.loaders import LOADERS
-from volguard.errors import ConfigError
+from volguard.errors import ConfigError, FetchError
 
 Action = Callable[[BaseHTTPRequestHandler], None]
 TARDIS_PATH = "/v1/deribit/options_chain/2025/06/01/OPTIONS.csv.gz"

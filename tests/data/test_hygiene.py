@@ -84,11 +84,11 @@ def test_first_reason_wins_in_the_documented_order(make_rows: Callable[..., pd.D
     assert out["reason"].iloc[0] == "unparseable:strike"
 
 
-def test_duplicates_keep_the_first(make_rows: Callable[..., pd.DataFrame]) -> None:
+def test_duplicates_keep_the_last(make_rows: Callable[..., pd.DataFrame]) -> None:
     same = {"instrument": "BTC-27FEB26-100000-C"}
-    out = classify(make_rows(same, same, {"instrument": "BTC-27FEB26-90000-C"}))
-    assert out["reason"].isna().tolist() == [True, False, True]
-    assert out["reason"].iloc[1] == "duplicate"
+    out = classify(make_rows(same, {"instrument": "BTC-27FEB26-90000-C"}, {**same, "bid": 2_050.0}))
+    assert out["reason"].isna().tolist() == [False, True, True]
+    assert out["reason"].iloc[0] == "duplicate"
 
 
 def test_one_sided_quotes_stay_flagged(make_rows: Callable[..., pd.DataFrame]) -> None:

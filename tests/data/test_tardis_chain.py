@@ -58,7 +58,8 @@ def test_fixture_units_against_raw_cells() -> None:
         else:
             assert np.isnan(row["bid"])
         assert row["ask_iv"] == pytest.approx(float(raw["ask_iv"] or "nan") / 100, nan_ok=True)
-        assert row["ts"] == pd.Timestamp(int(raw["timestamp"]), unit="us", tz="UTC")
+        update = pd.Timestamp(int(raw["timestamp"]), unit="us", tz="UTC")
+        assert row["ts"] == update.floor("h") + pd.Timedelta(hours=1)  # as-of snapshot time
         assert row["instrument"] == raw["symbol"]
         checked += 1
     assert checked > 190
@@ -70,7 +71,7 @@ def test_documented_example_row(tmp_path: Path) -> None:
     first = out.iloc[0]
     assert first["instrument"] == "BTC-9JUN20-9875-P"
     assert first["underlying"] == "BTC" and first["venue"] == "deribit"
-    assert first["ts"] == pd.Timestamp("2020-06-07 23:59:59.413", tz="UTC")
+    assert first["ts"] == pd.Timestamp("2020-06-08 00:00", tz="UTC")  # update 23:59:59.413
     assert first["expiry"] == pd.Timestamp("2020-06-09 08:00", tz="UTC")
     assert first["bid"] == pytest.approx(0.0205 * 9756.36)
     assert first["ask"] == pytest.approx(0.0235 * 9756.36)
@@ -134,8 +135,11 @@ def test_thin_keeps_last_update_per_symbol_and_bucket(tmp_path: Path) -> None:
     kept = thin.dropna(subset=["ts"]).set_index("instrument")
     for (symbol, _), r in list(last.items())[:20]:
         if symbol in kept.index and not isinstance(kept.loc[symbol, "ts"], pd.Series):
-            assert kept.loc[symbol, "ts"] == pd.Timestamp(
-                int(r[col["timestamp"]]), unit="us", tz="UTC"
+            # the kept row is the later update: its mark, as of the bucket's end
+            update = pd.Timestamp(int(r[col["timestamp"]]), unit="us", tz="UTC")
+            assert kept.loc[symbol, "ts"] == update.floor("h") + pd.Timedelta(hours=1)
+            assert kept.loc[symbol, "mark"] == pytest.approx(
+                float(r[col["mark_price"]]) * float(r[col["underlying_price"]])
             )
     btc = thin_options_chain(TARDIS_FIXTURE, tmp_path / "btc.csv.gz", prefixes=("BTC-",))
     assert set(read_tardis_chain(btc.path)["instrument"].str[:4]) == {"BTC-"}

@@ -53,7 +53,8 @@ def test_real_file_known_row(shared_data: Path) -> None:
     row = out.iloc[0]  # line 2 of the file
     assert row["source_row"] == 2
     assert row["instrument"] == "ETH-27JUN25-2000-P"
-    assert row["ts"] == pd.Timestamp("2025-06-01 00:59:53.159", tz="UTC")
+    # last update at 00:59:53.159 is the quote as of 01:00
+    assert row["ts"] == pd.Timestamp("2025-06-01 01:00", tz="UTC")
     assert row["expiry"] == pd.Timestamp("2025-06-27 08:00", tz="UTC")
     assert row["mark"] == pytest.approx(0.0111 * 2537.0)
     assert row["mark_iv"] == pytest.approx(0.7649)

@@ -1,4 +1,4 @@
-"""The ``volguard`` command line: ``ingest``, ``data summary``, ``data snapshot``, ``demo``."""
+"""The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``."""
 
 from __future__ import annotations
 
@@ -12,14 +12,26 @@ from typing import Annotated, Any, TypeVar
 
 import pandas as pd
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from volguard.data.ingest import IngestSummary, ingest
+from volguard.data.fetch import (
+    DEFAULT_DERIBIT_BASE,
+    DEFAULT_TARDIS_BASE,
+    fetch_deribit_chain,
+    fetch_tardis_sample,
+)
+from volguard.data.ingest import IngestSummary, build_store, ingest
 from volguard.data.loaders import LOADERS
+from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
+from volguard.data.loaders.tardis_chain import thin_options_chain
+from volguard.data.samples import sample_files
 from volguard.data.store import open_store
 from volguard.errors import VolguardError
+from volguard.report.files import write_atomic
+from volguard.report.store_report import store_report_json, store_report_markdown
 
 app = typer.Typer(
     help="volguard: crypto option pricing engines that know how far they can be trusted.",
@@ -28,6 +40,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect a quote store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+fetch_app = typer.Typer(
+    help="Download raw market data (Tardis.dev samples, Deribit chains).", no_args_is_help=True
+)
+app.add_typer(fetch_app, name="fetch")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -85,6 +101,9 @@ def ingest_command(
     files: Annotated[list[str], typer.Argument(help="Input files (globs fine).")],
     fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(sorted(LOADERS))}.")],
     store: StoreOpt,
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column mapping (TOML) for --format csv.")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Parallel parser processes.")] = min(
         2, os.cpu_count() or 1
     ),
@@ -94,8 +113,11 @@ def ingest_command(
     paths = _expand(files)
 
     def action() -> IngestSummary:
+        loader = make_mapped_csv_loader(mapping) if mapping is not None else None
         with _progress(len(paths), f"ingest {fmt}", enabled=not as_json) as advance:
-            return ingest(open_store(store), paths, fmt, workers=workers, progress=advance)
+            return ingest(
+                open_store(store), paths, fmt, loader=loader, workers=workers, progress=advance
+            )
 
     _print_ingest(_run(action), as_json)
 
@@ -107,9 +129,14 @@ def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps(_records(frame)))
         return
-    table = Table(title=f"store {store}")
+    table = Table(title=f"store {store}", box=box.SIMPLE)
     for column in frame.columns:
-        table.add_column(column, justify="left" if column in ("underlying", "date") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("underlying", "date") else "right",
+            no_wrap=True,
+            min_width=len(column),
+        )
     for row in frame.itertuples(index=False):
         table.add_row(*[str(v) for v in row])
     out.print(table)
@@ -158,6 +185,61 @@ def snapshot_command(
             f"{row.atm_mark_iv:.4f}",
         )
     out.print(table)
+
+
+@fetch_app.command("tardis")
+def fetch_tardis_command(
+    day: Annotated[str, typer.Option(help="The 1st of a month, YYYY-MM-01 (free sample days).")],
+    dest: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("data/raw"),
+    base_url: Annotated[str, typer.Option(help="Tardis datasets base URL.")] = DEFAULT_TARDIS_BASE,
+    thin_every: Annotated[
+        float,
+        typer.Option(
+            help="Keep the last update per option every N seconds (0: keep the whole ~2 GB file)."
+        ),
+    ] = 3600.0,
+) -> None:
+    """Download Tardis.dev's free Deribit options_chain day file (thinned to hourly by default)."""
+    raw = _run(lambda: fetch_tardis_sample(day, dest, base_url=base_url))
+    if thin_every <= 0:
+        out.print(f"wrote {raw}")
+        return
+    thin_path = raw.with_name(raw.name.replace(".csv.gz", f".every{int(thin_every)}s.csv.gz"))
+    result = _run(lambda: thin_options_chain(raw, thin_path, every_s=thin_every))
+    raw.unlink()
+    out.print(
+        f"wrote {result.path}: {result.rows_out:,} of {result.rows_in:,} rows kept "
+        f"(last update per option every {thin_every:g} s)"
+    )
+
+
+@fetch_app.command("deribit")
+def fetch_deribit_command(
+    currency: Annotated[str, typer.Option(help="BTC, ETH, ...")] = "BTC",
+    dest: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("data/raw"),
+    base_url: Annotated[str, typer.Option(help="Deribit API base URL.")] = DEFAULT_DERIBIT_BASE,
+) -> None:
+    """Snapshot Deribit's live option chain over the public REST API (format deribit-api)."""
+    path = _run(lambda: fetch_deribit_chain(currency.upper(), dest, base_url=base_url))
+    out.print(f"wrote {path}")
+
+
+@app.command("demo")
+def demo_command(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo"),
+) -> None:
+    """Build a store from the bundled samples, then print and write its report (no data needed)."""
+    samples = sample_files()
+    summaries = _run(lambda: build_store(out_dir / "store", samples))
+    for fmt, summary in summaries.items():
+        out.rule(f"ingest {fmt}")
+        _print_ingest(summary, as_json=False)
+    contents = open_store(out_dir / "store").summary()
+    write_atomic(out_dir / "summary.json", store_report_json(summaries, contents))
+    report = write_atomic(out_dir / "report.md", store_report_markdown(summaries, contents))
+    out.rule("store")
+    summary_command(out_dir / "store")
+    out.print(f"report: {report}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

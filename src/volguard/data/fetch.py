@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from volguard.errors import ConfigError, VolguardError
+from volguard.errors import ConfigError, FetchError
 
 DEFAULT_TARDIS_BASE = "https://datasets.tardis.dev"
 DEFAULT_DERIBIT_BASE = "https://www.deribit.com"
@@ -42,18 +42,6 @@ CHUNK_BYTES = 1 << 20
 MAX_BACKOFF_S = 60.0
 
 T = TypeVar("T")
-
-
-class FetchError(VolguardError, RuntimeError):
-    """A download failed for good (after retries where the failure could be transient).
-
-    The message names the URL, what went wrong and, where useful, what to do.
-    """
-
-    def __init__(self, url: str, problem: str) -> None:
-        self.url = url
-        self.problem = problem
-        super().__init__(f"{url}: {problem}")
 
 
 class _Transient(Exception):

@@ -97,7 +97,8 @@ def classify(rows: pd.DataFrame, rules: HygieneRules | None = None) -> pd.DataFr
     mark(prices["bid"] > upper + tol, "above_upper_bound")
 
     key = out[["underlying", "ts", "instrument"]]
-    mark(key.duplicated(keep="first").to_numpy() & key.notna().all(axis=1).to_numpy(), "duplicate")
+    # of repeated quotes the last line wins: in an update stream it is the latest state
+    mark(key.duplicated(keep="last").to_numpy() & key.notna().all(axis=1).to_numpy(), "duplicate")
 
     out["reason"] = pd.array(reason, dtype="string")
     no_bid = np.isnan(prices["bid"]) & np.isnan(ivs["bid"])

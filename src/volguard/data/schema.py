@@ -68,7 +68,7 @@ REASONS: dict[str, str] = {
     "crossed": "bid above ask (in price or in implied vol)",
     "below_intrinsic": "ask below intrinsic value by more than one tick (an arbitrage)",
     "above_upper_bound": "bid above the upper bound (F for calls, K for puts) by more than a tick",
-    "duplicate": "same underlying, ts and instrument as an earlier row or a stored row",
+    "duplicate": "same underlying, ts and instrument as a later row of the batch or a stored row",
 }
 """Quarantine reason codes; ``<field>`` is replaced by the column name."""
 

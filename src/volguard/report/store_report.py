@@ -21,16 +21,29 @@ def store_report_json(summaries: dict[str, IngestSummary], contents: pd.DataFram
 
 def store_report_markdown(summaries: dict[str, IngestSummary], contents: pd.DataFrame) -> str:
     """A short Markdown report: rows per format and what happened to them, then the store."""
-    lines = ["# volguard sample store", "", "## Ingest", "",
-             "| format | files | rows read | clean | quarantined | reasons | flags (kept) |",
-             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = [
+        "# volguard sample store",
+        "",
+        "## Ingest",
+        "",
+        "| format | files | rows read | clean | quarantined | reasons | flags (kept) |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
     for fmt, s in summaries.items():
         reasons = ", ".join(f"{k} {v:,}" for k, v in s.quarantine_by_reason.items()) or "none"
         flags = ", ".join(f"{k} {v:,}" for k, v in s.flags.items()) or "none"
-        lines.append(f"| {fmt} | {s.files_read} | {s.rows_read:,} | {s.rows_clean:,} | "
-                     f"{s.rows_quarantined:,} | {reasons} | {flags} |")
-    lines += ["", "## Store", "", "| " + " | ".join(contents.columns) + " |",
-              "| " + " | ".join("---" for _ in contents.columns) + " |"]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |"
-              for row in contents.itertuples(index=False)]
+        lines.append(
+            f"| {fmt} | {s.files_read} | {s.rows_read:,} | {s.rows_clean:,} | "
+            f"{s.rows_quarantined:,} | {reasons} | {flags} |"
+        )
+    lines += [
+        "",
+        "## Store",
+        "",
+        "| " + " | ".join(contents.columns) + " |",
+        "| " + " | ".join("---" for _ in contents.columns) + " |",
+    ]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in contents.itertuples(index=False)
+    ]
     return "\n".join(lines) + "\n"

@@ -171,6 +171,17 @@ _NS_MIN = pd.Timestamp.min.tz_localize("UTC")
 _NS_MAX = pd.Timestamp.max.tz_localize("UTC")
 
 
+def as_of_bucket_end(stamps: pd.Series, every_s: float) -> pd.Series:
+    """Snap update times to the end of their ``every_s`` bucket: the snapshot they belong to.
+
+    In an update stream the last update of an option inside a bucket is its quote *as of* the
+    bucket's end, so that end is the row's ``ts`` (and ``t`` runs from it to expiry).
+    """
+    step = pd.Timedelta(seconds=every_s)
+    ends: pd.Series = (stamps.dt.floor(step) + step).astype("datetime64[ns, UTC]")
+    return ends
+
+
 def parse_choice(
     frame: pd.DataFrame, column: str, mapping: dict[str, bool], reasons: RowReasons
 ) -> pd.Series:

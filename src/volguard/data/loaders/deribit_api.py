@@ -8,8 +8,10 @@ The bundle is what :func:`volguard.data.fetch.fetch_deribit_chain` writes (plain
 
 Both responses are kept unchanged (``kind=option``). Each book-summary record becomes one row;
 it is joined to ``get_instruments`` by ``instrument_name`` for ``strike`` (USD), ``option_type``
-(``call``/``put``) and ``expiration_timestamp`` (ms). Book-summary units: ``creation_timestamp`` ms
-(used as ``ts``); ``bid_price``/``ask_price``/``mark_price`` in the quote currency per 1 coin
+(``call``/``put``) and ``expiration_timestamp`` (ms). One bundle is one snapshot: every row's
+``ts`` is the book summary's server send time ``usOut`` (µs), or ``fetched_at_ms`` where that is
+absent (per-record ``creation_timestamp`` values differ by milliseconds and are not used).
+Book-summary units: ``bid_price``/``ask_price``/``mark_price`` in the quote currency per 1 coin
 (coin for inverse options, where ``quote_currency`` equals ``base_currency``; USDC for linear
 ``BTC_USDC-...`` options); ``null`` (or 0) bid/ask = no quote; ``mark_iv`` (and ``bid_iv`` and
 ``ask_iv`` where present) in percent; ``underlying_price`` USD, the expiry's forward (F);
@@ -105,6 +107,21 @@ def read_bundle(path: Path) -> dict[str, Any]:
     return bundle
 
 
+def _snapshot_time(path: Path, bundle: dict[str, Any]) -> pd.Timestamp:
+    """The bundle's one snapshot time: ``usOut`` of the book summary, else ``fetched_at_ms``."""
+    us_out = bundle[BOOK_KEY].get("usOut")
+    if isinstance(us_out, int) and not isinstance(us_out, bool) and us_out > 0:
+        return pd.Timestamp(us_out, unit="us", tz="UTC")
+    fetched = bundle.get("fetched_at_ms")
+    if isinstance(fetched, int) and not isinstance(fetched, bool) and fetched > 0:
+        return pd.Timestamp(fetched, unit="ms", tz="UTC")
+    raise DataFileError(
+        path,
+        "no snapshot time",
+        "a positive integer 'usOut' in the book summary response or 'fetched_at_ms' in the bundle",
+    )
+
+
 def _result_list(path: Path, bundle: dict[str, Any], key: str) -> list[Any]:
     if key not in bundle:
         raise DataFileError(path, f"missing key {key!r}", _EXPECTED)
@@ -155,7 +172,7 @@ def read_deribit_api(path: Path) -> pd.DataFrame:
     DataFrame
         The quarantine columns, one row per book-summary record: premiums in USD per 1 coin
         (``coin * underlying_price`` for inverse options, unchanged for USDC-linear ones), vols as
-        decimals, ``ts`` from ``creation_timestamp``, ``reason`` the row's first problem.
+        decimals, ``ts`` the bundle's snapshot time, ``reason`` the row's first problem.
 
     Raises
     ------
@@ -183,10 +200,10 @@ def read_deribit_api(path: Path) -> pd.DataFrame:
     )
 
     reasons = RowReasons(len(text))
-    missing_required(text, ("instrument_name", "creation_timestamp"), reasons)
+    missing_required(text, ("instrument_name",), reasons)
     reasons.mark(np.array([j is None for j in joined], dtype=bool), "missing:instrument")
     missing_required(inst_text, ("strike", "option_type", "expiration_timestamp"), reasons)
-    ts = parse_utc(text, "creation_timestamp", reasons, unit="ms")
+    ts = pd.Series(_snapshot_time(path, bundle), index=text.index, dtype="datetime64[ns, UTC]")
     expiry = parse_utc(inst_text, "expiration_timestamp", reasons, unit="ms")
     strike = parse_float(inst_text, "strike", reasons)
     is_call = parse_choice(inst_text, "option_type", {"call": True, "put": False}, reasons)

@@ -6,13 +6,18 @@ One row per option ticker update, as Tardis documents the dataset (``.csv`` or `
 last_price, bid_price, bid_amount, bid_iv, ask_price, ask_amount, ask_iv, mark_price, mark_iv,
 underlying_index, underlying_price, delta, gamma, vega, theta, rho``
 
-Units for Deribit: ``timestamp`` (exchange time, used as ``ts``), ``local_timestamp`` (arrival
-time, not kept) and ``expiration`` in microseconds since the epoch (UTC); ``type`` ``call``/``put``;
-``strike_price`` USD; prices in coin per 1 coin for inverse options (``BTC-...``) and in USDC
-for linear ones (``BTC_USDC-...``); ``*_amount`` in contracts; IVs in percent;
-``underlying_price`` USD, the expiry's future or synthetic forward (F). An empty cell means
-Tardis has no value (no bid, no ask); a zero bid or ask price is also read as "no quote".
-Only ``exchange == deribit`` rows are understood; other venues get ``unparseable:exchange``.
+Units for Deribit: ``timestamp`` (exchange time), ``local_timestamp`` (arrival time, not kept) and
+``expiration`` in microseconds since the epoch (UTC); ``type`` ``call``/``put``; ``strike_price``
+USD; prices in coin per 1 coin for inverse options (``BTC-...``) and in USDC for linear ones
+(``BTC_USDC-...``); ``*_amount`` in contracts; IVs in percent; ``underlying_price`` USD, the
+expiry's future or synthetic forward (F). An empty cell means Tardis has no value (no bid, no ask);
+a zero bid or ask price is also read as "no quote". Only ``exchange == deribit`` rows are
+understood; other venues get ``unparseable:exchange``.
+
+The file is a stream of updates; a snapshot is the state as of a time. Each row's ``ts`` is the
+end of its :data:`SNAPSHOT_EVERY_S` bucket (an update at 10:17:03 belongs to the 11:00 snapshot),
+and of several updates of one option in one bucket the last is the quote (hygiene quarantines the
+earlier ones as ``duplicate``). :func:`thin_options_chain` keeps only those last updates.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import pyarrow.csv as pacsv
 
 from volguard.data.loaders._common import (
     RowReasons,
+    as_of_bucket_end,
     assemble,
     missing_required,
     parse_choice,
@@ -65,6 +71,9 @@ REQUIRED = (
 
 SUPPORTED_EXCHANGES = ("deribit",)
 
+SNAPSHOT_EVERY_S = 3600.0
+"""Snapshot bucket of the update stream, seconds (hourly, as the thinned files)."""
+
 
 def read_tardis_chain(path: Path) -> pd.DataFrame:
     """Read one Tardis.dev ``options_chain`` file (Deribit) into quote rows.
@@ -97,7 +106,7 @@ def read_tardis_chain(path: Path) -> pd.DataFrame:
         exchange.notna() & ~exchange.isin(SUPPORTED_EXCHANGES).fillna(False),
         "unparseable:exchange",
     )
-    ts = parse_utc(text, "timestamp", reasons, unit="us")
+    ts = as_of_bucket_end(parse_utc(text, "timestamp", reasons, unit="us"), SNAPSHOT_EVERY_S)
     expiry = parse_utc(text, "expiration", reasons, unit="us")
     strike = parse_float(text, "strike_price", reasons)
     is_call = parse_choice(text, "type", {"call": True, "put": False}, reasons)

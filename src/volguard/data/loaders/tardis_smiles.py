@@ -16,10 +16,11 @@ and kept UTC hour. Columns and units:
 ``open_interest``         contracts
 ========================  ==============================================================
 
-The file has no bid/ask prices, so ``bid`` and ``ask`` stay NaN while ``bid_iv``/``ask_iv`` are
-kept; ``mark`` is ``mark_price * underlying_price`` USD. The instrument name is rebuilt the Deribit
-way (``BTC-27JUN25-2000-P``).
-"""
+Each row is an option's last update inside its UTC hour (in practice at HH:59:5x), i.e. its quote as
+of the next full hour: that hour is the row's ``ts``, so the rows of one kept hour form one
+snapshot. The file has no bid/ask prices, so ``bid`` and ``ask`` stay NaN while
+``bid_iv``/``ask_iv`` are kept; ``mark`` is ``mark_price * underlying_price`` USD. The instrument
+name is rebuilt the Deribit way (``BTC-27JUN25-2000-P``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import pandas as pd
 
 from volguard.data.loaders._common import (
     RowReasons,
+    as_of_bucket_end,
     assemble,
     missing_required,
     parse_choice,
@@ -78,7 +80,7 @@ def read_tardis_smiles(path: Path) -> pd.DataFrame:
     text, malformed = read_csv_text(path, REQUIRED)
     reasons = RowReasons(len(text))
     missing_required(text, ("ts_us", "asset", "expiry_us", "strike", "opt_type"), reasons)
-    ts = parse_utc(text, "ts_us", reasons, unit="us")
+    ts = as_of_bucket_end(parse_utc(text, "ts_us", reasons, unit="us"), 3600.0)
     expiry = parse_utc(text, "expiry_us", reasons, unit="us")
     strike = parse_float(text, "strike", reasons)
     is_call = parse_choice(text, "opt_type", {"call": True, "put": False}, reasons)
