@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests._http_server import Server
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,3 +30,11 @@ def shared_data() -> Path:
 def snapshot_files(shared_data: Path) -> list[Path]:
     """The 304 Deribit snapshot files, sorted by time."""
     return sorted((shared_data / "deribit-svcj-snapshots" / "snapshots").glob("*.csv.gz"))
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A scripted HTTP server on 127.0.0.1 (``server.routes[path] = [action, ...]``)."""
+    srv = Server()
+    yield srv
+    srv.close()

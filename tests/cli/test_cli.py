@@ -9,6 +9,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests._http_server import Server, ok
+from tests.data._files import DERIBIT_FIXTURES, TARDIS_FIXTURE, csv_file
+from tests.data.test_fetch import BOOK_PATH, INSTRUMENTS_PATH
+from tests.data.test_mapped_csv import COIN_HEADER, COIN_MAPPING, COIN_ROWS
 from volguard.cli.main import app
 
 runner = CliRunner()
@@ -89,3 +93,110 @@ def test_python_dash_m_works() -> None:
         [sys.executable, "-m", "volguard", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "ingest" in proc.stdout
+
+
+def test_demo_builds_the_sample_store_and_report(tmp_path: Path) -> None:
+    """What ``make run`` does: no ../shared, no network."""
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    for fmt in ("deribit-api", "tardis"):
+        counts = report["ingest"][fmt]
+        assert counts["rows_read"] == counts["rows_clean"] + counts["rows_quarantined"] > 0
+    assert {r["underlying"] for r in report["store"]} == {"BTC", "ETH"}
+    assert "| deribit-api |" in (tmp_path / "demo" / "report.md").read_text()
+    # a second run replaces the store rather than piling onto it
+    again = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert again.exit_code == 0
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == report
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
+        "report.md",
+        "store",
+        "summary.json",
+    ]
+
+
+def test_fetch_deribit_then_ingest(tmp_path: Path, server: Server) -> None:
+    bundle = json.loads(DERIBIT_FIXTURES["BTC"].read_text())
+    server.routes[INSTRUMENTS_PATH] = [ok(json.dumps(bundle["get_instruments"]).encode())]
+    server.routes[BOOK_PATH] = [ok(json.dumps(bundle["get_book_summary_by_currency"]).encode())]
+    result = runner.invoke(
+        app,
+        [
+            "fetch",
+            "deribit",
+            "--currency",
+            "btc",
+            "--dest",
+            str(tmp_path / "raw"),
+            "--base-url",
+            server.base,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [path] = (tmp_path / "raw").iterdir()
+    result = runner.invoke(
+        app,
+        ["ingest", "--format", "deribit-api", "--store", str(tmp_path / "s"), "--json", str(path)],
+    )
+    summary = json.loads(result.stdout)
+    assert summary["rows_read"] == len(bundle["get_book_summary_by_currency"]["result"])
+
+
+def test_fetch_tardis_thins_to_hourly(tmp_path: Path, server: Server) -> None:
+    server.routes["/v1/deribit/options_chain/2025/06/01/OPTIONS.csv.gz"] = [
+        ok(TARDIS_FIXTURE.read_bytes())
+    ]
+    result = runner.invoke(
+        app,
+        [
+            "fetch",
+            "tardis",
+            "--day",
+            "2025-06-01",
+            "--dest",
+            str(tmp_path),
+            "--base-url",
+            server.base,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [path] = tmp_path.iterdir()
+    assert path.name == "deribit_options_chain_2025-06-01_OPTIONS.every3600s.csv.gz"
+    assert "rows kept" in result.stdout
+    result = runner.invoke(
+        app,
+        [
+            "fetch",
+            "tardis",
+            "--day",
+            "2025-06-02",
+            "--dest",
+            str(tmp_path),
+            "--base-url",
+            server.base,
+        ],
+    )
+    assert result.exit_code == 2 and "only the first day of each month" in result.stderr
+
+
+def test_ingest_csv_with_a_mapping(tmp_path: Path) -> None:
+    mapping = tmp_path / "vendor.toml"
+    mapping.write_text(COIN_MAPPING)
+    data = csv_file(tmp_path / "q.csv", COIN_HEADER, COIN_ROWS)
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            "--format",
+            "csv",
+            "--mapping",
+            str(mapping),
+            "--store",
+            str(tmp_path / "s"),
+            "--json",
+            str(data),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_clean"] == len(COIN_ROWS)

@@ -129,7 +129,7 @@ def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         out.print_json(json.dumps(_records(frame)))
         return
-    table = Table(title=f"store {store}", box=box.SIMPLE)
+    table = Table(title=f"store {store}", box=box.SIMPLE, show_edge=False, collapse_padding=True)
     for column in frame.columns:
         table.add_column(
             column,
