@@ -6,12 +6,12 @@ import gzip
 import string
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from volguard.data.hygiene import classify
 from volguard.data.loaders import read_deribit_snapshot
 from volguard.errors import DataFileError
 
@@ -126,4 +126,7 @@ def test_malformed_rows_never_raise_and_never_vanish(tmp_path: Path, data: st.Da
     rows = read_deribit_snapshot(path)
     # every line comes back exactly once, clean or with a reason (an empty line too)
     assert sorted(rows["source_row"]) == list(range(2, 2 + n_lines))
-    assert np.all(rows["reason"].notna() | rows["strike"].notna())
+    # after hygiene, a row is clean only with a positive strike and a parsed time
+    judged = classify(rows)
+    clean = judged["reason"].isna()
+    assert (judged.loc[clean, "strike"] > 0).all() and judged.loc[clean, "ts"].notna().all()
