@@ -53,6 +53,13 @@ def test_ingest_summary_snapshot_json(tmp_path: Path, snapshot_files: list[Path]
     snap = json.loads(result.stdout)
     assert snap["underlying"] == "ETH" and snap["ts"].startswith("2025-12-31")
     assert all(e["forward"] > 0 for e in snap["expiries"])
+    for command in (
+        ["data", "summary"],
+        ["data", "snapshot", "--underlying", "BTC", "--at", "2025-12-31"],
+    ):  # the tables people read
+        result = runner.invoke(app, [*command, "--store", str(store)])
+        assert result.exit_code == 0, result.output
+        assert "BTC" in result.stdout
 
 
 def test_glob_patterns_are_expanded(tmp_path: Path, snapshot_files: list[Path]) -> None:

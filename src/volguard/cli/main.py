@@ -182,7 +182,7 @@ def snapshot_command(
             f"{row.forward:,.2f}",
             str(row.quotes),
             str(row.strikes),
-            f"{row.atm_mark_iv:.4f}",
+            f"{row.median_mark_iv:.4f}",
         )
     out.print(table)
 
