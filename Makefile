@@ -24,5 +24,20 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# Peer libraries (lbriv, pyvolr, py_vollib_vectorized + py_lets_be_rational 1.0.1, QuantLib) live in
+# their own venv, from the pinned `bench` extra, so the unit-test venv never imports them.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python benchmarks/bench_implied_vol.py
+	$(BENCH_VENV)/bin/python benchmarks/bench_greeks.py
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from volguard.kernels.api import black76_greeks, black76_price, implied_vol
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+__all__ += ["black76_greeks", "black76_price", "implied_vol"]
