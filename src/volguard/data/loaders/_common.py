@@ -154,21 +154,21 @@ def parse_utc(
     if unit is None:
         try:  # fast path: every value is ISO 8601 with a zone offset
             parsed = pc.cast(pa.array(text), pa.timestamp("ns", tz="UTC"))
-            return pd.Series(parsed.to_pandas(), index=text.index).astype("datetime64[ns, UTC]")
+            stamps = pd.Series(parsed.to_pandas(), index=text.index)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        stamps = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+            stamps = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     else:
         numbers = pd.to_numeric(text, errors="coerce")
         stamps = pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
-    # instants outside datetime64[ns] (years 1677..2262) are unparseable, not a crash
+    # instants at the edges of datetime64[ns] (years 1677..2262) are unparseable, not a crash
     stamps = stamps.where(stamps.isna() | ((stamps >= _NS_MIN) & (stamps <= _NS_MAX)))
     reasons.mark(stamps.isna() & text.notna(), f"unparseable:{column}")
     return stamps.astype("datetime64[ns, UTC]")
 
 
-_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
-_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
+# a week inside datetime64[ns] (years 1677..2262), so snapping to a snapshot time cannot overflow
+_NS_MIN = pd.Timestamp.min.tz_localize("UTC") + pd.Timedelta(days=7)
+_NS_MAX = pd.Timestamp.max.tz_localize("UTC") - pd.Timedelta(days=7)
 
 
 def as_of_bucket_end(stamps: pd.Series, every_s: float) -> pd.Series:
