@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from tests._http_server import Server, ok
@@ -207,3 +208,64 @@ def test_ingest_csv_with_a_mapping(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_clean"] == len(COIN_ROWS)
+
+
+def test_fit_writes_params_fit_and_surface(tmp_path: Path, snapshot_files: list[Path]) -> None:
+    store = tmp_path / "store"
+    crash = [str(p) for p in snapshot_files if "20260205T093647Z" in p.name]
+    assert (
+        runner.invoke(
+            app, ["ingest", "--format", "deribit-snapshot", "--store", str(store), *crash]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            "svi",
+            "--store",
+            str(store),
+            "--underlying",
+            "btc",
+            "--at",
+            "2026-02-05T12:00",
+            "--out",
+            str(tmp_path / "fit"),
+            "--grid",
+            "-1:1:0.05",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert fit["engine"] == "svi" and fit["n_quotes"] > 300 and fit["converged"]
+    assert set(fit) >= {
+        "rmse_vol_pts",
+        "mae_half_spreads",
+        "inside_spread_pct",
+        "fit_ms",
+        "arbitrage",
+    }
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert len(params["params"]) == 12 and {"a", "b", "rho", "m", "sigma"} <= set(
+        next(iter(params["params"].values()))
+    )
+    surface = pd.read_parquet(tmp_path / "fit" / "surface.parquet")
+    assert list(surface.columns) == ["expiry", "t", "k", "iv"]
+    assert len(surface) == 12 * 41 and surface["iv"].gt(0).all()
+    bad = runner.invoke(
+        app,
+        [
+            "fit",
+            "nope",
+            "--store",
+            str(store),
+            "--underlying",
+            "btc",
+            "--at",
+            "2026-02-05",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert bad.exit_code == 2 and "engine 'nope' is unknown" in bad.stderr

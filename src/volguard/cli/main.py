@@ -1,4 +1,4 @@
-"""The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``."""
+"""The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import pandas as pd
 import typer
 from rich import box
@@ -29,8 +30,10 @@ from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
 from volguard.data.loaders.tardis_chain import thin_options_chain
 from volguard.data.samples import sample_files
 from volguard.data.store import open_store
-from volguard.errors import VolguardError
+from volguard.errors import ConfigError, VolguardError
+from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.files import write_atomic
+from volguard.report.fit_report import write_fit
 from volguard.report.store_report import store_report_json, store_report_markdown
 
 app = typer.Typer(
@@ -240,6 +243,54 @@ def demo_command(
     out.rule("store")
     summary_command(out_dir / "store")
     out.print(f"report: {report}")
+
+
+@app.command("fit")
+def fit_command(
+    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is fitted.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    weighting: Annotated[str, typer.Option(help="vega, spread, open_interest or none.")] = "vega",
+    grid: Annotated[str, typer.Option(help="Surface k grid START:STOP:STEP.")] = "-1.5:1.0:0.01",
+) -> None:
+    """Fit an engine to one snapshot; write params.json, fit.json and surface.parquet."""
+
+    def action() -> tuple[SurfaceEngine, list[Path]]:
+        snap = open_store(store).snapshot_at(underlying.upper(), at)
+        try:
+            model = make_engine(engine, weighting=weighting)
+            start, stop, step = (float(x) for x in grid.split(":"))
+            k = np.round(np.arange(start, stop + step / 2, step), 10)
+            model.fit(snap)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return model, write_fit(model, out_dir, k)
+
+    model, paths = _run(action)
+    summary = model.result_.summary()
+    table = Table(
+        title=f"{engine} on {underlying.upper()} at {model.ts_.isoformat()}", show_header=False
+    )
+    for key in (
+        "n_quotes",
+        "rmse_vol_pts",
+        "mae_half_spreads",
+        "inside_spread_pct",
+        "fit_ms",
+        "converged",
+        "fallback",
+    ):
+        value = summary[key]
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    arb = model.result_.arbitrage
+    table.add_row(
+        "arbitrage (butterfly / calendar / bounds)",
+        f"{arb.butterfly_count} / {arb.calendar_count} / {arb.bounds_count}",
+    )
+    out.print(table)
+    out.print("wrote " + ", ".join(str(p) for p in paths))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

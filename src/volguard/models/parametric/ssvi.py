@@ -1,0 +1,269 @@
+"""``ssvi`` and ``essvi``: surface SVI, free of static arbitrage by construction.
+
+A slice is ``w(k) = theta/2 (1 + rho psi k / theta + sqrt((psi k / theta + rho)^2 + 1 - rho^2))``
+with ``theta`` the at-the-money total variance and ``psi = theta phi(theta)`` (Gatheral and
+Jacquier 2014). Both engines describe the surface by ``(theta_i, rho_i, psi_i)`` at the quoted
+expiries and join them as Corbetta et al. (2019) do: ``theta`` linear in ``t``; ``psi`` and
+``rho psi`` linear in ``theta``; before the first expiry the slice shrinks to zero with
+``theta``; after the last ``theta`` grows at its last rate with ``psi`` and ``rho`` held.
+
+- ``ssvi``: one ``rho`` and the power law ``phi(theta) = eta / (theta^gamma (1 + theta)^(1-gamma))``
+  with ``eta (1 + |rho|) <= 2`` and ``0 < gamma <= 1/2`` (G-J 2014, Remark 4.4: no static
+  arbitrage), ``theta_i`` non-decreasing; fitted jointly.
+- ``essvi``: a ``rho_i`` and ``psi_i`` per expiry (Hendriks and Martini 2019), fitted slice by
+  slice in maturity order inside the no-arbitrage domain: butterfly, ``psi (1 + |rho|) <= 4`` and
+  ``psi^2 (1 + |rho|) <= 4 theta``; calendar, ``theta_i >= theta_{i-1}`` and
+  ``psi_i (1 +- rho_i) >= psi_{i-1} (1 +- rho_{i-1})`` (the wings' slopes never decrease), the
+  sequential scheme of Corbetta et al. (2019). Those conditions do not rule out a crossing of
+  two slices at finite ``k`` (Pasquazzi 2023), so the fit also penalises any crossing on
+  :data:`CROSSING_K`; a slice that still crosses its predecessor falls back to the previous
+  ``(rho, psi)`` with its own ``theta``, which can never cross (``w`` grows with ``theta`` at
+  fixed ``rho`` and ``psi``), and the result says so.
+
+References
+----------
+Gatheral, J. and Jacquier, A. (2014), Arbitrage-free SVI volatility surfaces, Quantitative Finance
+14(1), 59-71, doi:10.1080/14697688.2013.819986. Hendriks, S. and Martini, C. (2019), The extended
+SSVI volatility surface, J. Computational Finance 22(5), doi:10.21314/JCF.2019.369. Corbetta, J.,
+Cohort, P., Laachir, I. and Martini, C. (2019), Robust calibration and arbitrage-free
+interpolation of SSVI slices, Decisions in Economics and Finance 42, 665-677,
+doi:10.1007/s10203-019-00251-w. Mingone, A. (2022), No arbitrage global parametrization for the
+eSSVI volatility surface, Quantitative Finance 22(12), doi:10.1080/14697688.2022.2117076.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from volguard._typing import FloatArray
+from volguard.models.base import SurfaceEngine
+from volguard.models.parametric.black76_flat import atm_vol
+from volguard.models.quotes import FitQuotes
+
+RHO_MAX = 0.999
+THETA_MIN = 1e-8
+CROSSING_K = np.linspace(-3.0, 3.0, 121)
+"""Log-moneyness where consecutive eSSVI slices are kept from crossing."""
+CROSSING_WEIGHT = 1e3
+
+
+def ssvi_slice(k: FloatArray, theta: FloatArray, rho: FloatArray, psi: FloatArray) -> FloatArray:
+    """Total variance of SSVI slices ``(theta, rho, psi)`` at log-moneyness ``k`` (broadcast).
+
+    Examples
+    --------
+    >>> float(ssvi_slice(np.array(0.0), np.array(0.04), np.array(-0.5), np.array(0.2)))
+    0.04
+    """
+    x = psi * k / theta
+    w: FloatArray = theta / 2 * (1 + rho * x + np.sqrt((x + rho) ** 2 + 1 - rho**2))
+    return w
+
+
+def power_law_psi(theta: FloatArray, eta: float, gamma: float) -> FloatArray:
+    """``psi = theta phi(theta)``, power law ``phi = eta theta^-gamma (1 + theta)^(gamma-1)``."""
+    psi: FloatArray = eta * theta ** (1 - gamma) / (1 + theta) ** (1 - gamma)
+    return psi
+
+
+class _SSVISurface(SurfaceEngine):
+    """Shared surface of the SSVI family: slices ``(theta_i, rho_i, psi_i)`` at ``slice_t_``."""
+
+    def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
+        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+        times, theta = self.slice_t_, self.theta_
+        psi, rpsi = self.psi_, self.rho_ * self.psi_
+        # theta(t): through 0 at t = 0, linear between expiries, last rate after the last one
+        t_knots = np.concatenate([[0.0], times])
+        th_knots = np.concatenate([[0.0], theta])
+        rate = (theta[-1] - th_knots[-2]) / (times[-1] - t_knots[-2])
+        th = np.where(
+            t_arr <= times[-1],
+            np.interp(t_arr, t_knots, th_knots),
+            theta[-1] + rate * (t_arr - times[-1]),
+        )
+        th = np.maximum(th, THETA_MIN)
+        # psi and rho psi: linear in theta between slices, from 0 below the first, held after
+        ps = np.interp(th, th_knots, np.concatenate([[0.0], psi]))
+        rp = np.interp(th, th_knots, np.concatenate([[0.0], rpsi]))
+        rho = np.where(ps > 0, rp / np.maximum(ps, 1e-300), self.rho_[0])
+        return ssvi_slice(k_arr, th, rho, ps)
+
+    def _store(
+        self, quotes: FitQuotes, theta: FloatArray, rho: FloatArray, psi: FloatArray
+    ) -> None:
+        self.slice_t_ = np.array([np.median(quotes.slice(i).t) for i in range(theta.size)])
+        self.theta_, self.rho_, self.psi_ = theta, rho, psi
+
+    def _params(self, quotes: FitQuotes) -> dict[str, Any]:
+        return {
+            str(e): {"theta": float(th), "rho": float(r), "psi": float(p)}
+            for e, th, r, p in zip(quotes.expiries, self.theta_, self.rho_, self.psi_, strict=True)
+        }
+
+
+def _atm_thetas(quotes: FitQuotes) -> FloatArray:
+    """At-the-money total variance per expiry, made non-decreasing in maturity."""
+    raw = [
+        atm_vol(s.k, s.mid_iv) ** 2 * float(np.median(s.t))
+        for s in (quotes.slice(i) for i in range(len(quotes.expiries)))
+    ]
+    out: FloatArray = np.maximum.accumulate(np.maximum(np.asarray(raw), THETA_MIN))
+    return out
+
+
+class SSVI(_SSVISurface):
+    """Gatheral-Jacquier SSVI with the power-law ``phi``, fitted jointly over all expiries.
+
+    Parameters
+    ----------
+    weighting : {'vega', 'spread', 'open_interest', 'none'}
+        Quote weights in the least-squares fit (residuals in implied vol).
+    """
+
+    name = "ssvi"
+
+    def __init__(self, weighting: str = "vega") -> None:
+        self.weighting = weighting
+
+    def _calibrate(
+        self, quotes: FitQuotes
+    ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
+        theta0 = _atm_thetas(quotes)
+        n = theta0.size
+        idx = quotes.expiry_index
+        sw = np.sqrt(quotes.weight)
+
+        def unpack(x: FloatArray) -> tuple[FloatArray, float, float, float]:
+            theta = np.cumsum(x[3:])  # theta_1 and non-negative increments
+            rho, u, gamma = float(x[0]), float(x[1]), float(x[2])
+            return theta, rho, 2 * u / (1 + abs(rho)), gamma
+
+        def residuals(x: FloatArray) -> FloatArray:
+            theta, rho, eta, gamma = unpack(x)
+            psi = power_law_psi(theta, eta, gamma)
+            w = ssvi_slice(quotes.k, theta[idx], np.asarray(rho), psi[idx])
+            vol: FloatArray = (np.sqrt(np.maximum(w, 1e-16) / quotes.t) - quotes.mid_iv) * sw
+            return vol
+
+        x0 = np.concatenate([[-0.2, 0.5, 0.4], theta0[:1], np.diff(theta0)])
+        lower = np.concatenate([[-RHO_MAX, 1e-4, 1e-3], [THETA_MIN], np.zeros(n - 1)])
+        upper = np.concatenate([[RHO_MAX, 1.0, 0.5], np.full(n, np.inf)])
+        sol = least_squares(
+            residuals,
+            np.clip(x0, lower, upper),
+            bounds=(lower, upper),
+            method="trf",
+            x_scale="jac",
+            xtol=1e-10,
+            ftol=1e-10,
+            max_nfev=400,
+        )
+        theta, rho, eta, gamma = unpack(sol.x)
+        self.eta_, self.gamma_ = eta, gamma
+        self._store(quotes, theta, np.full(n, rho), power_law_psi(theta, eta, gamma))
+        params = {"rho": rho, "eta": eta, "gamma": gamma, "slices": self._params(quotes)}
+        return params, bool(sol.success), None, ()
+
+
+class ESSVI(_SSVISurface):
+    """Extended SSVI: ``rho`` and ``psi`` per expiry, fitted in maturity order (see module).
+
+    Parameters
+    ----------
+    weighting : {'vega', 'spread', 'open_interest', 'none'}
+        Quote weights in the least-squares fit (residuals in implied vol).
+    """
+
+    name = "essvi"
+
+    def __init__(self, weighting: str = "vega") -> None:
+        self.weighting = weighting
+
+    def _calibrate(
+        self, quotes: FitQuotes
+    ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
+        theta0 = _atm_thetas(quotes)
+        thetas, rhos, psis, notes = [], [], [], []
+        converged = True
+        prev = (0.0, 0.0, 0.0)  # theta, rho, psi of the previous slice (none: zero)
+        for i, expiry in enumerate(quotes.expiries):
+            s = quotes.slice(i)
+            (theta, rho, psi), ok = _fit_essvi_slice(s, max(theta0[i], prev[0]), prev)
+            converged &= ok
+            if prev[2] > 0 and _crosses(prev, (theta, rho, psi)):
+                rho, psi = prev[1], prev[2]
+                notes.append(
+                    f"{expiry}: fitted slice crossed the previous one; kept its theta "
+                    "with the previous rho and psi"
+                )
+            thetas.append(theta)
+            rhos.append(rho)
+            psis.append(psi)
+            prev = (theta, rho, psi)
+        self._store(quotes, np.asarray(thetas), np.asarray(rhos), np.asarray(psis))
+        fallback = "previous slice's rho and psi where a slice crossed" if notes else None
+        return self._params(quotes), converged, fallback, tuple(notes)
+
+
+def _slice_w(params: tuple[float, float, float], k: FloatArray) -> FloatArray:
+    theta, rho, psi = params
+    return ssvi_slice(k, np.asarray(theta), np.asarray(rho), np.asarray(psi))
+
+
+def _crosses(prev: tuple[float, float, float], new: tuple[float, float, float]) -> bool:
+    return bool(np.any(_slice_w(prev, CROSSING_K) - _slice_w(new, CROSSING_K) > 1e-12))
+
+
+def _psi_bounds(theta: float, rho: float, prev: tuple[float, float, float]) -> tuple[float, float]:
+    """The no-arbitrage interval of ``psi`` given ``theta``, ``rho`` and the previous slice."""
+    _, rho_p, psi_p = prev
+    lower = max(psi_p * (1 + rho_p) / (1 + rho), psi_p * (1 - rho_p) / (1 - rho))
+    upper = min(4 / (1 + abs(rho)), np.sqrt(4 * theta / (1 + abs(rho))))
+    return lower, upper
+
+
+def _fit_essvi_slice(
+    s: FitQuotes, theta0: float, prev: tuple[float, float, float]
+) -> tuple[tuple[float, float, float], bool]:
+    """Fit ``(theta, rho, psi)`` of one slice with ``psi = lower + f (upper - lower)``."""
+    sw = np.sqrt(s.weight)
+    theta_min = max(prev[0], THETA_MIN)
+
+    def unpack(x: FloatArray) -> tuple[float, float, float]:
+        theta, rho, frac = float(x[0]), float(x[1]), float(x[2])
+        lower, upper = _psi_bounds(theta, rho, prev)
+        psi = lower + frac * max(upper - lower, 0.0)
+        return theta, rho, psi
+
+    w_prev = _slice_w(prev, CROSSING_K) if prev[2] > 0 else None
+
+    def residuals(x: FloatArray) -> FloatArray:
+        params = unpack(x)
+        w = _slice_w(params, s.k)
+        out: FloatArray = (np.sqrt(np.maximum(w, 1e-16) / s.t) - s.mid_iv) * sw
+        if w_prev is None:
+            return out
+        crossing = np.maximum(w_prev - _slice_w(params, CROSSING_K), 0.0) / max(prev[0], 1e-8)
+        return np.concatenate([out, CROSSING_WEIGHT * crossing])
+
+    rho0 = prev[1] if prev[2] > 0 else -0.2
+    x0 = np.array([max(theta0, theta_min), rho0, 0.5])
+    lower = np.array([theta_min, -RHO_MAX, 0.0])
+    upper = np.array([max(theta0, theta_min) * 4 + 1e-6, RHO_MAX, 1.0])
+    sol = least_squares(
+        residuals,
+        np.clip(x0, lower, upper),
+        bounds=(lower, upper),
+        method="trf",
+        x_scale="jac",
+        xtol=1e-10,
+        ftol=1e-10,
+        max_nfev=300,
+    )
+    theta, rho, psi = unpack(sol.x)
+    lo, hi = _psi_bounds(theta, rho, prev)
+    return (theta, rho, psi), bool(sol.success) and lo <= hi + 1e-12

@@ -1,0 +1,30 @@
+"""Engine names -> classes; names feed the CLI and configuration files, not the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from volguard.models.base import SurfaceEngine
+from volguard.models.parametric.black76_flat import Black76Flat
+from volguard.models.parametric.ssvi import ESSVI, SSVI
+from volguard.models.parametric.svi import SVI
+
+ENGINES: dict[str, type[SurfaceEngine]] = {cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI)}
+
+
+def make_engine(name: str, **settings: Any) -> SurfaceEngine:
+    """A new engine by registered name.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered.
+
+    Examples
+    --------
+    >>> make_engine("svi", weighting="spread").get_params()
+    {'weighting': 'spread'}
+    """
+    if name not in ENGINES:
+        raise ValueError(f"engine {name!r} is unknown; expected one of {sorted(ENGINES)}")
+    return ENGINES[name](**settings)

@@ -1,0 +1,89 @@
+"""The conformance suite: every registered engine obeys the engine protocol."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from volguard.market import MarketSnapshot
+from volguard.models import ENGINES, make_engine
+
+NAMES = sorted(ENGINES)
+
+
+def _contracts(snapshot: MarketSnapshot) -> pd.DataFrame:
+    expiry = snapshot.expiries[0]
+    forward = float(snapshot.forwards.iloc[0])
+    strikes = forward * np.exp(np.linspace(-0.8, 0.6, 57))
+    return pd.DataFrame(
+        {
+            "expiry": [expiry] * 57 * 2,
+            "strike": np.tile(strikes, 2),
+            "is_call": [True] * 57 + [False] * 57,
+        }
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clone_params_and_pickle(name: str, synthetic: MarketSnapshot) -> None:
+    engine = make_engine(name, weighting="spread")
+    assert clone(engine).get_params() == engine.get_params()
+    engine.set_params(weighting="vega")
+    assert engine.get_params()["weighting"] == "vega"
+    fitted = engine.fit(synthetic)
+    assert fitted is engine and not hasattr(clone(engine), "result_")
+    again = pickle.loads(pickle.dumps(engine))
+    contracts = _contracts(synthetic)
+    np.testing.assert_array_equal(
+        again.price(contracts, synthetic), engine.price(contracts, synthetic)
+    )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_deterministic_and_inputs_unchanged(name: str, synthetic: MarketSnapshot) -> None:
+    before = synthetic.quotes.copy()
+    a = make_engine(name).fit(synthetic)
+    b = make_engine(name).fit(synthetic)
+    assert a.result_.params == b.result_.params
+    pd.testing.assert_frame_equal(synthetic.quotes, before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_prices_monotone_convex_and_bounded(name: str, synthetic: MarketSnapshot) -> None:
+    engine = make_engine(name).fit(synthetic)
+    contracts = _contracts(synthetic)
+    price = engine.price(contracts, synthetic)
+    forward = float(synthetic.forwards.iloc[0])
+    calls, puts = price[:57], price[57:]
+    strikes = contracts["strike"].to_numpy()[:57]
+    assert np.all(np.diff(calls) < 0) and np.all(np.diff(puts) > 0)
+    slopes = np.diff(calls) / np.diff(strikes)
+    assert np.all(np.diff(slopes) > -1e-12)  # convex in strike
+    assert np.all(calls >= np.maximum(forward - strikes, 0) - 1e-9) and np.all(calls <= forward)
+    np.testing.assert_allclose(calls - puts, forward - strikes, atol=1e-6 * forward)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_surface_broadcasts_and_stays_finite(name: str, synthetic: MarketSnapshot) -> None:
+    engine = make_engine(name).fit(synthetic)
+    k = np.linspace(-1.5, 1.0, 11)[:, None]
+    t = np.array([1 / 365, 0.1, 0.3, 0.6, 2.0])[None, :]
+    iv = engine.implied_vol(k, t)
+    assert iv.shape == (11, 5) and np.all(np.isfinite(iv)) and np.all(iv > 0)
+    greeks = engine.greeks(_contracts(synthetic), synthetic)
+    assert set(greeks) >= {"price", "delta", "gamma", "vega", "theta", "iv"}
+    assert all(np.all(np.isfinite(v)) for v in greeks.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fits_a_real_crash_chain(name: str, crash_snapshot: MarketSnapshot) -> None:
+    engine = make_engine(name).fit(crash_snapshot)
+    result = engine.result_
+    assert result.n_quotes > 300 and np.all(np.isfinite(result.residuals_vol))
+    assert result.arbitrage.bounds_count == 0
+    summary = result.summary()
+    assert 0 <= summary["inside_spread_pct"] <= 100 and summary["rmse_vol_pts"] > 0
