@@ -398,44 +398,66 @@ def _cos(
     weight = np.full(n_terms, 2.0)
     weight[0] = 1.0
     scale = weight[None, :] / width
-    coef = rot.real * scale  # (nT, N)
-
-    # put payoff coefficients on [a, c], c = clip(k, a, b), per option: (n, N)
-    a_o = a[inv][:, None]
-    u_o = u[inv]
-    c_o = np.clip(logm, a[inv], b[inv])[:, None]
-    arg = u_o * (c_o - a_o)
-    cos_arg = np.cos(arg)
-    sin_arg = np.sin(arg)
-    ec = np.exp(c_o)
-    chi = (ec * (cos_arg + u_o * sin_arg) - np.exp(a_o)) / (1.0 + u_o * u_o)
-    psi_k = np.empty_like(arg)
-    psi_k[:, 0] = (c_o - a_o)[:, 0]
-    psi_k[:, 1:] = sin_arg[:, 1:] / u_o[:, 1:]
-    payoff = strk[:, None] * psi_k - fwd[:, None] * chi  # USD, put payoff coefficients
-
-    coef_o = coef[inv]
-    put = disc * np.einsum("ij,ij->i", payoff, coef_o)
-    put = np.maximum(put, 0.0)
-    parity = disc * (fwd - strk)
-    price = np.where(call, put + parity, put)
-
-    grad = None
+    vecs = rot.real[None] * scale[None]  # (m, nT, N): A, then dA/dp
     if want_grad:
         assert dpsi is not None
-        dcoef = (dpsi * rot[None]).real * scale[None]  # (P, nT, N)
-        grad = disc[None, :] * np.einsum("ij,pij->pi", payoff, dcoef[:, inv])
-        grad = grad.reshape((grad.shape[0], *shape))
+        vecs = np.concatenate([vecs, (dpsi * rot[None]).real * scale[None]], axis=0)
+    m = vecs.shape[0]
+    # The put payoff coefficients on [a, c], c = clip(k, a, b), are
+    #   psi_j = sin(u_j (c - a)) / u_j  (c - a at j = 0),
+    #   chi_j = (e^c (cos + u_j sin)(u_j (c - a)) - e^a) / (1 + u_j^2),
+    # so each sum over j is a product of the option's cos/sin rows with per-expiry weights.
+    inv_1pu2 = 1.0 / (1.0 + u * u)
+    u_safe = np.where(u == 0.0, 1.0, u)
+    w_sin_psi = np.where(u == 0.0, 0.0, vecs / u_safe[None])
+    w_cos_chi = vecs * inv_1pu2[None]
+    w_sin_chi = vecs * (u * inv_1pu2)[None]
+    sum_w_chi = w_cos_chi.sum(axis=2)  # (m, nT)
+    # (N, columns) weights per expiry: cos columns then sin columns
+    cos_w = np.concatenate([w_cos_chi, vecs[:1]], axis=0) if want_greeks else w_cos_chi
+    sin_w = np.concatenate([w_sin_psi, w_sin_chi], axis=0)
+
+    n_opt = logm.shape[0]
+    e_psi = np.empty((m, n_opt))
+    e_chi = np.empty((m, n_opt))
+    density = np.empty(n_opt)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(t_u) + 1))
+    block = 16
+    n_pad = -(-n_terms // block) * block
+    j_lo = np.arange(block, dtype=np.float64)
+    j_hi = np.arange(0, n_pad, block, dtype=np.float64)
+    for g in range(len(t_u)):
+        idx = order[bounds[g] : bounds[g + 1]]
+        c_o = np.clip(logm[idx], a[g], b[g])
+        # e^{i j theta}, theta = pi (c - a) / (b - a), as (e^{i 16 q theta}) (e^{i r theta}):
+        # two small tables of exp and one complex product per entry
+        theta = np.pi * (c_o - a[g]) / (b[g] - a[g])
+        lo = np.exp(1j * np.outer(theta, j_lo))
+        hi = np.exp(1j * np.outer(theta, j_hi))
+        phase = (hi[:, :, None] * lo[:, None, :]).reshape(len(idx), n_pad)[:, :n_terms]
+        cos_part = phase.real @ cos_w[:, g, :].T  # (n_g, m [+1])
+        sin_part = phase.imag @ sin_w[:, g, :].T  # (n_g, 2m)
+        ec = np.exp(c_o)[:, None]
+        e_psi[:, idx] = (vecs[:, g, 0][None, :] * (c_o - a[g])[:, None] + sin_part[:, :m]).T
+        e_chi[:, idx] = (
+            ec * (cos_part[:, :m] + sin_part[:, m:]) - np.exp(a[g]) * sum_w_chi[:, g]
+        ).T
+        if want_greeks:
+            density[idx] = cos_part[:, m]  # f_X(c), per unit log-moneyness
+
+    put_all = disc[None, :] * (strk[None, :] * e_psi - fwd[None, :] * e_chi)  # (m, n) USD
+    put = np.maximum(put_all[0], 0.0)
+    price = np.where(call, put + disc * (fwd - strk), put)
+
+    grad = put_all[1:].reshape((m - 1, *shape)) if want_grad else None
 
     delta = gamma = None
     if want_greeks:
-        put_delta = -disc * np.einsum("ij,ij->i", chi, coef_o)
-        delta = np.where(call, put_delta + disc, put_delta)
+        put_delta = -disc * e_chi[0]
+        delta = np.where(call, put_delta + disc, put_delta).reshape(shape)
         inside = (logm > a[inv]) & (logm < b[inv])
-        density = np.einsum("ij,ij->i", cos_arg, coef_o)  # f_X(k), 1 per unit log-moneyness
-        gamma = np.where(inside, disc * strk / (fwd * fwd) * density, 0.0)
-        delta = delta.reshape(shape)
-        gamma = gamma.reshape(shape)
+        gamma = np.where(inside, disc * strk / (fwd * fwd) * density, 0.0).reshape(shape)
 
     return _CosResult(price.reshape(shape), grad, delta, gamma)
 
