@@ -26,7 +26,7 @@ from volguard.kernels.heston_cos import (
 )
 
 FO = (0.0175, 1.5768, 0.0398, 0.5751, -0.5711)
-"""Fang-Oosterlee (2008), Section 5.2 Heston parameters (v0, kappa, theta, sigma, rho)."""
+"""Fang-Oosterlee (2008), Heston test parameters (v0, kappa, theta, sigma, rho)."""
 CRYPTO = (0.45, 2.5, 0.5, 1.4, -0.2)
 """BTC-like: 67% spot vol, 71% long-run vol, high vol of variance, mild skew."""
 JUMPS = (0.8, -0.08, 0.15)
@@ -40,7 +40,7 @@ ACCURATE = {"n_terms": 512, "trunc_l": 12.0}
 
 
 def _cf_cui(u: complex, t: float, p: tuple[float, ...]) -> complex:
-    """Heston CF of ln(F_T/F_0) in the form of Cui et al. (2017), eq. (18), written with e^{-dt}.
+    """Heston CF of ln(F_T/F_0) in the form of Cui et al. (2017), written with e^{-dt}.
 
     Independent algebra from the little-trap form used by the kernel.
     """
@@ -60,7 +60,7 @@ def _cf_cui(u: complex, t: float, p: tuple[float, ...]) -> complex:
 
 
 def _lewis_call(k: float, t: float, p: tuple[float, ...]) -> float:
-    """Undiscounted call / F by Lewis (2001), eq. (2.10), integrated by adaptive quadrature.
+    """Undiscounted call / F by Lewis (2001), by adaptive quadrature.
 
     C/F = 1 - e^{k/2}/pi int_0^inf Re[e^{-iuk} phi(u - i/2)] / (u^2 + 1/4) du, k = ln(K/F).
     """
@@ -85,7 +85,7 @@ def _black76_call(f: np.ndarray, k: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize(("t", "ref"), [(1.0, 5.785155450), (10.0, 22.318945791)])
 def test_fang_oosterlee_reference_values(t: float, ref: float) -> None:
-    """Fang & Oosterlee (2008), SIAM J. Sci. Comput. 31(2), Section 5.2 (Heston, S0 = K = 100,
+    """Fang & Oosterlee (2008), SIAM J. Sci. Comput. 31(2), Heston test case (S0 = K = 100,
     r = q = 0): reference call values 5.785155450 (T = 1) and 22.318945791 (T = 10).
 
     Our adaptive-quadrature Lewis price is 5.785155434 at T = 1, i.e. the published value
@@ -98,7 +98,7 @@ def test_fang_oosterlee_reference_values(t: float, ref: float) -> None:
 
 def test_bates_against_merton_series_in_the_zero_vol_of_vol_limit() -> None:
     """Bates with sigma -> 0, v0 = theta, rho = 0 is Merton (1976) jump-diffusion, whose price is
-    the Poisson mixture of Black-76 prices (Merton 1976, J. Financ. Econ. 3, eq. (16),
+    the Poisson mixture of Black-76 prices (Merton 1976, J. Financ. Econ. 3(1-2), 125-144,
     doi:10.1016/0304-405X(76)90022-2). The O(sigma^2) gap is < 1e-10 at sigma = 1e-5;
     tolerance 1e-9 relative."""
     v, lam, mu, sj = 0.3, 2.0, -0.1, 0.25
@@ -393,3 +393,17 @@ def test_properties_over_parameter_ranges(
     )
     assert np.all(np.isfinite(grad))
     assert np.all(grad[0] >= -1e-9)
+
+
+def test_strikes_beyond_the_truncation_range() -> None:
+    """ln(K/F) outside [a, b]: puts are 0 (low strikes) or K - F (high strikes), gamma is 0,
+    and call and put gradients agree (parity does not depend on the parameters)."""
+    k = np.exp(np.array([-30.0, -8.0, 8.0, 30.0]))
+    g = heston_greeks(1.0, k, 0.1, False, CRYPTO)
+    np.testing.assert_allclose(g.price, np.maximum(k - 1.0, 0.0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(g.gamma, 0.0)
+    np.testing.assert_allclose(g.delta, [0.0, 0.0, -1.0, -1.0], atol=1e-12)
+    strikes = np.array([0.7, 1.0, 1.4])
+    _, grad_put = heston_price_grad(1.0, strikes, 0.5, False, CRYPTO)
+    _, grad_call = heston_price_grad(1.0, strikes, 0.5, True, CRYPTO)
+    np.testing.assert_array_equal(grad_put, grad_call)

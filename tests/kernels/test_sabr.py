@@ -48,7 +48,7 @@ implementation of Hagan et al. (2002), eq. (2.17a). Generated once by the benchm
 def _obloj_naive(
     f: np.ndarray, k: np.ndarray, t: float, a: float, b: float, r: float, n: float
 ) -> np.ndarray:
-    """Obloj (2008), eqs. (7)-(9) with Hagan's I1, written literally (fine away from K = F)."""
+    """Obloj (2008) leading term with Hagan's I1, written literally (fine away from K = F)."""
     q = 1.0 - b
     y = np.log(f / k)
     z = n * (f**q - k**q) / (a * q) if q > 0 else n * y / a
@@ -139,13 +139,13 @@ def test_limits_lognormal_cev_and_beta_one() -> None:
     k = f * np.exp(np.linspace(-1, 1, 9))
     # nu = 0, beta = 1: Black-76 with vol alpha, flat
     np.testing.assert_allclose(sabr_vol(f, k, 1.0, 0.55, 1.0, -0.5, 0.0), 0.55, rtol=1e-15)
-    # beta = 1: the two leading terms coincide (Obloj 2008, remark after eq. 9)
+    # beta = 1: the two leading terms coincide (noted in Obloj 2008)
     np.testing.assert_allclose(
         sabr_vol(f, k, 0.3, 0.6, 1.0, -0.3, 2.0),
         sabr_vol(f, k, 0.3, 0.6, 1.0, -0.3, 2.0, variant="hagan"),
         rtol=1e-14,
     )
-    # nu = 0: CEV, I0 = alpha q y / (F^q - K^q) (Obloj 2008, eq. 8)
+    # nu = 0: CEV, I0 = alpha q y / (F^q - K^q) (the nu -> 0 limit of Obloj's term)
     b, a, t = 0.5, 0.6 * f**0.5, 0.5
     q = 1 - b
     cev = (

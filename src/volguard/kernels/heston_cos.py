@@ -269,7 +269,7 @@ def cos_cumulants(
 
     Notes
     -----
-    ``c1`` is in closed form (zero drift on the forward, Fang-Oosterlee 2008 [1]_, Table 11)::
+    ``c1`` is in closed form (zero drift on the forward; [1]_ lists it with a drift)::
 
         c1 = (1 - e^{-kappa t}) (theta - v0) / (2 kappa) - theta t / 2
              [+ lam t (mu_j - (e^{mu_j + sigma_j^2/2} - 1))]
@@ -479,9 +479,10 @@ _PRICE_DOC = """
         Discount factor to the payment date (dimensionless); 1.0 gives undiscounted prices.
     n_terms : int or None, default None
         Number of COS terms N. None picks, per call, the smallest N in :data:`AUTO_TERMS` at
-        which ``|phi(N pi / (b - a))| <= 1e-12`` for every expiry (128 for most crypto
-        surfaces, more for high vol of variance with low Feller ratio, whose characteristic
-        function decays slowly). Fix N in a calibration loop to keep the objective smooth.
+        which ``|phi(N pi / (b - a))| <= 1e-12`` for every expiry (128-256 for typical
+        crypto surfaces, more for high vol of variance with a low Feller ratio, whose
+        characteristic function decays slowly). Fix N in a calibration loop to keep the
+        objective smooth.
     trunc_l : float, default 10.0
         Half-width L of the truncation range in cumulant standard deviations.
 
@@ -510,17 +511,20 @@ def heston_price(
 
     Notes
     -----
-    With ``X = ln(F_T/F)`` truncated to ``[a, b] = c1 -+ L sqrt(|c2| + sqrt(|c4|))`` ([1]_, eq.
-    49; cumulants from :func:`cos_cumulants`), ``u_j = j pi / (b - a)``, the put is ([1]_, eqs.
-    9 and 30)::
+    With ``X = ln(F_T/F)`` truncated to ``[a, b] = c1 -+ L sqrt(|c2| + sqrt(|c4|))`` ([1]_;
+    cumulants from :func:`cos_cumulants`), ``u_j = j pi / (b - a)``, the put is
+    ([1]_)::
 
         P = D sum'_j Re[phi(u_j) e^{-i u_j a}] 2/(b-a) (K psi_j(a, c) - F chi_j(a, c))
         chi_j(a, c) = int_a^c e^x cos(u_j (x - a)) dx,  psi_j(a, c) = int_a^c cos(u_j (x - a)) dx
 
     with ``c = clip(ln(K/F), a, b)`` and the first term of the sum halved. The characteristic
-    function is evaluated once per distinct expiry on N terms; the strikes of all expiries are
-    then one row-wise product with their payoff coefficients. Calls come from put-call parity
-    ``C = P + D (F - K)``, as recommended in [1]_ (put coefficients are bounded by K). Deep
+    function is evaluated once per distinct expiry on N terms; then, per expiry, the sums over
+    j for all its strikes are two real matrix products of the strikes' ``cos``/``sin``
+    ``(u_j (c - a))`` rows with weight vectors built from ``A_j`` (and from ``dA_j/dp`` for the
+    gradient). The rows come from ``e^{i j theta} = e^{i 16 q theta} e^{i r theta}`` tables,
+    one complex product per entry instead of a ``cos`` and a ``sin``. Calls come from put-call
+    parity ``C = P + D (F - K)``, as recommended in [1]_ (put coefficients are bounded by K). Deep
     out-of-the-money calls therefore carry an absolute, not relative, error of about
     ``1e-13 F``.
 
@@ -755,4 +759,6 @@ for _fn, _p in (
     (bates_greeks, "``(v0, kappa, theta, sigma, rho, lam, mu_j, sigma_j)``."),
 ):
     assert _fn.__doc__ is not None
-    _fn.__doc__ = _fn.__doc__.replace("{doc}", _PRICE_DOC.format(params=_p).strip("\n").lstrip())
+    _fn.__doc__ = _fn.__doc__.replace(
+        "{doc}", _PRICE_DOC.format(params=_p).strip("\n").lstrip() + "\n"
+    )

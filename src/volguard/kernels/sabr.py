@@ -193,7 +193,7 @@ def sabr_vol(
     Notes
     -----
     With ``y = ln(F/K)``, ``q = 1 - beta``, the volatility is ``I0 (1 + I1 t)`` where ([1]_,
-    eq. 2.17a; [2]_, eq. 9)::
+    eq. (2.17a); [2]_)::
 
         I1 = q^2 alpha^2 / (24 (FK)^q) + rho beta nu alpha / (4 (FK)^(q/2))
              + (2 - 3 rho^2) nu^2 / 24
