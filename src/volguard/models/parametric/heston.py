@@ -45,9 +45,12 @@ from scipy.optimize import least_squares
 
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks, black76_price, implied_vol
-from volguard.kernels.heston_cos import (
+from volguard.kernels.heston_cos import (  # the kernel's own automatic-N rule, reused
     BATES_PARAMS,
+    DEFAULT_TRUNCATION_L,
     HESTON_PARAMS,
+    _auto_terms,
+    _truncation,
     bates_greeks,
     bates_price,
     bates_price_grad,
@@ -62,8 +65,6 @@ from volguard.models.quotes import FitQuotes
 
 HestonDelta = Literal["model", "sticky-strike", "sticky-moneyness"]
 
-DEFAULT_N_TERMS = 256
-"""COS terms used in calibration and pricing unless set (fixed: the objective stays smooth)."""
 
 PRICE_FLOOR = 1e-11
 """Smallest out-of-the-money price, as a fraction of the forward, whose implied vol is used."""
@@ -115,8 +116,25 @@ def mean_variance(params: Sequence[float], t: FloatArray) -> FloatArray:
     return out
 
 
+def cos_terms(params: Sequence[float], t: FloatArray) -> int:
+    """The number of COS terms the kernel would choose for ``params`` on the expiries ``t``.
+
+    The kernel's automatic rule (:data:`volguard.kernels.heston_cos.AUTO_TERMS`): the smallest
+    candidate N with ``|phi(N pi / (b - a))| <= 1e-12`` at every expiry, on the kernel's
+    default truncation range.
+
+    Examples
+    --------
+    >>> cos_terms((0.36, 2.0, 0.49, 1.2, -0.35), np.array([0.1, 1.0]))
+    256
+    """
+    t_u = np.unique(np.asarray(t, dtype=float))
+    a, b = _truncation(t_u, params, DEFAULT_TRUNCATION_L)
+    return _auto_terms(t_u, a, b, params)
+
+
 def _otm_prices(
-    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int
+    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int | None
 ) -> tuple[FloatArray, FloatArray, np.ndarray]:
     """Out-of-the-money COS prices per unit of forward, with their strikes and call flags."""
     strike: FloatArray = np.exp(k)
@@ -127,7 +145,7 @@ def _otm_prices(
 
 
 def _raw_vols(
-    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int
+    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int | None
 ) -> tuple[FloatArray, np.ndarray]:
     """Implied vols of the COS prices and where they are reliable (see the module docstring)."""
     price, strike, is_call = _otm_prices(params, k, t, n_terms)
@@ -140,7 +158,7 @@ def _raw_vols(
 
 
 def model_total_variance(
-    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int = DEFAULT_N_TERMS
+    params: Sequence[float], k: FloatArray, t: FloatArray, n_terms: int | None = None
 ) -> FloatArray:
     """Total implied variance of the Heston (5 params) or Bates (8 params) model, wing-guarded.
 
@@ -153,8 +171,9 @@ def model_total_variance(
         Forward log-moneyness ``ln(K/F)``; broadcast against ``t``.
     t : ndarray
         Years (ACT/365); ``w = 0`` where ``t <= 0``.
-    n_terms : int
-        COS terms.
+    n_terms : int or None, default None
+        COS terms; None: the kernel's automatic choice for this call (all expiries of the
+        query together, :data:`volguard.kernels.heston_cos.AUTO_TERMS`).
 
     Returns
     -------
@@ -232,9 +251,13 @@ class Heston(SurfaceEngine):
     ----------
     weighting : {'vega', 'spread', 'open_interest', 'none'}
         Quote weights in the least-squares fit.
-    n_terms : int, default 256
-        COS terms N, fixed during the calibration and in pricing (the kernel's automatic
-        choice changes N with the parameters and makes the objective jump).
+    n_terms : int or None, default None
+        COS terms N. An integer fixes N in the calibration and in pricing. None: in the
+        calibration N is fixed within each least-squares run (the kernel's automatic choice
+        would change N with the parameters and make the objective jump) at the kernel's
+        automatic value for the run's start and the quoted expiries, and the run is repeated
+        from its optimum (at most twice) where the optimum needs more terms; pricing uses the
+        kernel's automatic choice per call.
     start : sequence or mapping of float, optional
         Initial parameters, ``(v0, kappa, theta, sigma, rho)`` in that order or by name
         (Bates: plus ``lam, mu_j, sigma_j``). None (default) starts from the data, see Notes.
@@ -245,6 +268,8 @@ class Heston(SurfaceEngine):
         Fitted parameter vector (order of :data:`volguard.kernels.heston_cos.HESTON_PARAMS`).
     start_ : ndarray
         The start actually used.
+    calibration_n_terms_ : int
+        COS terms of the last least-squares run.
     fallback_engine_ : Black76Flat or None
         The flat-ATM engine in use where the Heston fit and its start both failed.
 
@@ -297,7 +322,7 @@ class Heston(SurfaceEngine):
     def __init__(
         self,
         weighting: str = "vega",
-        n_terms: int = DEFAULT_N_TERMS,
+        n_terms: int | None = None,
         start: Sequence[float] | Mapping[str, float] | None = None,
     ) -> None:
         self.weighting = weighting
@@ -312,10 +337,12 @@ class Heston(SurfaceEngine):
             upper += list(_JUMP_UPPER)
         return np.asarray(lower), np.asarray(upper)
 
-    def _n_terms(self) -> int:
+    def _n_terms(self) -> int | None:
         n = self.n_terms
+        if n is None:
+            return None
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 16:
-            raise ValueError(f"n_terms must be an integer >= 16; got {n!r}")
+            raise ValueError(f"n_terms must be None or an integer >= 16; got {n!r}")
         return int(n)
 
     def _user_start(self) -> FloatArray | None:
@@ -396,42 +423,52 @@ class Heston(SurfaceEngine):
     def _calibrate(
         self, quotes: FitQuotes
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
-        n = self._n_terms()
+        fixed_n = self._n_terms()
         lower, upper = self._bounds()
         user = self._user_start()
         x0 = np.clip(user if user is not None else self._data_start(quotes), lower, upper)
         self.start_ = x0
-        self.n_terms_ = n
         self.fallback_engine_: Black76Flat | None = None
-        residuals, jacobian = self._objective(quotes, n)
-
         notes: list[str] = []
         fallback: str | None = None
-        converged = False
+        converged, ok = False, False
+        x = x0
+        n = fixed_n if fixed_n is not None else cos_terms(tuple(x0), quotes.t)
         try:
-            sol = least_squares(
-                residuals,
-                x0,
-                jac=jacobian,
-                bounds=(lower, upper),
-                method="trf",
-                x_scale="jac",
-                ftol=1e-14,
-                xtol=1e-14,
-                gtol=1e-14,
-                max_nfev=300,
-            )
-            x = np.asarray(sol.x, dtype=float)
-            ok = bool(np.all(np.isfinite(x)) and np.isfinite(sol.cost))
-            converged = ok and bool(sol.success)
+            for _ in range(3):  # N fixed within a run; rerun where the optimum needs more terms
+                residuals, jacobian = self._objective(quotes, n)
+                sol = least_squares(
+                    residuals,
+                    x,
+                    jac=jacobian,
+                    bounds=(lower, upper),
+                    method="trf",
+                    x_scale="jac",
+                    ftol=1e-14,
+                    xtol=1e-14,
+                    gtol=1e-14,
+                    max_nfev=300,
+                )
+                x = np.asarray(sol.x, dtype=float)
+                ok = bool(np.all(np.isfinite(x)) and np.isfinite(sol.cost))
+                converged = ok and bool(sol.success)
+                if not ok or fixed_n is not None:
+                    break
+                n_opt = cos_terms(tuple(x), quotes.t)
+                if n_opt <= n:
+                    break
+                n = n_opt
             if not ok:
                 notes.append("the optimiser returned non-finite parameters")
         except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
             ok = False
             notes.append(f"calibration failed: {type(exc).__name__}: {exc}")
+        self.calibration_n_terms_ = n
         if not ok:
             x = x0
-            if np.all(np.isfinite(residuals(x0))):
+            with np.errstate(all="ignore"):
+                start_ok = bool(np.all(np.isfinite(self._objective(quotes, n)[0](x0))))
+            if start_ok:
                 fallback = "start parameters"
             else:
                 fallback = "black76-flat"
@@ -458,7 +495,7 @@ class Heston(SurfaceEngine):
         if getattr(self, "fallback_engine_", None) is not None:
             assert self.fallback_engine_ is not None
             return self.fallback_engine_.total_variance(k, t)
-        return model_total_variance(tuple(self.params_), k, t, self.n_terms_)
+        return model_total_variance(tuple(self.params_), k, t, self.n_terms)
 
     def greeks(
         self,
@@ -497,7 +534,7 @@ class Heston(SurfaceEngine):
             return out  # the Black-76 fallback has no model delta: sticky-strike
         f, strike, t, is_call = self.contract_inputs(contracts, context)
         fn = bates_greeks if len(self.param_names) > 5 else heston_greeks
-        g = fn(f, strike, t, is_call, tuple(self.params_), n_terms=self.n_terms_)
+        g = fn(f, strike, t, is_call, tuple(self.params_), n_terms=self.n_terms)
         out["delta"] = np.asarray(g.delta, dtype=float)
         out["gamma"] = np.asarray(g.gamma, dtype=float)
         out["vega_v0"] = np.asarray(g.vega_v0, dtype=float)
@@ -511,8 +548,9 @@ class Bates(Heston):
     ----------
     weighting : {'vega', 'spread', 'open_interest', 'none'}
         Quote weights in the least-squares fit.
-    n_terms : int, default 256
-        COS terms, fixed during the calibration and in pricing.
+    n_terms : int or None, default None
+        COS terms, as in :class:`Heston` (jumps with a large ``sigma_j`` widen the truncation
+        range and need more terms at short expiries).
     start : sequence or mapping of float, optional
         ``(v0, kappa, theta, sigma, rho, lam, mu_j, sigma_j)``; None starts from the data
         (the Heston start plus ``lam = 0.2``, ``mu_j = -0.05``, ``sigma_j = 0.15``).
