@@ -221,6 +221,7 @@ def test_real_crash_chain(name: str, crash_snapshot: MarketSnapshot) -> None:
     assert np.all(np.isfinite(result.residuals_vol))
     assert result.rmse_vol_pts < 10  # measured: 7.3 (heston), 6.5 (bates)
     assert any("Feller condition fails" in w for w in result.warnings)  # sigma 9-12 in the crash
+    assert "kappa = 50 sits at its upper bound" in result.warnings  # measured: both engines
     k = np.linspace(-1.5, 1.0, 26)[:, None]
     t = np.array([1 / 365, 0.02, 0.3, 2.0])[None, :]
     assert np.all(np.isfinite(engine.implied_vol(k, t)))

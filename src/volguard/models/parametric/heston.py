@@ -475,6 +475,10 @@ class Heston(SurfaceEngine):
                 self.fallback_engine_ = Black76Flat(weighting=self.weighting)
                 self.fallback_engine_._calibrate(quotes)
         self.params_ = x
+        for nm, v, lo, hi in zip(self.param_names, x, lower, upper, strict=True):
+            if fallback is None and (v <= lo + 1e-9 * max(abs(lo), 1.0) or v >= hi * (1 - 1e-9)):
+                side = "lower" if v <= lo + 1e-9 * max(abs(lo), 1.0) else "upper"
+                notes.append(f"{nm} = {v:.6g} sits at its {side} bound")
         params: dict[str, Any] = {nm: float(v) for nm, v in zip(self.param_names, x, strict=True)}
         v_kappa, v_theta, v_sigma = params["kappa"], params["theta"], params["sigma"]
         feller = 2 * v_kappa * v_theta / v_sigma**2
