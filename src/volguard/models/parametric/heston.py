@@ -517,7 +517,8 @@ class Heston(SurfaceEngine):
             Time and forwards per expiry.
         delta : {'model', 'sticky-strike', 'sticky-moneyness'}
             ``model``: the Heston/Bates ``dP/dF`` and ``d2P/dF2`` with the variance held fixed
-            (COS); the others as in :meth:`SurfaceEngine.greeks`.
+            (COS); the others as in :meth:`SurfaceEngine.greeks`. Where the Black-76
+            fallback is in use, ``model`` gives the sticky-strike delta.
 
         Returns
         -------
