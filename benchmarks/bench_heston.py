@@ -5,7 +5,9 @@ of log-moneyness), forward 60,000 USD, undiscounted, is repriced after each para
 (what a calibration does):
 
 * ``volguard COS``: one :func:`volguard.kernels.heston_cos.heston_price` call per surface
-  (automatic N, L = 10); also the price + analytic 5-parameter gradient call.
+  (automatic N, L = 10); also the price + analytic 5-parameter gradient call, and the price
+  with N fixed at ``FIXED_N`` (the smallest N tried with a vol error under 1e-9 here; the
+  calibration engine fixes N per run too).
 * ``QuantLib``: 200 ``VanillaOption`` objects on an ``AnalyticHestonEngine``, repriced after
   ``HestonModel.setParams``; once with the engine's default (Gauss-Laguerre, order 144) and
   once with adaptive Gauss-Lobatto at 1e-12 relative tolerance, the accuracy reference.
@@ -40,6 +42,7 @@ FORWARD = 60_000.0
 DAYS = np.array([7, 14, 30, 60, 90, 180, 270, 365, 540, 730])
 PARAMS = (0.45, 2.5, 0.5, 1.4, -0.2)  # v0, kappa, theta, sigma, rho: BTC-like
 N_STRIKES = 20
+FIXED_N = 160
 
 
 def _surface() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,6 +124,10 @@ def main() -> None:
         for p in bumps[: args.inner]:
             heston_price(FORWARD, strikes, t, is_call, p)
 
+    def cos_fixed_run() -> None:
+        for p in bumps[: args.inner]:
+            heston_price(FORWARD, strikes, t, is_call, p, n_terms=FIXED_N)
+
     def cos_grad_run() -> None:
         for p in bumps[: args.inner]:
             heston_price_grad(FORWARD, strikes, t, is_call, p)
@@ -135,6 +142,7 @@ def main() -> None:
 
     runs = {
         "volguard COS (price)": cos_run,
+        f"volguard COS (price, N = {FIXED_N} fixed)": cos_fixed_run,
         "volguard COS (price + 5-param gradient)": cos_grad_run,
         "QuantLib AnalyticHeston (Gauss-Laguerre 144)": ql_default_run,
         "QuantLib AnalyticHeston (adaptive, 1e-12)": ql_adaptive_run,
@@ -155,12 +163,21 @@ def main() -> None:
     for name, s in samples.items():
         med = statistics.median(s)
         print(f"  {name:<46} {med:9.3f} ms/surface   x{med / base:7.1f} vs COS")
+    gl_med = statistics.median(samples["QuantLib AnalyticHeston (Gauss-Laguerre 144)"])
+    for name in ("volguard COS (price)", f"volguard COS (price, N = {FIXED_N} fixed)"):
+        ratio = gl_med / statistics.median(samples[name])
+        print(f"  QuantLib Gauss-Laguerre 144 / {name}: x{ratio:.1f}")
 
     ref = ql_adaptive.price(PARAMS)
     cos = heston_price(FORWARD, strikes, t, is_call, PARAMS)
+    cos_fixed = heston_price(FORWARD, strikes, t, is_call, PARAMS, n_terms=FIXED_N)
     gl = ql_default.price(PARAMS)
     iv_ref = _implied_vol(ref, strikes, t, is_call)
-    for name, prices in (("volguard COS", cos), ("QuantLib Gauss-Laguerre", gl)):
+    for name, prices in (
+        ("volguard COS", cos),
+        (f"volguard COS N = {FIXED_N}", cos_fixed),
+        ("QuantLib Gauss-Laguerre", gl),
+    ):
         diff = np.abs(prices - ref)
         iv = _implied_vol(prices, strikes, t, is_call)
         print(

@@ -385,14 +385,15 @@ def test_properties_over_parameter_ranges(
     assert np.all(np.diff(slope) >= -1e-7)
     # converged: the default agrees with many more terms and a wider range
     np.testing.assert_allclose(calls, fn(f, strikes, t, True, params, **VERY_ACCURATE), atol=1e-8)
-    # the gradient is finite and vega in v0 is positive
+    # the gradient is finite and vega in v0 is positive, up to the COS sum's absolute error in
+    # the far wings (about 1e-9 F there, where the true vega is ~0)
     _, grad = (
         bates_price_grad(f, strikes[::10], t, True, params)
         if jumps
         else heston_price_grad(f, strikes[::10], t, True, params)
     )
     assert np.all(np.isfinite(grad))
-    assert np.all(grad[0] >= -1e-9)
+    assert np.all(grad[0] >= -1e-8)
 
 
 def test_strikes_beyond_the_truncation_range() -> None:
