@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from tests._http_server import Server, ok
@@ -208,6 +209,33 @@ def test_ingest_csv_with_a_mapping(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_clean"] == len(COIN_ROWS)
+
+
+@pytest.mark.parametrize("engine", ["essvi", "heston"])
+def test_every_engine_writes_valid_json(
+    tmp_path: Path, snapshot_files: list[Path], engine: str
+) -> None:
+    store = tmp_path / "store"
+    crash = [str(p) for p in snapshot_files if "20260205T093647Z" in p.name]
+    runner.invoke(app, ["ingest", "--format", "deribit-snapshot", "--store", str(store), *crash])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            engine,
+            "--store",
+            str(store),
+            "--underlying",
+            "eth",
+            "--at",
+            "2026-02-05",
+            "--out",
+            str(tmp_path / "fit"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert isinstance(fit["converged"], bool) and fit["n_quotes"] > 300
 
 
 def test_fit_writes_params_fit_and_surface(tmp_path: Path, snapshot_files: list[Path]) -> None:

@@ -74,7 +74,7 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
         self.result_ = CalibrationResult(
             engine=self.name,
             params=params,
-            converged=converged,
+            converged=bool(converged),
             fallback=fallback,
             residuals_vol=residuals,
             residuals_half_spread=in_spreads,

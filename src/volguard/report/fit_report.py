@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,9 +31,15 @@ def write_fit(engine: SurfaceEngine, out_dir: str | Path, k: np.ndarray = SURFAC
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     return [
-        write_atomic(
-            out / "params.json", json.dumps({**meta, "params": result.params}, indent=2) + "\n"
-        ),
-        write_atomic(out / "fit.json", json.dumps({**meta, **result.summary()}, indent=2) + "\n"),
+        write_atomic(out / "params.json", _json({**meta, "params": result.params})),
+        write_atomic(out / "fit.json", _json({**meta, **result.summary()})),
         write_atomic(out / "surface.parquet", buffer.getvalue()),
     ]
+
+
+def _json(payload: dict[str, Any]) -> str:
+    """Indented JSON; NumPy scalars become plain numbers."""
+    text = json.dumps(
+        payload, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)
+    )
+    return text + "\n"
