@@ -6,10 +6,13 @@ from typing import Any
 
 from volguard.models.base import SurfaceEngine
 from volguard.models.parametric.black76_flat import Black76Flat
+from volguard.models.parametric.sabr import SABR
 from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 
-ENGINES: dict[str, type[SurfaceEngine]] = {cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI)}
+ENGINES: dict[str, type[SurfaceEngine]] = {
+    cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, SABR)
+}
 
 
 def make_engine(name: str, **settings: Any) -> SurfaceEngine:
