@@ -129,18 +129,26 @@ def fit_svi_slice_reference(
 
 @jit
 def _face_solve(
-    ata: FloatArray, atb: FloatArray, lower: FloatArray, upper: FloatArray, out: FloatArray
+    ata: FloatArray,
+    atb: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    out: FloatArray,
+    work: FloatArray,
+    free: np.ndarray,
 ) -> float:
     """Exact minimum of ``x' A x - 2 b' x`` over the box ``lower <= x <= upper`` (3 variables).
 
     Enumerates the 27 faces (each variable free, at its lower or at its upper bound), solves the
     free variables' normal system by Gaussian elimination with partial pivoting, keeps the
     feasible solutions and writes the best to ``out``; returns its value (``inf`` if none).
+    ``work`` (15 floats) and ``free`` (3 integers) are scratch space.
+    The all-free face comes first: when its solution is feasible it is the minimum (the
+    quadratic is convex) and the other faces are skipped.
     """
     best = np.inf
-    x = np.empty(3)
-    mat = np.empty((3, 4))
-    free = np.empty(3, dtype=np.int64)
+    x = work[:3]
+    mat = work[3:15].reshape((3, 4))
     for face in range(27):
         code = face
         nf = 0
@@ -215,6 +223,8 @@ def _face_solve(
             best = val
             for j in range(3):
                 out[j] = x[j]
+        if face == 0:  # all free and feasible: the unconstrained minimum is the box minimum
+            break
     return best
 
 
@@ -227,35 +237,53 @@ def _vp_objective(
     sw: FloatArray,
     w_max: float,
     coef: FloatArray,
+    work: FloatArray,
+    free: np.ndarray,
+    direct: bool,
 ) -> float:
     """Variable-projection objective at ``(m, sigma)``: the best ``(a, u, v)`` (into ``coef``)
-    and its weighted sum of squared residuals, summed directly (no cancellation)."""
-    ata = np.zeros((3, 3))
-    atb = np.zeros(3)
+    and its weighted sum of squared residuals.
+
+    With ``direct`` the residuals are summed one by one (no cancellation: exact even at a zero
+    residual); otherwise the sum is ``c0 + x' A x - 2 b' x`` from the normal equations (one
+    pass; absolute rounding about 1e-16 ``c0``), which the search uses. ``work`` (33 floats)
+    and ``free`` (3 integers) are scratch space."""
+    a00 = a01 = a02 = a11 = a12 = a22 = 0.0
+    b0 = b1 = b2 = c0 = 0.0
     for i in range(k.size):
         y = (k[i] - m) / sigma
         root = math.sqrt(y * y + 1.0)
         s = sw[i]
-        x0 = s
         x1 = s * 0.5 * (root + y)
         x2 = s * 0.5 * (root - y)
         target = s * w[i]
-        ata[0, 0] += x0 * x0
-        ata[0, 1] += x0 * x1
-        ata[0, 2] += x0 * x2
-        ata[1, 1] += x1 * x1
-        ata[1, 2] += x1 * x2
-        ata[2, 2] += x2 * x2
-        atb[0] += x0 * target
-        atb[1] += x1 * target
-        atb[2] += x2 * target
-    ata[1, 0] = ata[0, 1]
-    ata[2, 0] = ata[0, 2]
-    ata[2, 1] = ata[1, 2]
-    lower = np.zeros(3)
-    upper = np.array([w_max, LEE_SLOPE * sigma, LEE_SLOPE * sigma])
-    if not np.isfinite(_face_solve(ata, atb, lower, upper, coef)):
+        a00 += s * s
+        a01 += s * x1
+        a02 += s * x2
+        a11 += x1 * x1
+        a12 += x1 * x2
+        a22 += x2 * x2
+        b0 += s * target
+        b1 += x1 * target
+        b2 += x2 * target
+        c0 += target * target
+    ata = work[15:24].reshape((3, 3))
+    atb = work[24:27]
+    ata[0, 0], ata[0, 1], ata[0, 2] = a00, a01, a02
+    ata[1, 0], ata[1, 1], ata[1, 2] = a01, a11, a12
+    ata[2, 0], ata[2, 1], ata[2, 2] = a02, a12, a22
+    atb[0], atb[1], atb[2] = b0, b1, b2
+    lower = work[27:30]
+    upper = work[30:33]
+    lower[:] = 0.0
+    upper[0] = w_max
+    upper[1] = LEE_SLOPE * sigma
+    upper[2] = LEE_SLOPE * sigma
+    quad = _face_solve(ata, atb, lower, upper, coef, work, free)
+    if not np.isfinite(quad):
         return np.inf
+    if not direct:
+        return max(c0 + quad, 0.0)
     total = 0.0
     for i in range(k.size):
         y = (k[i] - m) / sigma
@@ -275,13 +303,16 @@ def _penalised(
     w_max: float,
     bounds: FloatArray,
     coef: FloatArray,
+    work: FloatArray,
+    free: np.ndarray,
+    direct: bool,
 ) -> float:
     """Objective at ``(m, ln sigma) = (z0, z1)``: evaluated at the point clipped into the bounds,
     growing with the squared distance outside them (so the simplex comes back inside)."""
     m = min(max(z0, bounds[0]), bounds[1])
     ls = min(max(z1, bounds[2]), bounds[3])
     dist = (z0 - m) ** 2 + (z1 - ls) ** 2
-    f = _vp_objective(m, math.exp(ls), k, w, sw, w_max, coef)
+    f = _vp_objective(m, math.exp(ls), k, w, sw, w_max, coef, work, free, direct)
     penalised: float = f * (1.0 + 1e4 * dist) + dist
     return penalised
 
@@ -297,15 +328,20 @@ def _nelder_mead(
     bounds: FloatArray,
     max_evals: int,
     xtol: float,
+    ftol: float,
+    direct: bool,
     out: FloatArray,
 ) -> tuple[float, int, bool]:
     """Nelder-Mead (standard coefficients 1, 2, 1/2, 1/2) over ``(m, ln sigma)``.
 
     Stops when the simplex is smaller than ``xtol`` in both coordinates and the spread of its
-    values is below ``1e-12`` times the best value (plus 1e-30), or after ``max_evals``.
-    Writes the best vertex to ``out``; returns its value, the evaluation count, convergence.
+    values is below ``ftol`` times the best value (plus 1e-30), or after ``max_evals``.
+    ``direct`` selects the exact residual sum (see :func:`_vp_objective`). Writes the best vertex
+    to ``out``; returns its value, the evaluation count and convergence.
     """
     coef = np.empty(3)
+    work = np.empty(33)
+    free = np.empty(3, dtype=np.int64)
     simplex = np.empty((3, 2))
     vals = np.empty(3)
     for i in range(3):
@@ -314,7 +350,9 @@ def _nelder_mead(
     simplex[1, 0] += step[0]
     simplex[2, 1] += step[1]
     for i in range(3):
-        vals[i] = _penalised(simplex[i, 0], simplex[i, 1], k, w, sw, w_max, bounds, coef)
+        vals[i] = _penalised(
+            simplex[i, 0], simplex[i, 1], k, w, sw, w_max, bounds, coef, work, free, direct
+        )
     evals = 3
     converged = False
     while evals < max_evals:
@@ -330,19 +368,19 @@ def _nelder_mead(
             max(abs(simplex[1, 0] - simplex[0, 0]), abs(simplex[2, 0] - simplex[0, 0])),
             max(abs(simplex[1, 1] - simplex[0, 1]), abs(simplex[2, 1] - simplex[0, 1])),
         )
-        if size < xtol and vals[2] - vals[0] <= 1e-12 * vals[0] + 1e-30:
+        if size < xtol and vals[2] - vals[0] <= ftol * vals[0] + 1e-30:
             converged = True
             break
         c0 = 0.5 * (simplex[0, 0] + simplex[1, 0])
         c1 = 0.5 * (simplex[0, 1] + simplex[1, 1])
         r0 = 2.0 * c0 - simplex[2, 0]
         r1 = 2.0 * c1 - simplex[2, 1]
-        fr = _penalised(r0, r1, k, w, sw, w_max, bounds, coef)
+        fr = _penalised(r0, r1, k, w, sw, w_max, bounds, coef, work, free, direct)
         evals += 1
         if fr < vals[0]:
             e0 = 3.0 * c0 - 2.0 * simplex[2, 0]
             e1 = 3.0 * c1 - 2.0 * simplex[2, 1]
-            fe = _penalised(e0, e1, k, w, sw, w_max, bounds, coef)
+            fe = _penalised(e0, e1, k, w, sw, w_max, bounds, coef, work, free, direct)
             evals += 1
             if fe < fr:
                 simplex[2, 0], simplex[2, 1], vals[2] = e0, e1, fe
@@ -355,7 +393,7 @@ def _nelder_mead(
         if fr < vals[2]:  # outside contraction
             q0 = c0 + 0.5 * (r0 - c0)
             q1 = c1 + 0.5 * (r1 - c1)
-            fq = _penalised(q0, q1, k, w, sw, w_max, bounds, coef)
+            fq = _penalised(q0, q1, k, w, sw, w_max, bounds, coef, work, free, direct)
             evals += 1
             if fq <= fr:
                 simplex[2, 0], simplex[2, 1], vals[2] = q0, q1, fq
@@ -363,7 +401,7 @@ def _nelder_mead(
         else:  # inside contraction
             q0 = c0 + 0.5 * (simplex[2, 0] - c0)
             q1 = c1 + 0.5 * (simplex[2, 1] - c1)
-            fq = _penalised(q0, q1, k, w, sw, w_max, bounds, coef)
+            fq = _penalised(q0, q1, k, w, sw, w_max, bounds, coef, work, free, direct)
             evals += 1
             if fq < vals[2]:
                 simplex[2, 0], simplex[2, 1], vals[2] = q0, q1, fq
@@ -371,7 +409,9 @@ def _nelder_mead(
         for i in range(1, 3):  # shrink towards the best vertex
             simplex[i, 0] = simplex[0, 0] + 0.5 * (simplex[i, 0] - simplex[0, 0])
             simplex[i, 1] = simplex[0, 1] + 0.5 * (simplex[i, 1] - simplex[0, 1])
-            vals[i] = _penalised(simplex[i, 0], simplex[i, 1], k, w, sw, w_max, bounds, coef)
+            vals[i] = _penalised(
+                simplex[i, 0], simplex[i, 1], k, w, sw, w_max, bounds, coef, work, free, direct
+            )
             evals += 1
     best = 0
     for i in range(1, 3):
@@ -384,7 +424,7 @@ def _nelder_mead(
 
 GRID_M = 7
 GRID_SIGMA = 7
-N_STARTS = 3
+N_STARTS = 2
 
 
 @jit
@@ -398,12 +438,16 @@ def _fit_vp(
     sigma0: float,
     out: FloatArray,
 ) -> tuple[float, int, bool]:
-    """The compiled fit: grid, Nelder-Mead from the best starts, one restart from the best.
+    """The compiled fit: a 7 x 7 grid of ``(m, ln sigma)`` plus the reference start, loose
+    Nelder-Mead runs from the 2 best points (normal-equation objective), then a tight
+    Nelder-Mead polish of the best on the exact residual sum.
 
     ``bounds = (m_lo, m_hi, ln sigma_lo, ln sigma_hi)``. Writes ``(a, u, v, m, sigma)`` to
     ``out``; returns the objective, the number of objective evaluations and convergence.
     """
     coef = np.empty(3)
+    work = np.empty(33)
+    free = np.empty(3, dtype=np.int64)
     n_grid = GRID_M * GRID_SIGMA + 1
     cand = np.empty((n_grid, 2))
     vals = np.empty(n_grid)
@@ -415,33 +459,35 @@ def _fit_vp(
             ls = bounds[2] + (bounds[3] - bounds[2]) * (j + 0.5) / GRID_SIGMA
             cand[idx, 0] = m
             cand[idx, 1] = ls
-            vals[idx] = _vp_objective(m, math.exp(ls), k, w, sw, w_max, coef)
+            vals[idx] = _vp_objective(m, math.exp(ls), k, w, sw, w_max, coef, work, free, False)
             idx += 1
     cand[idx, 0] = m0
     cand[idx, 1] = math.log(sigma0)
-    vals[idx] = _vp_objective(m0, sigma0, k, w, sw, w_max, coef)
+    vals[idx] = _vp_objective(m0, sigma0, k, w, sw, w_max, coef, work, free, False)
     evals = n_grid
     order = np.argsort(vals)
     step = np.array([0.1 * (k_hi - k_lo) + 0.01, 0.5])
     best_val = np.inf
     best = np.empty(2)
     point = np.empty(2)
-    converged = False
-    for s in range(N_STARTS):
-        val, n, conv = _nelder_mead(cand[order[s]], step, k, w, sw, w_max, bounds, 400, 1e-8, point)
+    for s in range(N_STARTS):  # explore, loosely
+        val, n, _ = _nelder_mead(
+            cand[order[s]], step, k, w, sw, w_max, bounds, 300, 1e-3, 1e-6, False, point
+        )
         evals += n
         if val < best_val:
-            best_val, converged = val, conv
+            best_val = val
             best[0], best[1] = point[0], point[1]
-    small = np.array([1e-3 * step[0], 1e-3])  # restart: a collapsed simplex can stall
-    val, n, conv = _nelder_mead(best.copy(), small, k, w, sw, w_max, bounds, 200, 1e-9, point)
+    # polish the best with a fresh small simplex (this also restarts a collapsed one)
+    small = np.array([1e-3 * step[0], 1e-3])
+    _, n, converged = _nelder_mead(
+        best.copy(), small, k, w, sw, w_max, bounds, 400, 1e-9, 1e-12, True, point
+    )
     evals += n
-    if val <= best_val:
-        best_val, converged = val, conv
-        best[0], best[1] = point[0], point[1]
+    best[0], best[1] = point[0], point[1]
     m = min(max(best[0], bounds[0]), bounds[1])
     sigma = math.exp(min(max(best[1], bounds[2]), bounds[3]))
-    f = _vp_objective(m, sigma, k, w, sw, w_max, coef)
+    f = _vp_objective(m, sigma, k, w, sw, w_max, coef, work, free, True)
     out[0], out[1], out[2], out[3], out[4] = coef[0], coef[1], coef[2], m, sigma
     return f, evals, converged
 
