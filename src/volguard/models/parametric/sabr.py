@@ -156,23 +156,33 @@ def fit_sabr_slice(
         b = float(x[3]) if fit_beta else beta0
         return float(x[0]), b, float(x[1]), float(x[2])
 
+    cache: dict[bytes, tuple[FloatArray, FloatArray]] = {}
+
+    def vol_and_jac(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Model vols and the Jacobian columns, one kernel call per point (memoised: scipy asks
+        for the residuals and then the Jacobian at the same point)."""
+        key = np.asarray(x, dtype=float).tobytes()
+        if key not in cache:
+            cache.clear()
+            ah, b, r, n = unpack(x)
+            scale = forward ** (1.0 - b)
+            model, jac = sabr_vol_jac(forward, strike, t, ah * scale, b, r, n)
+            cols = [jac[0] * scale, jac[1], jac[2]]
+            if fit_beta:
+                hi, lo = min(b + BETA_STEP, 1.0), max(b - BETA_STEP, 0.0)
+                up = sabr_vol(forward, strike, t, ah * forward ** (1.0 - hi), hi, r, n)
+                dn = sabr_vol(forward, strike, t, ah * forward ** (1.0 - lo), lo, r, n)
+                cols.append((up - dn) / (hi - lo))
+            cache[key] = (model, np.column_stack(cols))
+        return cache[key]
+
     def residuals(x: FloatArray) -> FloatArray:
-        ah, b, r, n = unpack(x)
-        model = sabr_vol(forward, strike, t, ah * forward ** (1.0 - b), b, r, n)
+        model = vol_and_jac(x)[0]
         out: FloatArray = np.where(np.isfinite(model), model - vol, 10.0) * sw
         return out
 
     def jacobian(x: FloatArray) -> FloatArray:
-        ah, b, r, n = unpack(x)
-        scale = forward ** (1.0 - b)
-        _, jac = sabr_vol_jac(forward, strike, t, ah * scale, b, r, n)
-        cols = [jac[0] * scale, jac[1], jac[2]]
-        if fit_beta:
-            hi, lo = min(b + BETA_STEP, 1.0), max(b - BETA_STEP, 0.0)
-            up = sabr_vol(forward, strike, t, ah * forward ** (1.0 - hi), hi, r, n)
-            dn = sabr_vol(forward, strike, t, ah * forward ** (1.0 - lo), lo, r, n)
-            cols.append((up - dn) / (hi - lo))
-        out: FloatArray = np.nan_to_num(np.column_stack(cols) * sw[:, None])
+        out: FloatArray = np.nan_to_num(vol_and_jac(x)[1] * sw[:, None])
         return out
 
     lower = [VOL_BOUNDS[0], -RHO_MAX, 0.0]
