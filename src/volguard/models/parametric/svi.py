@@ -439,7 +439,8 @@ def _fit_vp(
     out: FloatArray,
 ) -> tuple[float, int, bool]:
     """The compiled fit: a 7 x 7 grid of ``(m, ln sigma)`` plus the reference start, loose
-    Nelder-Mead runs from the 2 best points (normal-equation objective), then a tight
+    Nelder-Mead runs from the 2 best points and from the reference start (normal-equation
+    objective), then a tight
     Nelder-Mead polish of the best on the exact residual sum.
 
     ``bounds = (m_lo, m_hi, ln sigma_lo, ln sigma_hi)``. Writes ``(a, u, v, m, sigma)`` to
@@ -470,9 +471,13 @@ def _fit_vp(
     best_val = np.inf
     best = np.empty(2)
     point = np.empty(2)
-    for s in range(N_STARTS):  # explore, loosely
+    ref = n_grid - 1  # the reference twin's start always gets a run too
+    starts = [order[s] for s in range(N_STARTS)]
+    if ref not in starts:
+        starts.append(ref)
+    for s in starts:  # explore, loosely
         val, n, _ = _nelder_mead(
-            cand[order[s]], step, k, w, sw, w_max, bounds, 300, 1e-3, 1e-6, False, point
+            cand[s], step, k, w, sw, w_max, bounds, 300, 1e-3, 1e-6, False, point
         )
         evals += n
         if val < best_val:
