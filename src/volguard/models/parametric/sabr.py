@@ -136,7 +136,15 @@ def fit_sabr_slice(
     Minimises ``sum_i weight_i (sigma_SABR(F, F e^(k_i), t; alpha, beta, rho, nu) - vol_i)^2``
     over ``alpha_hat in [1e-4, 10]``, ``rho in [-0.999, 0.999]``, ``nu in [0, 50]`` (and
     ``beta in [0, 1]`` when fitted) with a trust-region reflective method; the Jacobian in
-    ``alpha_hat`` is ``F^(1 - beta) d sigma / d alpha``.
+    ``alpha_hat`` is ``F^(1 - beta) d sigma / d alpha``. The vol is ``I0 (1 + I1 t)`` with
+    Obloj's ``I0 = nu ln(F/K) / x(z)``, ``z = nu (F^(1-beta) - K^(1-beta)) / (alpha (1 -
+    beta))`` and Hagan's ``I1`` (see :func:`volguard.kernels.sabr.sabr_vol`).
+
+    References
+    ----------
+    Hagan, P. S., Kumar, D., Lesniewski, A. S. and Woodward, D. E. (2002), Managing smile risk,
+    Wilmott Magazine, September 2002, 84-108. Obloj, J. (2008), Fine-tune your smile:
+    correction to Hagan et al., Wilmott Magazine, May 2008, arXiv:0708.0998.
 
     Examples
     --------
