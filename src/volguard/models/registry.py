@@ -7,11 +7,12 @@ from typing import Any
 from volguard.models.base import SurfaceEngine
 from volguard.models.parametric.black76_flat import Black76Flat
 from volguard.models.parametric.heston import Bates, Heston
+from volguard.models.parametric.sabr import SABR
 from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 
 ENGINES: dict[str, type[SurfaceEngine]] = {
-    cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, Heston, Bates)
+    cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, SABR, Heston, Bates)
 }
 
 
