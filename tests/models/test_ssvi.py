@@ -9,7 +9,7 @@ import pytest
 from volguard.kernels.api import black76_price
 from volguard.market import MarketSnapshot
 from volguard.models import make_engine
-from volguard.models.parametric.ssvi import power_law_psi, ssvi_slice
+from volguard.models.parametric.ssvi import _SliceProblem, power_law_psi, ssvi_slice
 
 TS = pd.Timestamp("2026-01-15 09:00", tz="UTC")
 RHO, ETA, GAMMA = -0.35, 1.1, 0.4
@@ -79,3 +79,24 @@ def test_interpolated_expiries_stay_calendar_free(crash_snapshot: MarketSnapshot
     k = np.linspace(-1.5, 1.0, 126)
     w = engine.total_variance(k[None, :], t[:, None])
     assert np.all(np.diff(w, axis=0) >= -1e-12)
+
+
+@pytest.mark.parametrize("rho", [-0.6, 0.3])
+@pytest.mark.parametrize("frac", [0.2, 0.9])
+def test_essvi_slice_jacobian_matches_finite_differences(rho: float, frac: float) -> None:
+    """The analytic Jacobian of the slice fit (quotes and crossing rows) against central FD."""
+    k = np.linspace(-0.8, 0.6, 23)
+    t = np.full(k.size, 30 / 365)
+    mid = 0.6 + 0.3 * k**2 - 0.1 * k
+    sw = np.linspace(0.5, 1.5, k.size)
+    prev = (0.025, -0.2, 0.25)  # theta 0.03 with these psi and rho crosses it on part of CROSSING_K
+    problem = _SliceProblem(k, t, mid, sw, prev)
+    x = np.array([0.03, rho, frac])
+    assert np.any(problem.residuals(x)[k.size :] > 0)  # the crossing rows are exercised
+    analytic = problem.jacobian(x)
+    numeric = np.empty_like(analytic)
+    for j, h in enumerate((1e-7, 1e-6, 1e-6)):
+        step = np.zeros(3)
+        step[j] = h
+        numeric[:, j] = (problem.residuals(x + step) - problem.residuals(x - step)) / (2 * h)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)

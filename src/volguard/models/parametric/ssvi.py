@@ -209,16 +209,62 @@ class ESSVI(_SSVISurface):
         return self._params(quotes), converged, fallback, tuple(notes)
 
 
-def _slice_w(params: tuple[float, float, float], k: FloatArray) -> FloatArray:
+def essvi_slice_gradient(
+    k: FloatArray, theta: float, rho: float, psi: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Total variance of one SSVI slice and its partial derivatives in ``(theta, rho, psi)``.
+
+    Parameters
+    ----------
+    k : ndarray, shape (n,)
+        Forward log-moneyness.
+    theta, rho, psi : float
+        The slice: ATM total variance (> 0), correlation (``|rho| < 1``), ``psi >= 0``.
+
+    Returns
+    -------
+    w, dw_dtheta, dw_drho, dw_dpsi : ndarray, shape (n,)
+
+    Notes
+    -----
+    With ``R = sqrt(psi^2 k^2 + 2 rho psi k theta + theta^2)`` the slice is
+    ``w = (theta + rho psi k + R) / 2`` (Hendriks and Martini 2019, eq. 2.1, multiplied out), so
+
+    - ``dw/dtheta = (1 + (rho psi k + theta) / R) / 2``,
+    - ``dw/drho = psi k (1 + theta / R) / 2``,
+    - ``dw/dpsi = (rho k + (psi k^2 + rho k theta) / R) / 2``.
+
+    ``R >= theta sqrt(1 - rho^2) > 0``, so all are finite.
+
+    Examples
+    --------
+    >>> w, *_ = essvi_slice_gradient(np.array([0.0]), 0.04, -0.5, 0.2)
+    >>> float(w[0])
+    0.04
+    """
+    pk = psi * k
+    r = np.sqrt(pk * pk + 2 * rho * pk * theta + theta * theta)
+    w: FloatArray = 0.5 * (theta + rho * pk + r)
+    d_theta: FloatArray = 0.5 * (1 + (rho * pk + theta) / r)
+    d_rho: FloatArray = 0.5 * pk * (1 + theta / r)
+    d_psi: FloatArray = 0.5 * (rho * k + (pk * k + rho * k * theta) / r)
+    return w, d_theta, d_rho, d_psi
+
+
+Slice = tuple[float, float, float]
+"""``(theta, rho, psi)`` of one slice."""
+
+
+def _slice_w(params: Slice, k: FloatArray) -> FloatArray:
     theta, rho, psi = params
     return ssvi_slice(k, np.asarray(theta), np.asarray(rho), np.asarray(psi))
 
 
-def _crosses(prev: tuple[float, float, float], new: tuple[float, float, float]) -> bool:
+def _crosses(prev: Slice, new: Slice) -> bool:
     return bool(np.any(_slice_w(prev, CROSSING_K) - _slice_w(new, CROSSING_K) > 1e-12))
 
 
-def _psi_bounds(theta: float, rho: float, prev: tuple[float, float, float]) -> tuple[float, float]:
+def _psi_bounds(theta: float, rho: float, prev: Slice) -> tuple[float, float]:
     """The no-arbitrage interval of ``psi`` given ``theta``, ``rho`` and the previous slice."""
     _, rho_p, psi_p = prev
     lower = max(psi_p * (1 + rho_p) / (1 + rho), psi_p * (1 - rho_p) / (1 - rho))
@@ -226,44 +272,151 @@ def _psi_bounds(theta: float, rho: float, prev: tuple[float, float, float]) -> t
     return lower, upper
 
 
-def _fit_essvi_slice(
-    s: FitQuotes, theta0: float, prev: tuple[float, float, float]
-) -> tuple[tuple[float, float, float], bool]:
-    """Fit ``(theta, rho, psi)`` of one slice with ``psi = lower + f (upper - lower)``."""
-    sw = np.sqrt(s.weight)
-    theta_min = max(prev[0], THETA_MIN)
+def essvi_psi(theta: float, rho: float, frac: float, prev: Slice) -> tuple[float, FloatArray]:
+    """``psi`` of a slice from its fraction of the no-arbitrage interval, and its gradient.
 
-    def unpack(x: FloatArray) -> tuple[float, float, float]:
+    Parameters
+    ----------
+    theta, rho : float
+        ATM total variance and correlation of the slice.
+    frac : float
+        Position in ``[0, 1]`` of ``psi`` in its interval ``[lower, upper]``.
+    prev : tuple of float
+        ``(theta, rho, psi)`` of the previous slice (zeros for the first one).
+
+    Returns
+    -------
+    psi : float
+    grad : ndarray, shape (3,)
+        ``d psi / d(theta, rho, frac)`` (one-sided where a max or min switches branch).
+
+    Notes
+    -----
+    ``psi = lower + frac max(upper - lower, 0)`` with the calendar bound
+    ``lower = max(psi_p (1 + rho_p) / (1 + rho), psi_p (1 - rho_p) / (1 - rho))`` (wing slopes
+    ``psi (1 +- rho)`` never decrease) and the butterfly bound
+    ``upper = min(4 / (1 + |rho|), sqrt(4 theta / (1 + |rho|)))`` (Hendriks and Martini 2019,
+    Prop. 3.5; Corbetta et al. 2019, sec. 3). Derivatives:
+    ``d lower / d rho = -psi_p (1 + rho_p) / (1 + rho)^2`` or ``psi_p (1 - rho_p) / (1 - rho)^2``;
+    ``d upper / d rho = -4 sgn(rho) / (1 + |rho|)^2`` or ``-sgn(rho) upper / (2 (1 + |rho|))``;
+    ``d upper / d theta = 0`` or ``upper / (2 theta)``.
+
+    Examples
+    --------
+    >>> psi, grad = essvi_psi(0.04, 0.0, 0.5, (0.0, 0.0, 0.0))
+    >>> round(psi, 6), [round(float(g), 6) for g in grad]
+    (0.2, [2.5, 0.0, 0.4])
+    """
+    _, rho_p, psi_p = prev
+    up, down = psi_p * (1 + rho_p), psi_p * (1 - rho_p)
+    if up / (1 + rho) >= down / (1 - rho):
+        lower, d_lower = up / (1 + rho), -up / (1 + rho) ** 2
+    else:
+        lower, d_lower = down / (1 - rho), down / (1 - rho) ** 2
+    sign, m = float(np.sign(rho)), 1 + abs(rho)
+    wing, atm = 4 / m, float(np.sqrt(4 * theta / m))
+    if wing <= atm:
+        upper, d_upper_theta, d_upper_rho = wing, 0.0, -4 * sign / m**2
+    else:
+        upper, d_upper_theta, d_upper_rho = atm, atm / (2 * theta), -sign * atm / (2 * m)
+    if upper > lower:
+        psi = lower + frac * (upper - lower)
+        grad = np.array(
+            [frac * d_upper_theta, (1 - frac) * d_lower + frac * d_upper_rho, upper - lower]
+        )
+    else:
+        psi, grad = lower, np.array([0.0, d_lower, 0.0])
+    return psi, grad
+
+
+class _SliceProblem:
+    """Residuals and analytic Jacobian of one eSSVI slice fit in ``x = (theta, rho, frac)``.
+
+    Residuals: ``sqrt(weight) (sqrt(w(k) / t) - mid_iv)`` at the quotes, then, when there is a
+    previous slice, ``CROSSING_WEIGHT max(w_prev(k) - w(k), 0) / theta_prev`` on
+    :data:`CROSSING_K`. Chain rule: ``d vol / d w = 1 / (2 vol t)`` and
+    ``dw/dx = dw/d(theta, rho, psi) . d(theta, rho, psi)/dx`` (:func:`essvi_slice_gradient`,
+    :func:`essvi_psi`). Each point is evaluated once per ``x`` (the last ``x`` is cached, as
+    ``least_squares`` asks for the residuals and then the Jacobian at the same point).
+    """
+
+    def __init__(
+        self, k: FloatArray, t: FloatArray, mid_iv: FloatArray, sw: FloatArray, prev: Slice
+    ) -> None:
+        self.prev, self.n = prev, k.size
+        self.mid_iv, self.t, self.sw = mid_iv, t, sw
+        if prev[2] > 0:
+            self.k = np.concatenate([k, CROSSING_K])
+            self.w_prev: FloatArray | None = _slice_w(prev, CROSSING_K)
+            self.cross_scale = CROSSING_WEIGHT / max(prev[0], THETA_MIN)
+        else:
+            self.k, self.w_prev, self.cross_scale = k, None, 0.0
+        self._x: FloatArray | None = None
+        self._r = self._j = np.empty(0)
+
+    def _evaluate(self, x: FloatArray) -> None:
+        if self._x is not None and np.array_equal(x, self._x):
+            return
         theta, rho, frac = float(x[0]), float(x[1]), float(x[2])
-        lower, upper = _psi_bounds(theta, rho, prev)
-        psi = lower + frac * max(upper - lower, 0.0)
-        return theta, rho, psi
+        psi, dpsi = essvi_psi(theta, rho, frac, self.prev)
+        w, d_theta, d_rho, d_psi = essvi_slice_gradient(self.k, theta, rho, psi)
+        dw = np.empty((w.size, 3))
+        dw[:, 0] = d_theta + d_psi * dpsi[0]
+        dw[:, 1] = d_rho + d_psi * dpsi[1]
+        dw[:, 2] = d_psi * dpsi[2]
+        n = self.n
+        wq = np.maximum(w[:n], 1e-16)
+        vol = np.sqrt(wq / self.t)
+        r = np.empty(w.size)
+        r[:n] = (vol - self.mid_iv) * self.sw
+        scale = np.where(w[:n] > 1e-16, self.sw / (2 * vol * self.t), 0.0)
+        if self.w_prev is not None:
+            gap = self.w_prev - w[n:]
+            active = gap > 0
+            r[n:] = self.cross_scale * np.where(active, gap, 0.0)
+            scale = np.concatenate([scale, np.where(active, -self.cross_scale, 0.0)])
+        self._x, self._r, self._j = x.copy(), r, dw * scale[:, None]
 
-    w_prev = _slice_w(prev, CROSSING_K) if prev[2] > 0 else None
+    def residuals(self, x: FloatArray) -> FloatArray:
+        self._evaluate(x)
+        return self._r
 
-    def residuals(x: FloatArray) -> FloatArray:
-        params = unpack(x)
-        w = _slice_w(params, s.k)
-        out: FloatArray = (np.sqrt(np.maximum(w, 1e-16) / s.t) - s.mid_iv) * sw
-        if w_prev is None:
-            return out
-        crossing = np.maximum(w_prev - _slice_w(params, CROSSING_K), 0.0) / max(prev[0], 1e-8)
-        return np.concatenate([out, CROSSING_WEIGHT * crossing])
+    def jacobian(self, x: FloatArray) -> FloatArray:
+        self._evaluate(x)
+        return self._j
 
-    rho0 = prev[1] if prev[2] > 0 else -0.2
-    x0 = np.array([max(theta0, theta_min), rho0, 0.5])
+
+def _fit_essvi_slice(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, bool]:
+    """Fit ``(theta, rho, psi)`` of one slice with ``psi = lower + f (upper - lower)``.
+
+    Starts from the ATM ``theta0`` and, after the first slice, from the previous ``rho`` and
+    ``psi`` scaled by ``sqrt(theta0 / theta_prev)`` (the ``gamma = 1/2`` power law).
+    """
+    problem = _SliceProblem(s.k, s.t, s.mid_iv, np.sqrt(s.weight), prev)
+    theta_min = max(prev[0], THETA_MIN)
+    theta_start = max(theta0, theta_min)
     lower = np.array([theta_min, -RHO_MAX, 0.0])
-    upper = np.array([max(theta0, theta_min) * 4 + 1e-6, RHO_MAX, 1.0])
+    upper = np.array([theta_start * 4 + 1e-6, RHO_MAX, 1.0])
+    if prev[2] > 0:
+        rho0 = prev[1]
+        lo, hi = _psi_bounds(theta_start, rho0, prev)
+        psi0 = prev[2] * np.sqrt(theta_start / max(prev[0], THETA_MIN))
+        frac0 = float(np.clip((psi0 - lo) / (hi - lo), 0.05, 0.95)) if hi > lo else 0.5
+    else:
+        rho0, frac0 = -0.2, 0.5
     sol = least_squares(
-        residuals,
-        np.clip(x0, lower, upper),
+        problem.residuals,
+        np.clip(np.array([theta_start, rho0, frac0]), lower, upper),
+        jac=problem.jacobian,
         bounds=(lower, upper),
         method="trf",
         x_scale="jac",
-        xtol=1e-10,
+        xtol=1e-8,
         ftol=1e-10,
-        max_nfev=300,
+        gtol=1e-10,
+        max_nfev=100,
     )
-    theta, rho, psi = unpack(sol.x)
+    theta, rho, frac = (float(v) for v in sol.x)
+    psi, _ = essvi_psi(theta, rho, frac, prev)
     lo, hi = _psi_bounds(theta, rho, prev)
     return (theta, rho, psi), bool(sol.success) and lo <= hi + 1e-12
