@@ -9,7 +9,18 @@ import pytest
 from volguard.kernels.api import black76_price
 from volguard.market import MarketSnapshot
 from volguard.models import make_engine
-from volguard.models.parametric.ssvi import _SliceProblem, power_law_psi, ssvi_slice
+from volguard.models.parametric.ssvi import (
+    _atm_thetas,
+    _fit_essvi_slice,
+    _fit_essvi_slice_reference,
+    _psi_bounds,
+    _psi_kernel,
+    _SliceProblem,
+    essvi_psi,
+    power_law_psi,
+    ssvi_slice,
+)
+from volguard.models.quotes import fit_quotes
 
 TS = pd.Timestamp("2026-01-15 09:00", tz="UTC")
 RHO, ETA, GAMMA = -0.35, 1.1, 0.4
@@ -100,3 +111,38 @@ def test_essvi_slice_jacobian_matches_finite_differences(rho: float, frac: float
         step[j] = h
         numeric[:, j] = (problem.residuals(x + step) - problem.residuals(x - step)) / (2 * h)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_slice_fit_matches_its_scipy_twin(crash_snapshot: MarketSnapshot) -> None:
+    """The numba Levenberg-Marquardt and scipy's least_squares reach the same optimum."""
+    quotes = fit_quotes(crash_snapshot, "vega")
+    thetas = _atm_thetas(quotes)
+    prev = (0.0, 0.0, 0.0)
+    for i in range(len(quotes.expiries)):
+        s = quotes.slice(i)
+        fast, ok = _fit_essvi_slice(s, max(thetas[i], prev[0]), prev)
+        ref, ok_ref = _fit_essvi_slice_reference(s, max(thetas[i], prev[0]), prev)
+        assert ok and ok_ref
+        problem = _SliceProblem(s.k, s.t, s.mid_iv, np.sqrt(s.weight), prev)
+        cost = [
+            float(np.sum(problem.residuals(np.array(_to_x(p, prev))) ** 2)) for p in (fast, ref)
+        ]
+        assert cost[0] <= cost[1] * (1 + 1e-6) + 1e-14  # never worse than scipy's optimum
+        np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-6)
+        prev = fast
+
+
+def _to_x(params: tuple[float, float, float], prev: tuple[float, float, float]) -> list[float]:
+    """``(theta, rho, frac)`` of a slice: the inverse of the ``psi`` interval map."""
+    theta, rho, psi = params
+    lo, hi = _psi_bounds(theta, rho, prev)
+    return [theta, rho, (psi - lo) / (hi - lo) if hi > lo else 0.0]
+
+
+@pytest.mark.parametrize("prev", [(0.0, 0.0, 0.0), (0.01, -0.3, 0.15), (0.01, 0.4, 0.3)])
+def test_compiled_psi_map_matches_numpy(prev: tuple[float, float, float]) -> None:
+    grad = np.empty(3)
+    for theta, rho, frac in [(0.02, -0.5, 0.3), (0.5, 0.2, 0.9), (0.001, 0.0, 0.0)]:
+        psi, expected = essvi_psi(theta, rho, frac, prev)
+        assert _psi_kernel(theta, rho, frac, prev[1], prev[2], grad) == pytest.approx(psi)
+        np.testing.assert_allclose(grad, expected, rtol=1e-14)

@@ -39,6 +39,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from volguard._typing import FloatArray
+from volguard.kernels._jit import jit
 from volguard.models.base import SurfaceEngine
 from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
@@ -386,13 +387,14 @@ class _SliceProblem:
         return self._j
 
 
-def _fit_essvi_slice(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, bool]:
-    """Fit ``(theta, rho, psi)`` of one slice with ``psi = lower + f (upper - lower)``.
+def _slice_start(theta0: float, prev: Slice) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Start and box of ``x = (theta, rho, frac)`` for one slice.
 
-    Starts from the ATM ``theta0`` and, after the first slice, from the previous ``rho`` and
-    ``psi`` scaled by ``sqrt(theta0 / theta_prev)`` (the ``gamma = 1/2`` power law).
+    ``theta`` starts at the ATM ``theta0`` (at least the previous slice's) inside
+    ``[theta_prev, 4 theta0]``; after the first slice ``rho`` starts at the previous one and
+    ``psi`` at the previous one scaled by ``sqrt(theta0 / theta_prev)`` (the ``gamma = 1/2``
+    power law), placed in its no-arbitrage interval.
     """
-    problem = _SliceProblem(s.k, s.t, s.mid_iv, np.sqrt(s.weight), prev)
     theta_min = max(prev[0], THETA_MIN)
     theta_start = max(theta0, theta_min)
     lower = np.array([theta_min, -RHO_MAX, 0.0])
@@ -404,9 +406,17 @@ def _fit_essvi_slice(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, b
         frac0 = float(np.clip((psi0 - lo) / (hi - lo), 0.05, 0.95)) if hi > lo else 0.5
     else:
         rho0, frac0 = -0.2, 0.5
+    return np.clip(np.array([theta_start, rho0, frac0]), lower, upper), lower, upper
+
+
+def _fit_essvi_slice_reference(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, bool]:
+    """The plain-NumPy twin of :func:`_fit_essvi_slice`: scipy's trust-region reflective
+    ``least_squares`` on :class:`_SliceProblem` with its analytic Jacobian."""
+    problem = _SliceProblem(s.k, s.t, s.mid_iv, np.sqrt(s.weight), prev)
+    x0, lower, upper = _slice_start(theta0, prev)
     sol = least_squares(
         problem.residuals,
-        np.clip(np.array([theta_start, rho0, frac0]), lower, upper),
+        x0,
         jac=problem.jacobian,
         bounds=(lower, upper),
         method="trf",
@@ -420,3 +430,202 @@ def _fit_essvi_slice(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, b
     psi, _ = essvi_psi(theta, rho, frac, prev)
     lo, hi = _psi_bounds(theta, rho, prev)
     return (theta, rho, psi), bool(sol.success) and lo <= hi + 1e-12
+
+
+# ------------------------------------------------------------------ numba slice fit
+LM_MAX_ITER = 100
+LM_FTOL = 1e-12
+"""Stop when an accepted step lowers the cost by less than this fraction."""
+LM_XTOL = 1e-10
+"""Stop when no coordinate moves by more than this fraction of ``|x| + LM_XTOL``."""
+
+
+@jit
+def _psi_kernel(
+    theta: float, rho: float, frac: float, rho_p: float, psi_p: float, grad: FloatArray
+) -> float:
+    """:func:`essvi_psi` compiled: returns ``psi``, writes ``d psi / d(theta, rho, frac)``."""
+    up, down = psi_p * (1 + rho_p), psi_p * (1 - rho_p)
+    if up / (1 + rho) >= down / (1 - rho):
+        lower, d_lower = up / (1 + rho), -up / (1 + rho) ** 2
+    else:
+        lower, d_lower = down / (1 - rho), down / (1 - rho) ** 2
+    sign = 1.0 if rho > 0 else (-1.0 if rho < 0 else 0.0)
+    m = 1 + abs(rho)
+    wing, atm = 4 / m, np.sqrt(4 * theta / m)
+    if wing <= atm:
+        upper, d_upper_theta, d_upper_rho = wing, 0.0, -4 * sign / m**2
+    else:
+        upper, d_upper_theta, d_upper_rho = atm, atm / (2 * theta), -sign * atm / (2 * m)
+    if upper > lower:
+        grad[0] = frac * d_upper_theta
+        grad[1] = (1 - frac) * d_lower + frac * d_upper_rho
+        grad[2] = upper - lower
+        return lower + frac * (upper - lower)
+    grad[0], grad[1], grad[2] = 0.0, d_lower, 0.0
+    return lower
+
+
+@jit
+def _slice_kernel(
+    x: FloatArray,
+    k: FloatArray,
+    t: FloatArray,
+    mid: FloatArray,
+    sw: FloatArray,
+    w_prev: FloatArray,
+    cross_scale: float,
+    rho_p: float,
+    psi_p: float,
+    r: FloatArray,
+    jac: FloatArray,
+) -> float:
+    """:class:`_SliceProblem` compiled: writes residuals and Jacobian, returns half the cost.
+
+    ``k`` holds the ``n = t.size`` quotes followed by the ``w_prev.size`` crossing points.
+    """
+    theta, rho, frac = x[0], x[1], x[2]
+    grad = np.empty(3)
+    psi = _psi_kernel(theta, rho, frac, rho_p, psi_p, grad)
+    n = t.size
+    cost = 0.0
+    for i in range(k.size):
+        kk = k[i]
+        pk = psi * kk
+        root = np.sqrt(pk * pk + 2 * rho * pk * theta + theta * theta)
+        w = 0.5 * (theta + rho * pk + root)
+        d_psi = 0.5 * (rho * kk + (pk * kk + rho * kk * theta) / root)
+        g0 = 0.5 * (1 + (rho * pk + theta) / root) + d_psi * grad[0]
+        g1 = 0.5 * pk * (1 + theta / root) + d_psi * grad[1]
+        g2 = d_psi * grad[2]
+        if i < n:
+            vol = np.sqrt(max(w, 1e-16) / t[i])
+            r[i] = (vol - mid[i]) * sw[i]
+            scale = sw[i] / (2 * vol * t[i]) if w > 1e-16 else 0.0
+        else:
+            gap = w_prev[i - n] - w
+            r[i] = cross_scale * gap if gap > 0 else 0.0
+            scale = -cross_scale if gap > 0 else 0.0
+        jac[i, 0], jac[i, 1], jac[i, 2] = g0 * scale, g1 * scale, g2 * scale
+        cost += r[i] * r[i]
+    return 0.5 * cost
+
+
+@jit
+def _lm_kernel(
+    x0: FloatArray,
+    lower: FloatArray,
+    upper: FloatArray,
+    k: FloatArray,
+    t: FloatArray,
+    mid: FloatArray,
+    sw: FloatArray,
+    w_prev: FloatArray,
+    cross_scale: float,
+    rho_p: float,
+    psi_p: float,
+) -> tuple[FloatArray, bool]:
+    """Projected Levenberg-Marquardt on the box ``[lower, upper]`` (3 parameters).
+
+    Each iteration solves ``(J'J + lam diag(J'J)) d = -J'r`` over the free coordinates (those
+    not at a bound with the gradient pushing outward), clips ``x + d`` to the box and accepts
+    it if the cost falls (``lam / 3``), else retries with ``lam * 4``. Stops on a relative
+    cost decrease below :data:`LM_FTOL`, a step below :data:`LM_XTOL`, a zero projected
+    gradient, or ``lam`` above 1e12 (no descent left: a minimum to machine precision).
+    Returns ``x`` and whether it stopped on one of these tests within :data:`LM_MAX_ITER`.
+    """
+    m = k.size
+    r, jac = np.empty(m), np.empty((m, 3))
+    r_new, jac_new = np.empty(m), np.empty((m, 3))
+    x, x_new = x0.copy(), np.empty(3)
+    cost = _slice_kernel(x, k, t, mid, sw, w_prev, cross_scale, rho_p, psi_p, r, jac)
+    lam = 1e-3
+    a, b, g = np.empty((3, 3)), np.empty(3), np.empty(3)
+    for _ in range(LM_MAX_ITER):
+        for p in range(3):
+            g[p] = 0.0
+            for i in range(m):
+                g[p] += jac[i, p] * r[i]
+        free = np.ones(3, dtype=np.bool_)
+        any_free = False
+        for p in range(3):
+            if (x[p] <= lower[p] and g[p] > 0) or (x[p] >= upper[p] and g[p] < 0):
+                free[p] = False
+            elif g[p] != 0.0:
+                any_free = True
+        if not any_free:
+            return x, True
+        while True:
+            for p in range(3):
+                for q in range(3):
+                    s = 0.0
+                    if free[p] and free[q]:
+                        for i in range(m):
+                            s += jac[i, p] * jac[i, q]
+                    a[p, q] = s
+            for p in range(3):
+                if free[p]:
+                    a[p, p] += lam * max(a[p, p], 1e-30)
+                    b[p] = -g[p]
+                else:
+                    a[p, p], b[p] = 1.0, 0.0
+            d = np.linalg.solve(a, b)
+            moved = False
+            for p in range(3):
+                x_new[p] = min(max(x[p] + d[p], lower[p]), upper[p])
+                if abs(x_new[p] - x[p]) > LM_XTOL * (abs(x[p]) + LM_XTOL):
+                    moved = True
+            if not moved:
+                return x, True
+            cost_new = _slice_kernel(
+                x_new, k, t, mid, sw, w_prev, cross_scale, rho_p, psi_p, r_new, jac_new
+            )
+            if cost_new < cost:
+                done = cost - cost_new <= LM_FTOL * cost
+                x, x_new = x_new, x
+                r, r_new = r_new, r
+                jac, jac_new = jac_new, jac
+                cost = cost_new
+                lam = max(lam / 3, 1e-12)
+                if done:
+                    return x, True
+                break
+            lam *= 4
+            if lam > 1e12:
+                return x, True
+    return x, False
+
+
+def _fit_essvi_slice(s: FitQuotes, theta0: float, prev: Slice) -> tuple[Slice, bool]:
+    """Fit ``(theta, rho, psi)`` of one slice with ``psi = lower + f (upper - lower)``.
+
+    Minimises the residuals of :class:`_SliceProblem` (vega-or-other-weighted vol errors plus
+    the crossing penalty) from :func:`_slice_start` with the compiled projected
+    Levenberg-Marquardt :func:`_lm_kernel` and the analytic Jacobian; its scipy twin is
+    :func:`_fit_essvi_slice_reference`. Returns the slice and whether the fit converged and
+    the no-arbitrage interval of ``psi`` is not empty.
+    """
+    x0, lower, upper = _slice_start(theta0, prev)
+    if prev[2] > 0:
+        k = np.concatenate([s.k, CROSSING_K])
+        w_prev = _slice_w(prev, CROSSING_K)
+        cross_scale = CROSSING_WEIGHT / max(prev[0], THETA_MIN)
+    else:
+        k, w_prev, cross_scale = s.k, np.empty(0), 0.0
+    x, ok = _lm_kernel(
+        x0,
+        lower,
+        upper,
+        k,
+        s.t,
+        s.mid_iv,
+        np.sqrt(s.weight),
+        w_prev,
+        cross_scale,
+        prev[1],
+        prev[2],
+    )
+    theta, rho, frac = (float(v) for v in x)
+    psi, _ = essvi_psi(theta, rho, frac, prev)
+    lo, hi = _psi_bounds(theta, rho, prev)
+    return (theta, rho, psi), bool(ok) and lo <= hi + 1e-12
