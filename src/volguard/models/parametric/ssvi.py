@@ -18,7 +18,11 @@ expiries and join them as Corbetta et al. (2019) do: ``theta`` linear in ``t``; 
   two slices at finite ``k`` (Pasquazzi 2023), so the fit also penalises any crossing on
   :data:`CROSSING_K`; a slice that still crosses its predecessor falls back to the previous
   ``(rho, psi)`` with its own ``theta``, which can never cross (``w`` grows with ``theta`` at
-  fixed ``rho`` and ``psi``), and the result says so.
+  fixed ``rho`` and ``psi``), and the result says so. Each slice is a 3-parameter
+  least-squares problem in ``(theta, rho, f)``, ``psi = lower + f (upper - lower)``, solved by
+  a numba projected Levenberg-Marquardt (:func:`_lm_kernel`) with the analytic Jacobian
+  (:func:`essvi_slice_gradient`, :func:`essvi_psi`); :func:`_fit_essvi_slice_reference` is
+  its scipy twin.
 
 References
 ----------
@@ -305,7 +309,7 @@ def essvi_psi(theta: float, rho: float, frac: float, prev: Slice) -> tuple[float
     Examples
     --------
     >>> psi, grad = essvi_psi(0.04, 0.0, 0.5, (0.0, 0.0, 0.0))
-    >>> round(psi, 6), [round(float(g), 6) for g in grad]
+    >>> round(psi, 6), [round(float(g), 6) + 0.0 for g in grad]
     (0.2, [2.5, 0.0, 0.4])
     """
     _, rho_p, psi_p = prev
