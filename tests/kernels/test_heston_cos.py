@@ -14,8 +14,8 @@ from scipy.special import ndtr
 from volguard.kernels import _heston_cos_nb as nb
 from volguard.kernels.heston_cos import (
     AUTO_CF_TOL,
-    AUTO_TERMS,
     BATES_PARAMS,
+    EXPIRY_TERMS,
     HESTON_PARAMS,
     _cos,
     _param_vector,
@@ -443,7 +443,7 @@ def test_numba_setup_matches_numpy_twin(p: tuple[float, ...]) -> None:
     a_nb, b_nb = nb.truncation_range_nb(t, _param_vector(p), 10.0, nb._CUMULANT_SOLVE)
     np.testing.assert_allclose(a_nb, a_np, rtol=0, atol=1e-10 * np.max(b_np - a_np))
     np.testing.assert_allclose(b_nb, b_np, rtol=0, atol=1e-10 * np.max(b_np - a_np))
-    cand = np.asarray(AUTO_TERMS, dtype=np.float64)
+    cand = np.asarray(EXPIRY_TERMS, dtype=np.float64)
     n_nb = nb.terms_per_expiry_nb(t, a_np, b_np, _param_vector(p), cand, np.log(AUTO_CF_TOL))
     n_np = terms_per_expiry(t, a_np, b_np, p)
     np.testing.assert_array_equal(n_nb, n_np)

@@ -47,7 +47,14 @@ from volguard.kernels import _heston_cos_nb as _nb
 ComplexArray = npt.NDArray[np.complex128]
 
 AUTO_TERMS = (128, 256, 512, 1024, 2048, 4096)
-"""Candidate numbers of COS terms for the automatic choice (``n_terms=None``)."""
+"""Candidate numbers of COS terms of :func:`auto_terms` (one N for a set of expiries)."""
+
+EXPIRY_TERMS = (
+    *(base * step // 4 for base in (64, 128, 256, 512, 1024, 2048) for step in (4, 5, 6, 7)),
+    4096,
+)
+"""Candidate N of the per-expiry automatic choice (``n_terms=None``): 64 to 4096 in quarter
+octaves (64, 80, 96, 112, 128, 160, ...)."""
 
 AUTO_CF_TOL = 1e-12
 """Automatic choice: the smallest candidate N with ``|phi(u_N)| <= AUTO_CF_TOL`` at every expiry."""
@@ -360,10 +367,10 @@ def truncation_range(
 
 
 def _log_abs_cf_at_candidates(
-    t: FloatArray, a: FloatArray, b: FloatArray, params: Sequence[float]
+    t: FloatArray, a: FloatArray, b: FloatArray, params: Sequence[float], ladder: Sequence[int]
 ) -> FloatArray:
-    """``ln |phi(N pi / (b - a))|`` for every candidate N of :data:`AUTO_TERMS`, (nT, 6)."""
-    cand = np.asarray(AUTO_TERMS, dtype=np.float64)
+    """``ln |phi(N pi / (b - a))|`` for every candidate N of ``ladder``, (nT, len(ladder))."""
+    cand = np.asarray(ladder, dtype=np.float64)
     u = (np.pi * cand[None, :] / (b - a)[:, None]).astype(np.complex128)
     tc = np.asarray(t, dtype=np.float64)[:, None]
     log_abs = _heston_log_cf(u, tc, params, grad=False).psi.real
@@ -387,7 +394,7 @@ def terms_per_expiry(t: ArrayLike, a: ArrayLike, b: ArrayLike, params: Sequence[
     Returns
     -------
     ndarray of int, shape (nT,)
-        Per expiry, the smallest N in :data:`AUTO_TERMS` with
+        Per expiry, the smallest N in :data:`EXPIRY_TERMS` with
         ``|phi(N pi / (b - a))| <= AUTO_CF_TOL`` (the last candidate if none qualifies).
 
     Notes
@@ -401,14 +408,14 @@ def terms_per_expiry(t: ArrayLike, a: ArrayLike, b: ArrayLike, params: Sequence[
     >>> p = (0.36, 2.0, 0.49, 1.2, -0.35)
     >>> t = np.array([0.02, 1.0])
     >>> terms_per_expiry(t, *truncation_range(t, p), p).tolist()
-    [128, 256]
+    [80, 224]
     """
     tt = np.atleast_1d(np.asarray(t, dtype=np.float64))
     aa = np.atleast_1d(np.asarray(a, dtype=np.float64))
     bb = np.atleast_1d(np.asarray(b, dtype=np.float64))
-    ok = _log_abs_cf_at_candidates(tt, aa, bb, params) <= np.log(AUTO_CF_TOL)
-    first = np.where(ok.any(axis=1), np.argmax(ok, axis=1), len(AUTO_TERMS) - 1)
-    return np.asarray(AUTO_TERMS, dtype=np.int64)[first]
+    ok = _log_abs_cf_at_candidates(tt, aa, bb, params, EXPIRY_TERMS) <= np.log(AUTO_CF_TOL)
+    first = np.where(ok.any(axis=1), np.argmax(ok, axis=1), len(EXPIRY_TERMS) - 1)
+    return np.asarray(EXPIRY_TERMS, dtype=np.int64)[first]
 
 
 def auto_terms(t: ArrayLike, a: ArrayLike, b: ArrayLike, params: Sequence[float]) -> int:
@@ -440,7 +447,7 @@ def auto_terms(t: ArrayLike, a: ArrayLike, b: ArrayLike, params: Sequence[float]
     tt = np.atleast_1d(np.asarray(t, dtype=np.float64))
     aa = np.atleast_1d(np.asarray(a, dtype=np.float64))
     bb = np.atleast_1d(np.asarray(b, dtype=np.float64))
-    log_abs = _log_abs_cf_at_candidates(tt, aa, bb, params)
+    log_abs = _log_abs_cf_at_candidates(tt, aa, bb, params, AUTO_TERMS)
     ok = np.all(log_abs <= np.log(AUTO_CF_TOL), axis=0)
     return int(AUTO_TERMS[int(np.argmax(ok))] if ok.any() else AUTO_TERMS[-1])
 
@@ -570,7 +577,7 @@ def _cos(
     if n_terms is not None:
         n_g = np.full(n_t, int(n_terms), dtype=np.int64)
     elif numba_setup:
-        cand = np.asarray(AUTO_TERMS, dtype=np.float64)
+        cand = np.asarray(EXPIRY_TERMS, dtype=np.float64)
         n_g = _nb.terms_per_expiry_nb(t_u, a, b, p8, cand, float(np.log(AUTO_CF_TOL)))
     else:
         n_g = terms_per_expiry(t_u, a, b, params)
@@ -648,7 +655,7 @@ _PRICE_DOC = """
     discount : array_like, default 1.0
         Discount factor to the payment date (dimensionless); 1.0 gives undiscounted prices.
     n_terms : int or None, default None
-        Number of COS terms N. None picks, per expiry, the smallest N in :data:`AUTO_TERMS`
+        Number of COS terms N. None picks, per expiry, the smallest N in :data:`EXPIRY_TERMS`
         at which ``|phi(N pi / (b - a))| <= 1e-12`` (:func:`terms_per_expiry`; 128-256 for
         typical crypto surfaces, more for high vol of variance with a low Feller ratio, whose
         characteristic function decays slowly). Fix N in a calibration loop to keep the
