@@ -110,15 +110,16 @@ def _heston_log_cf(u: ComplexArray, t: FloatArray, p: Sequence[float], grad: boo
     beta = kappa - rho * sigma * iu
     d = np.sqrt(beta * beta + sigma * sigma * zeta)
     s = beta + d
-    r = -zeta / s  # (beta - d) / sigma^2, written without cancellation
-    g = sigma * sigma * r / s  # (beta - d) / (beta + d)
+    inv_s = 1.0 / s
+    r = -zeta * inv_s  # (beta - d) / sigma^2, written without cancellation
+    g = (sigma * sigma) * r * inv_s  # (beta - d) / (beta + d)
     e = np.exp(-d * t)
     one_ge = 1.0 - g * e
     one_e = 1.0 - e
     one_g = 1.0 - g
     dd = r * one_e / one_ge
     ell = _log1p_complex(g * one_e / one_g)  # ln((1 - g e) / (1 - g))
-    c_hat = r * t - 2.0 * ell / (sigma * sigma)
+    c_hat = r * t - (2.0 / (sigma * sigma)) * ell
     psi = kappa * theta * c_hat + v0 * dd
     if not grad:
         return _HestonParts(psi, None)
@@ -567,8 +568,16 @@ def _cos(
     disc = df_b.ravel()
     logm = np.log(strk / fwd)
 
-    t_u, inv = np.unique(t_b.ravel(), return_inverse=True)
+    # distinct expiries and the options of each: order[bounds[g]:bounds[g + 1]] (one sort)
+    t_flat = t_b.ravel()
+    order = np.argsort(t_flat, kind="stable")
+    t_sorted = t_flat[order]
+    new_group = np.empty(t_sorted.shape[0], dtype=np.bool_)
+    new_group[:1] = True
+    np.not_equal(t_sorted[1:], t_sorted[:-1], out=new_group[1:])
+    t_u = t_sorted[new_group]
     n_t = t_u.shape[0]
+    bounds = np.append(np.flatnonzero(new_group), t_sorted.shape[0]).astype(np.int64)
     p8 = _param_vector(params)
     if numba_setup:
         a, b = _nb.truncation_range_nb(t_u, p8, float(trunc_l), _nb._CUMULANT_SOLVE)
@@ -616,11 +625,9 @@ def _cos(
         coef = (amp * np.cos(arg))[None]  # (m, total): A, then dA/dp
     m = coef.shape[0]
 
-    order = np.argsort(inv, kind="stable").astype(np.int64)
-    bounds = np.searchsorted(inv[order], np.arange(n_t + 1)).astype(np.int64)
     sums = _nb.cos_sums_nb if use_numba else _cos_sums_numpy
     e_psi, e_chi, density = sums(
-        np.ascontiguousarray(coef), offsets, a, b, logm, order, bounds, want_greeks
+        np.ascontiguousarray(coef), offsets, a, b, logm, order.astype(np.int64), bounds, want_greeks
     )
 
     put_all = disc[None, :] * (strk[None, :] * e_psi - fwd[None, :] * e_chi)  # (m, n) USD
@@ -633,6 +640,8 @@ def _cos(
     if want_greeks:
         put_delta = -disc * e_chi[0]
         delta = np.where(call, put_delta + disc, put_delta).reshape(shape)
+        inv = np.empty(order.shape[0], dtype=np.int64)  # expiry index of each option
+        inv[order] = np.cumsum(new_group) - 1
         inside = (logm > a[inv]) & (logm < b[inv])
         gamma = np.where(inside, disc * strk / (fwd * fwd) * density, 0.0).reshape(shape)
 
