@@ -435,8 +435,9 @@ def auto_terms(t: ArrayLike, a: ArrayLike, b: ArrayLike, params: Sequence[float]
     -------
     int
         The smallest N in :data:`AUTO_TERMS` with ``|phi(N pi / (b - a))| <= AUTO_CF_TOL`` at
-        every expiry (the last candidate if none qualifies): at least the largest of
-        :func:`terms_per_expiry`.
+        every expiry (the last candidate if none qualifies); where ``|phi(u)|`` decreases in
+        ``u`` (the usual case) at least the largest of :func:`terms_per_expiry`, whose ladder
+        is finer. The pricers' automatic choice (``n_terms=None``) is per expiry.
 
     Examples
     --------
