@@ -57,7 +57,8 @@ EXPIRY_TERMS = (
 octaves (64, 80, 96, 112, 128, 160, ...)."""
 
 AUTO_CF_TOL = 1e-12
-"""Automatic choice: the smallest candidate N with ``|phi(u_N)| <= AUTO_CF_TOL`` at every expiry."""
+"""Automatic N: the smallest candidate with ``|phi(N pi / (b - a))| <= AUTO_CF_TOL`` (per expiry
+in the pricers, :func:`terms_per_expiry`; at every expiry in :func:`auto_terms`)."""
 
 DEFAULT_TRUNCATION_L = 10.0
 """Default half-width of the truncation range in cumulant standard deviations (Fang-Oosterlee)."""
