@@ -49,14 +49,14 @@ from volguard.kernels.heston_cos import (  # the kernel's own automatic-N rule, 
     BATES_PARAMS,
     DEFAULT_TRUNCATION_L,
     HESTON_PARAMS,
-    _auto_terms,
-    _truncation,
+    auto_terms,
     bates_greeks,
     bates_price,
     bates_price_grad,
     heston_greeks,
     heston_price,
     heston_price_grad,
+    truncation_range,
 )
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
@@ -129,8 +129,8 @@ def cos_terms(params: Sequence[float], t: FloatArray) -> int:
     256
     """
     t_u = np.unique(np.asarray(t, dtype=float))
-    a, b = _truncation(t_u, params, DEFAULT_TRUNCATION_L)
-    return _auto_terms(t_u, a, b, params)
+    a, b = truncation_range(t_u, params, DEFAULT_TRUNCATION_L)
+    return auto_terms(t_u, a, b, params)
 
 
 def _otm_prices(
