@@ -119,9 +119,10 @@ def mean_variance(params: Sequence[float], t: FloatArray) -> FloatArray:
 def cos_terms(params: Sequence[float], t: FloatArray) -> int:
     """The number of COS terms the kernel would choose for ``params`` on the expiries ``t``.
 
-    The kernel's automatic rule (:data:`volguard.kernels.heston_cos.AUTO_TERMS`): the smallest
-    candidate N with ``|phi(N pi / (b - a))| <= 1e-12`` at every expiry, on the kernel's
-    default truncation range.
+    One N for all the expiries, as a calibration run fixes it (``auto_terms``, candidates
+    :data:`volguard.kernels.heston_cos.AUTO_TERMS`): the smallest N with
+    ``|phi(N pi / (b - a))| <= 1e-12`` at every expiry, on the kernel's default truncation
+    range. (The kernel's own automatic pricing chooses N per expiry, ``EXPIRY_TERMS``.)
 
     Examples
     --------
@@ -172,8 +173,8 @@ def model_total_variance(
     t : ndarray
         Years (ACT/365); ``w = 0`` where ``t <= 0``.
     n_terms : int or None, default None
-        COS terms; None: the kernel's automatic choice for this call (all expiries of the
-        query together, :data:`volguard.kernels.heston_cos.AUTO_TERMS`).
+        COS terms; None: the kernel's automatic choice for this call (per expiry, on
+        :data:`volguard.kernels.heston_cos.EXPIRY_TERMS`).
 
     Returns
     -------
