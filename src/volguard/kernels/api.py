@@ -338,11 +338,9 @@ def black76_coin_price(
     >>> round(float(black76_coin_price(100.0, 100.0, 1.0, 0.2, True)), 12)
     0.079655674554
     """
-    shape, (f, k, tt, v, d), flags = _validated_pricing_inputs(
-        forward, strike, t, vol, is_call, discount
-    )
-    out = price_kernel(f, k, tt, v, flags, d, parallel=f.size >= PARALLEL_MIN_SIZE)
-    return (out / f).reshape(shape)
+    usd = black76_price(forward, strike, t, vol, is_call, discount)
+    coin: FloatArray = usd / np.asarray(forward, dtype=np.float64)
+    return coin
 
 
 def inverse_delta(
