@@ -1,10 +1,12 @@
-"""The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``."""
+"""The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``,
+``simulate``, ``sim ...``."""
 
 from __future__ import annotations
 
 import glob
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +37,8 @@ from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
 from volguard.report.store_report import store_report_json, store_report_markdown
+from volguard.sim import PRESETS, load_scenario, simulate
+from volguard.sim.calibrate import calibrate, calibration_json
 
 app = typer.Typer(
     help="volguard: crypto option pricing engines that know how far they can be trusted.",
@@ -47,12 +51,16 @@ fetch_app = typer.Typer(
     help="Download raw market data (Tardis.dev samples, Deribit chains).", no_args_is_help=True
 )
 app.add_typer(fetch_app, name="fetch")
+sim_app = typer.Typer(help="Calibrate the market simulator to real data.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Quote store folder.")]
+DEFAULT_DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
+PACKAGED_REGIMES = Path(__file__).resolve().parents[1] / "sim" / "presets" / "regimes.json"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -291,6 +299,74 @@ def fit_command(
     )
     out.print(table)
     out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("simulate")
+def simulate_command(
+    scenario: Annotated[
+        str, typer.Argument(help=f"A preset ({', '.join(PRESETS)}) or a scenario TOML file.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (replaced).")],
+    days: Annotated[float, typer.Option(help="Length of the run, days.")] = 7.0,
+    freq: Annotated[str, typer.Option(help="Snapshot interval (pandas offset: 1h, 15min).")] = "1h",
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+) -> None:
+    """Simulate a regime-switching market: quotes, truth and path as Parquet in --out."""
+
+    def action() -> tuple[Any, list[Path]]:
+        try:
+            result = simulate(load_scenario(scenario), days, freq, seed)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return result, result.write(out_dir)
+
+    result, files = _run(action)
+    table = Table(title=f"simulate {result.scenario.name} (seed {seed})", box=box.SIMPLE)
+    for column in ("underlying", "snapshots", "quotes", "truth rows", "spot", "regimes"):
+        table.add_column(column, justify="left" if column in ("underlying", "regimes") else "right")
+    for name, path in result.path.groupby("underlying", sort=False):
+        regimes = path["regime"].astype(str).value_counts(sort=False)
+        table.add_row(
+            str(name),
+            f"{len(path):,}",
+            f"{int((result.quotes['underlying'] == name).sum()):,}",
+            f"{int((result.truth['underlying'] == name).sum()):,}",
+            f"{path['spot'].iloc[0]:,.0f} -> {path['spot'].iloc[-1]:,.0f}",
+            ", ".join(f"{r} {n}" for r, n in regimes.items() if n),
+        )
+    out.print(table)
+    for path in files:
+        out.print(f"wrote {path}")
+
+
+@sim_app.command("calibrate")
+def sim_calibrate_command(
+    data: Annotated[
+        Path, typer.Option(help="The shared data folder (deribit-svcj-snapshots, binance-...).")
+    ] = DEFAULT_DATA,
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to write the calibration JSON.")
+    ] = PACKAGED_REGIMES,
+    per_window: Annotated[int, typer.Option(help="Snapshots fitted per regime window.")] = 8,
+) -> None:
+    """Fit the simulator's regimes to the real Deribit windows and Binance returns."""
+    snapshots = sorted((data / "deribit-svcj-snapshots" / "snapshots").glob("*.csv.gz"))
+    if not snapshots:
+        err.print(f"[bold red]error:[/] no Deribit snapshots under {data}", markup=True)
+        raise typer.Exit(code=2)
+
+    def action() -> Path:
+        with tempfile.TemporaryDirectory() as tmp:
+            build_store(Path(tmp) / "store", [("deribit-snapshot", p) for p in snapshots])
+            result = calibrate(
+                open_store(Path(tmp) / "store"),
+                data / "binance-btc-eth-hourly-2020-2024",
+                per_window=per_window,
+                progress=lambda line: err.print(line),
+            )
+        return write_atomic(out_file, calibration_json(result))
+
+    out.print(f"wrote {_run(action)}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,0 +1,142 @@
+"""Deribit-like listings: which expiries and strikes exist at each time.
+
+Expiries (08:00 UTC) follow Deribit's calendar: the next four days, the next four Fridays,
+the last Friday of the next three months and of the next four quarter months
+(March, June, September, December); on 15 January 2026 this gives the twelve expiries Deribit
+listed. Strikes sit on "nice" steps (1, 2, 2.5, 5 x 10^n) scaled to the spot: a fine step near
+the money, coarser ones further out, each tier reaching a number of standard deviations
+``sigma sqrt(t)`` from the forward. Listed strikes stay listed until expiry, and new ones are
+added as the forward moves, so expiries that have lived through a move carry wide strike
+ranges, as on the venue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from volguard._typing import FloatArray
+
+EXPIRY_HOUR = 8
+NICE = np.array([1.0, 2.0, 2.5, 5.0, 10.0])
+
+
+@dataclass(frozen=True)
+class ListingRules:
+    """Settings of :class:`Listing` (defaults reproduce Deribit's BTC chains of January 2026).
+
+    Parameters
+    ----------
+    dailies : int
+        Daily expiries listed.
+    weeklies : int
+        The next this many Fridays are listed.
+    monthlies, quarterlies : int
+        Month-end and quarter-end expiries listed.
+    fine_step : float
+        Near-the-money strike step as a fraction of the spot (BTC at 96,000: 1,000).
+    long_step_factor : float
+        Step multiplier for expiries beyond ``long_days``.
+    long_days : float
+        See ``long_step_factor``.
+    tiers : tuple of (step multiple, reach in standard deviations, minimum reach in k)
+        Strikes on ``multiple * step`` are listed within ``max(reach * sd, min_reach)`` of the
+        forward in log-moneyness, ``sd = vol sqrt(t)``.
+    """
+
+    dailies: int = 4
+    weeklies: int = 4
+    monthlies: int = 3
+    quarterlies: int = 4
+    fine_step: float = 0.0105
+    long_step_factor: float = 5.0
+    long_days: float = 120.0
+    tiers: tuple[tuple[float, float, float], ...] = (
+        (1.0, 0.5, 0.08),
+        (2.0, 1.2, 0.0),
+        (5.0, 2.5, 0.0),
+        (10.0, 4.0, 0.0),
+    )
+
+
+def nice_step(x: float) -> float:
+    """The step of 1, 2, 2.5, 5 x 10^n nearest to ``x`` (in ratio).
+
+    Examples
+    --------
+    >>> nice_step(949.0), nice_step(32.7)
+    (1000.0, 25.0)
+    """
+    candidates = NICE * 10.0 ** np.floor(np.log10(x))
+    return float(candidates[np.argmin(np.abs(np.log(candidates / x)))])
+
+
+def listed_expiries(ts: pd.Timestamp, rules: ListingRules = ListingRules()) -> list[pd.Timestamp]:
+    """Expiries listed at ``ts`` (UTC), sorted.
+
+    Examples
+    --------
+    >>> at = pd.Timestamp("2026-01-15 09:21", tz="UTC")
+    >>> " ".join(e.strftime("%d%b") for e in listed_expiries(at))
+    '16Jan 17Jan 18Jan 19Jan 23Jan 30Jan 06Feb 27Feb 27Mar 26Jun 25Sep 25Dec'
+    """
+    day = ts.normalize() + pd.Timedelta(hours=EXPIRY_HOUR)
+    first = day if day > ts else day + pd.Timedelta(days=1)
+    out = {first + pd.Timedelta(days=i) for i in range(rules.dailies)}
+    friday = first + pd.Timedelta(days=(4 - first.day_of_week) % 7)
+    out.update(friday + pd.Timedelta(days=7 * i) for i in range(rules.weeklies))
+    months = [m for m in _month_ends(ts, 15) if m > ts]
+    out.update(months[: rules.monthlies])
+    out.update([m for m in months if m.month % 3 == 0][: rules.quarterlies])
+    return sorted(out)
+
+
+def _month_ends(ts: pd.Timestamp, n: int) -> list[pd.Timestamp]:
+    """Last Fridays (08:00 UTC) of ``n`` months from ``ts``'s month on."""
+    out = []
+    for m in range(n):
+        last = (ts.normalize().replace(day=1) + pd.DateOffset(months=m + 1)) - pd.Timedelta(days=1)
+        last = pd.Timestamp(last) - pd.Timedelta(days=(last.day_of_week - 4) % 7)
+        out.append(last + pd.Timedelta(hours=EXPIRY_HOUR))
+    return out
+
+
+class Listing:
+    """The strikes listed per expiry over time: strikes are added, never removed before expiry.
+
+    Parameters
+    ----------
+    rules : ListingRules
+    spot_ref : float
+        Spot at the start; fixes the strike steps (USD) for the whole run.
+    """
+
+    def __init__(self, rules: ListingRules, spot_ref: float) -> None:
+        self.rules = rules
+        self.step = nice_step(rules.fine_step * spot_ref)
+        self._strikes: dict[pd.Timestamp, set[float]] = {}
+
+    def at(
+        self, ts: pd.Timestamp, forward_of: dict[pd.Timestamp, float], vol: float
+    ) -> dict[pd.Timestamp, FloatArray]:
+        """Strikes listed at ``ts`` per expiry, given each expiry's forward and an ATM vol."""
+        out = {}
+        for expiry, forward in forward_of.items():
+            t = (expiry - ts).total_seconds() / (365.0 * 86400.0)
+            days = t * 365.0
+            sd = vol * np.sqrt(t)
+            step = self.step * (self.rules.long_step_factor if days > self.rules.long_days else 1)
+            listed = self._strikes.setdefault(expiry, set())
+            for multiple, reach, min_reach in self.rules.tiers:
+                s = step * multiple
+                width = max(reach * sd, min_reach)
+                lo = np.ceil(forward * np.exp(-width) / s)
+                hi = np.floor(forward * np.exp(width) / s)
+                listed.update((np.arange(lo, hi + 1) * s).tolist())
+            listed.discard(0.0)
+            out[expiry] = np.array(sorted(listed))
+        for gone in [e for e in self._strikes if e <= ts]:
+            del self._strikes[gone]
+        return out
