@@ -13,6 +13,7 @@ ranges, as on the venue.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -83,14 +84,19 @@ def listed_expiries(ts: pd.Timestamp, rules: ListingRules = ListingRules()) -> l
     '16Jan 17Jan 18Jan 19Jan 23Jan 30Jan 06Feb 27Feb 27Mar 26Jun 25Sep 25Dec'
     """
     day = ts.normalize() + pd.Timedelta(hours=EXPIRY_HOUR)
-    first = day if day > ts else day + pd.Timedelta(days=1)
+    return list(_expiries_from(day if day > ts else day + pd.Timedelta(days=1), rules))
+
+
+@cache
+def _expiries_from(first: pd.Timestamp, rules: ListingRules) -> tuple[pd.Timestamp, ...]:
+    """Expiries listed from the expiry ``first`` on (the same at every time of a listing day)."""
     out = {first + pd.Timedelta(days=i) for i in range(rules.dailies)}
     friday = first + pd.Timedelta(days=(4 - first.day_of_week) % 7)
     out.update(friday + pd.Timedelta(days=7 * i) for i in range(rules.weeklies))
-    months = [m for m in _month_ends(ts, 15) if m > ts]
+    months = [m for m in _month_ends(first, 15) if m >= first]
     out.update(months[: rules.monthlies])
     out.update([m for m in months if m.month % 3 == 0][: rules.quarterlies])
-    return sorted(out)
+    return tuple(sorted(out))
 
 
 def _month_ends(ts: pd.Timestamp, n: int) -> list[pd.Timestamp]:

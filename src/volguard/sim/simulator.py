@@ -13,7 +13,9 @@ At every snapshot the listed options (:mod:`volguard.sim.listing`) are priced un
 regime's Bates model with the current variance by COS, one call per snapshot for all expiries
 and strikes (out-of-the-money side priced, the other by parity). The truth table holds, per
 quote, the model price, implied vol, delta and gamma in the forward with the variance fixed,
-the Black-76 vega at the true vol, the vega in ``v0``, and the regime.
+the Black-76 vega at the true vol, and the regime. Options whose model price has no implied vol
+(a time value below float precision: far wings of expiries in their last hours) are left out
+of the chain; ``SimResult.settings["unpriceable"]`` counts them.
 """
 
 from __future__ import annotations
@@ -61,13 +63,13 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "true_delta",
     "true_gamma",
     "true_vega",
-    "true_vega_v0",
     "variance",
     "regime",
 )
 """Columns of :attr:`SimResult.truth`: prices USD per 1 underlying; ``true_delta`` is
 ``dPrice/dF`` and ``true_gamma`` ``d2Price/dF2`` (per USD) with the variance fixed;
-``true_vega`` is USD per 1.00 of implied vol, ``true_vega_v0`` USD per unit of variance."""
+``true_vega`` is the Black-76 vega at ``true_iv``, USD per 1.00 of implied vol; ``variance`` is
+the pricing state (the path's variance, floored at :data:`MIN_PRICING_VARIANCE`)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def simulate(
     times = pd.date_range(scenario.start, periods=n_snap, freq=interval)
     at_snap = regimes[::per_snap][:n_snap]
     assets = simulate_assets(scenario, regimes[:n_steps], dt, np.random.default_rng(path_seq))
-    paths, truths = [], []
+    paths, truths, unpriceable = [], [], 0
     for underlying, (regs, x, v) in assets.items():
         spot, var = np.exp(x[::per_snap]), v[::per_snap]
         paths.append(
@@ -198,7 +200,9 @@ def simulate(
                 }
             )
         )
-        truths.append(price_chains(scenario, underlying, regs, times, spot, var, at_snap))
+        truth, dropped = price_chains(scenario, underlying, regs, times, spot, var, at_snap)
+        truths.append(truth)
+        unpriceable += dropped
     truth = pd.concat(truths, ignore_index=True)
     quotes = (
         quote_table(truth, np.random.default_rng(quote_seq), f"sim:{scenario.name}:{seed}")
@@ -210,6 +214,7 @@ def simulate(
         "freq": freq,
         "snapshots": n_snap,
         "step_minutes": scenario.step_minutes,
+        "unpriceable": unpriceable,
     }
     return SimResult(scenario, seed, settings, pd.concat(paths, ignore_index=True), truth, quotes)
 
@@ -328,8 +333,9 @@ def price_chains(
     spot: FloatArray,
     variance: FloatArray,
     codes: IntArray,
-) -> pd.DataFrame:
-    """The truth table (:data:`TRUTH_COLUMNS`) of one underlying's listed chains at ``times``."""
+) -> tuple[pd.DataFrame, int]:
+    """The truth table (:data:`TRUTH_COLUMNS`) of one underlying's chains at ``times``, and the
+    number of options left out for want of an implied vol."""
     listing = Listing(scenario.listing, float(spot[0]))
     parts: list[tuple[np.ndarray, ...]] = []
     for i, ts in enumerate(times):
@@ -344,7 +350,7 @@ def price_chains(
         t = np.repeat(tau, counts)
         forward = np.repeat(fwd, counts)
         otm_call = strike >= forward
-        g = bates_greeks(forward, strike, t, otm_call, regime.pricing_params(v))
+        g = bates_greeks(forward, strike, t, otm_call, regime.pricing_params(v), vega=False)
         call = np.where(otm_call, g.price, g.price + forward - strike)
         call_delta = np.where(otm_call, g.delta, g.delta + 1.0)
         expiry_ns = np.repeat(np.array([e.value for e in expiries], dtype=np.int64), counts)
@@ -359,23 +365,24 @@ def price_chains(
                 call,
                 call_delta,
                 g.gamma,
-                g.vega_v0,
                 np.full(strike.size, v),
                 np.full(strike.size, codes[i]),
             )
         )
     cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-    ts_ns, expiry_ns, t, strike, forward, index, call, call_delta, gamma, vega_v0, var, code = cols
+    ts_ns, expiry_ns, t, strike, forward, index, call, call_delta, gamma, var, code = cols
     # every strike as a call and a put: puts by parity (D = 1), put delta = call delta - 1
     both = np.repeat(np.arange(strike.size), 2)
     is_call = np.tile(np.array([True, False]), strike.size)
     price = np.where(is_call, call[both], call[both] - forward[both] + strike[both])
+    iv = np.asarray(implied_vol(price, forward[both], strike[both], t[both], is_call))
+    priced = np.isfinite(iv)
+    both, is_call, price, iv = both[priced], is_call[priced], price[priced], iv[priced]
     delta = np.where(is_call, call_delta[both], call_delta[both] - 1.0)
     f, k_, tt = forward[both], strike[both], t[both]
-    iv = np.asarray(implied_vol(price, f, k_, tt, is_call))
     vega = black76_greeks(f, k_, tt, iv, is_call)["vega"]
     expiry = pd.DatetimeIndex(pd.to_datetime(expiry_ns[both], utc=True))
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "ts": pd.to_datetime(ts_ns[both], utc=True),
             "underlying": pd.array(np.full(both.size, underlying), dtype="string"),
@@ -392,11 +399,11 @@ def price_chains(
             "true_delta": delta,
             "true_gamma": gamma[both],
             "true_vega": vega,
-            "true_vega_v0": vega_v0[both],
             "variance": var[both],
             "regime": regime_labels(code[both]),
         }
     )
+    return frame, int((~priced).sum())
 
 
 def instrument_names(
