@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -337,7 +338,7 @@ def price_chains(
     """The truth table (:data:`TRUTH_COLUMNS`) of one underlying's chains at ``times``, and the
     number of options left out for want of an implied vol."""
     listing = Listing(scenario.listing, float(spot[0]))
-    parts: list[tuple[np.ndarray, ...]] = []
+    chains = []  # the listing is sequential (strikes persist); pricing is not
     for i, ts in enumerate(times):
         regime = regimes[codes[i]]
         v = max(float(variance[i]), MIN_PRICING_VARIANCE)
@@ -346,31 +347,31 @@ def price_chains(
         fwd = spot[i] * np.exp(regime.basis * tau)
         strikes = listing.at(ts, dict(zip(expiries, fwd, strict=True)), np.sqrt(v))
         counts = np.array([strikes[e].size for e in expiries])
-        strike = np.concatenate([strikes[e] for e in expiries])
-        t = np.repeat(tau, counts)
-        forward = np.repeat(fwd, counts)
-        otm_call = strike >= forward
-        g = bates_greeks(forward, strike, t, otm_call, regime.pricing_params(v), vega=False)
-        call = np.where(otm_call, g.price, g.price + forward - strike)
-        call_delta = np.where(otm_call, g.delta, g.delta + 1.0)
-        expiry_ns = np.repeat(np.array([e.value for e in expiries], dtype=np.int64), counts)
-        parts.append(
+        n = int(counts.sum())
+        chains.append(
             (
-                np.full(strike.size, ts.value, dtype=np.int64),
-                expiry_ns,
-                t,
-                strike,
-                forward,
-                np.full(strike.size, spot[i]),
-                call,
-                call_delta,
-                g.gamma,
-                np.full(strike.size, v),
-                np.full(strike.size, codes[i]),
+                np.full(n, ts.value, dtype=np.int64),
+                np.repeat(np.array([e.value for e in expiries], dtype=np.int64), counts),
+                np.repeat(tau, counts),
+                np.concatenate([strikes[e] for e in expiries]),
+                np.repeat(fwd, counts),
+                np.full(n, spot[i]),
+                np.full(n, v),
+                np.full(n, codes[i]),
+                regime.pricing_params(v),
             )
         )
-    cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-    ts_ns, expiry_ns, t, strike, forward, index, call, call_delta, gamma, var, code = cols
+    # the COS kernels release the GIL for most of their time: threads price snapshots in parallel
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        priced = list(pool.map(_price_calls, chains))
+    cols = [
+        np.concatenate(c)
+        for c in zip(
+            *(chain[:5] + p + chain[5:8] for chain, p in zip(chains, priced, strict=True)),
+            strict=True,
+        )
+    ]
+    ts_ns, expiry_ns, t, strike, forward, call, call_delta, gamma, index, var, code = cols
     # every strike as a call and a put: puts by parity (D = 1), put delta = call delta - 1
     both = np.repeat(np.arange(strike.size), 2)
     is_call = np.tile(np.array([True, False]), strike.size)
@@ -404,6 +405,15 @@ def price_chains(
         }
     )
     return frame, int((~priced).sum())
+
+
+def _price_calls(chain: tuple[Any, ...]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Call price, delta and gamma of one snapshot's chain (out-of-the-money side priced)."""
+    _, _, t, strike, forward, *_, params = chain
+    otm_call = strike >= forward
+    g = bates_greeks(forward, strike, t, otm_call, params, vega=False)
+    call = np.where(otm_call, g.price, g.price + forward - strike)
+    return call, np.where(otm_call, g.delta, g.delta + 1.0), g.gamma
 
 
 def instrument_names(
