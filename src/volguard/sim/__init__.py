@@ -1,0 +1,1 @@
+"""Market simulator: regime-switching dynamics, Deribit-like chains and their liquidity."""
