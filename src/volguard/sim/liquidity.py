@@ -8,8 +8,9 @@ has its own :class:`LiquidityParams`, fitted to real Deribit quotes by :func:`fi
 Model, per option row (all premiums in coin per coin, ``coin = usd / F``):
 
 * raw spread ``s = exp(x . beta + e)``, where ``x`` are the :data:`FEATURES` (log vega per vol
-  point, standardised moneyness ``|k|/sqrt(t)``, log time, log price) and ``e`` is drawn from
-  the fitted residual quantiles (a median regression, so ``e`` has median 0);
+  point, standardised moneyness ``|k|/sqrt(t)`` and its in-the-money part, log time, log
+  price) and ``e`` is drawn from the residual quantiles of the option's bucket of
+  :data:`BUCKETS` (near-the-money books are tight and regular, wings wide and dispersed);
 * the true price sits at a fitted position ``w`` in the spread: ``bid = P - w s``,
   ``ask = P + (1 - w) s``; the bid is rounded down and the ask up to Deribit's tick (0.0001 coin
   below 0.005 coin, 0.0005 coin from there), so a cheap far out-of-the-money option whose bid
@@ -72,6 +73,9 @@ QUANTILE_LEVELS: tuple[float, ...] = (
 )
 """Levels at which residual, position and size distributions are stored (linear in between)."""
 
+MIN_BUCKET_ROWS = 50
+"""Fewest two-sided quotes of a bucket for its own spread residuals (else the pooled ones)."""
+
 SIZE_STEP = 0.1
 """Deribit's minimum BTC/ETH option amount, contracts; sizes are multiples of it."""
 
@@ -86,8 +90,10 @@ class LiquidityParams:
     ----------
     spread_coef : tuple of float
         Median-regression coefficients of ln(raw spread, coin) on :data:`FEATURES`.
-    spread_resid_q : tuple of float
-        Residual quantiles of that regression at :data:`QUANTILE_LEVELS` (log units).
+    spread_resid_q : tuple of tuple of float
+        Per bucket of :data:`BUCKETS`, residual quantiles of that regression at
+        :data:`QUANTILE_LEVELS` (log units), shifted and scaled so that tick-rounded spreads
+        match the real ones (see :func:`fit_liquidity`).
     position_q : tuple of float
         Quantiles of the true price's position in the spread, ``(P - bid) / (ask - bid)``.
     no_bid_coef, no_ask_coef : tuple of float
@@ -103,7 +109,7 @@ class LiquidityParams:
     """
 
     spread_coef: tuple[float, ...]
-    spread_resid_q: tuple[float, ...]
+    spread_resid_q: tuple[tuple[float, ...], ...]
     position_q: tuple[float, ...]
     no_bid_coef: tuple[float, ...]
     no_ask_coef: tuple[float, ...]
@@ -118,8 +124,16 @@ class LiquidityParams:
         for name in ("spread_coef", "no_bid_coef", "no_ask_coef"):
             if len(getattr(self, name)) != len(FEATURES):
                 raise ValueError(f"{name} must have {len(FEATURES)} coefficients ({FEATURES})")
-        for name in ("spread_resid_q", "position_q", "bid_size_q", "ask_size_q"):
-            q = np.asarray(getattr(self, name), dtype=float)
+        if len(self.spread_resid_q) != len(BUCKETS):
+            raise ValueError(f"spread_resid_q must hold one quantile set per bucket {BUCKETS}")
+        quantile_sets = {
+            **{
+                f"spread_resid_q[{b}]": q for b, q in zip(BUCKETS, self.spread_resid_q, strict=True)
+            },
+            **{n: getattr(self, n) for n in ("position_q", "bid_size_q", "ask_size_q")},
+        }
+        for name, values in quantile_sets.items():
+            q = np.asarray(values, dtype=float)
             if len(q) != len(QUANTILE_LEVELS) or np.any(np.diff(q) < 0):
                 raise ValueError(
                     f"{name} must hold {len(QUANTILE_LEVELS)} non-decreasing quantiles"
@@ -152,7 +166,7 @@ class LiquidityModel:
             "quantile_levels": list(QUANTILE_LEVELS),
             "sources": dict(self.sources),
             "regimes": {
-                name: {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(p).items()}
+                name: {k: _lists(v) for k, v in asdict(p).items()}
                 for name, p in self.regimes.items()
             },
         }
@@ -172,9 +186,7 @@ class LiquidityModel:
             raise ConfigError(f"quantile_levels {data['quantile_levels']} differ from the code's")
         regimes = {}
         for name, params in data["regimes"].items():
-            fields: dict[str, Any] = {
-                k: tuple(v) if isinstance(v, list) else v for k, v in params.items()
-            }
+            fields: dict[str, Any] = {k: _tuples(v) for k, v in params.items()}
             regimes[name] = LiquidityParams(**fields)
         return cls(regimes=regimes, sources=dict(data.get("sources", {})))
 
@@ -238,13 +250,20 @@ class LiquidityModel:
             return out
 
         def linear(pick: str) -> FloatArray:
-            coef = np.array([getattr(p, pick) for p in params])[regime_codes]
+            table = np.array([getattr(p, pick) for p in params])
             out = np.zeros(n)
             for j, xj in enumerate(x):
-                out += coef[:, j] * xj
+                out += table[regime_codes, j] * xj
             return out
 
-        spread = np.exp(linear("spread_coef") + per_regime(u_spread, "spread_resid_q"))
+        bucket = _bucket(chain["k"].to_numpy(dtype=float), chain["t"].to_numpy(dtype=float))
+        resid = np.empty(n)
+        for code, p in enumerate(params):
+            in_regime = regime_codes == code
+            for b, q in enumerate(p.spread_resid_q):
+                rows = in_regime & (bucket == b)
+                resid[rows] = np.interp(u_spread[rows], QUANTILE_LEVELS, q)
+        spread = np.exp(linear("spread_coef") + resid)
         pos = np.clip(per_regime(u_pos, "position_q"), 0.0, 1.0)
         upper_coin = np.where(is_call, 1.0, strike / forward)
         bid_coin, ask_coin = _round_to_ticks(
@@ -417,16 +436,19 @@ def fit_liquidity(quotes: pd.DataFrame, *, sizes: pd.DataFrame | None = None) ->
     * spread: median regression (iteratively reweighted least squares) of
       ``ln(max(ask - bid - tick, tick / 2))`` in coin on the features, where ``tick`` is the
       mean of the bid's and the ask's ticks: rounding the bid down and the ask up widens a raw
-      spread by about one tick, which the simulator adds back; residual quantiles stored;
-    * tick rounding: that deconvolution is rough where a spread is one or two ticks, so the
-      intercept is shifted and the residuals scaled (on a grid, deterministic) to minimise the
-      mean absolute log error between the simulated tick-rounded spreads (mark as the price,
-      fitted positions) and the real ones, at the median and the 90th percentile of each
-      bucket of :data:`BUCKETS`;
+      spread by about one tick, which the simulator adds back; residual quantiles per bucket
+      of :data:`BUCKETS`;
+    * tick rounding: that deconvolution is rough where a spread is one or two ticks, so each
+      bucket's residuals are shifted and scaled (grid search, fixed seed) to minimise the
+      absolute log errors between the simulated tick-rounded spreads (mark as the price, fitted
+      positions) and the real ones, at the median and the 90th percentile, in coin and in vol
+      points;
     * position: quantiles of ``(mark - bid) / (ask - bid)`` of two-sided quotes with the mark
       inside the book;
     * quote removal: ridge-penalised logistic regressions of "no bid" (rows whose mark is at
       least 1.5 ticks, below which the tick rounding itself removes the bid) and of "no ask";
+      the no-bid intercept is then shifted (bisection) so that the simulated no-bid share, tick
+      rounding and logistic removal together, equals the real share;
     * stale: the share of two-sided quotes whose mark lies outside the book, i.e. the book has
       not followed the venue's model price. (Quotes unchanged since the previous snapshot while
       the mark moved by more than the spread would be the direct measure, but at the real
@@ -463,26 +485,36 @@ def fit_liquidity(quotes: pd.DataFrame, *, sizes: pd.DataFrame | None = None) ->
     position = (price_coin[two_sided] - bid2) / (ask2 - bid2)
     inside = (position >= 0.0) & (position <= 1.0)
     position_q = np.quantile(position[inside], QUANTILE_LEVELS)
-    resid_q = np.quantile(resid, QUANTILE_LEVELS)
-    shift, scale = _match_rounded_spreads(
-        x[two_sided] @ spread_coef,
-        resid_q,
-        position_q,
-        price_coin[two_sided],
-        np.where(is_call, 1.0, strike / forward)[two_sided],
-        (ask2 - bid2) / TICK_SMALL_COIN,
-        _bucket(k, t)[two_sided],
-    )
-    spread_coef[0] += shift
+    bucket = _bucket(k, t)[two_sided]
+    resid_q = []
+    for b in range(len(BUCKETS)):
+        rows = bucket == b
+        if rows.sum() < MIN_BUCKET_ROWS:  # too few to calibrate: the pooled residuals, as fitted
+            resid_q.append(_floats(np.quantile(resid, QUANTILE_LEVELS)))
+            continue
+        q_b = np.quantile(resid[rows], QUANTILE_LEVELS)
+        shift, scale = _match_rounded_spreads(
+            (x[two_sided] @ spread_coef)[rows],
+            q_b,
+            position_q,
+            price_coin[two_sided][rows],
+            np.where(is_call, 1.0, strike / forward)[two_sided][rows],
+            (ask2 - bid2)[rows],
+            (vega / 100.0 / forward)[two_sided][rows],
+        )
+        resid_q.append(_floats(shift + scale * q_b))
 
     priced = np.isfinite(price_coin) & (price_coin >= 1.5 * TICK_SMALL_COIN)
     no_bid_coef = _logistic_regression(x[priced], np.isnan(bid_coin[priced]))
+    no_bid_coef[0] += _match_no_bid_share(
+        x, spread_coef, resid_q, position_q, no_bid_coef, price_coin, k, t, np.isnan(bid_coin)
+    )
     no_ask_coef = _logistic_regression(x, np.isnan(ask_coin))
 
     size_rows = q if sizes is None else sizes
     return LiquidityParams(
         spread_coef=_floats(spread_coef),
-        spread_resid_q=_floats(scale * resid_q),
+        spread_resid_q=tuple(resid_q),
         position_q=_floats(position_q),
         no_bid_coef=_floats(no_bid_coef),
         no_ask_coef=_floats(no_ask_coef),
@@ -508,13 +540,18 @@ def _match_rounded_spreads(
     position_q: FloatArray,
     price_coin: FloatArray,
     upper_coin: FloatArray,
-    real_ticks: FloatArray,
-    bucket: Any,
+    real_spread: FloatArray,
+    vega_coin: FloatArray,
 ) -> tuple[float, float]:
-    """(intercept shift, residual scale) whose tick-rounded spreads best match ``real_ticks``."""
+    """(shift, scale) of the residuals whose tick-rounded spreads (coin) best match the real
+    ones: least mean absolute log error of the median and the 90th percentile, in coin and in
+    vol points (spread over vega)."""
     u_spread, u_pos = np.random.default_rng(0).random((2, len(base)))
     e = np.interp(u_spread, QUANTILE_LEVELS, resid_q)
     pos = np.interp(u_pos, QUANTILE_LEVELS, position_q)
+    per_volpt = 1.0 / np.maximum(vega_coin, 1e-12)
+    real_coin = np.percentile(real_spread, (50, 90))
+    real_volpt = np.percentile(real_spread * per_volpt, (50, 90))
     best = (np.inf, 0.0, 1.0)
     for shift in np.linspace(-1.5, 1.0, 26):
         for scale in np.linspace(0.3, 1.2, 10):
@@ -522,21 +559,60 @@ def _match_rounded_spreads(
             bid, ask = _round_to_ticks(
                 price_coin - pos * spread, price_coin + (1.0 - pos) * spread, upper_coin
             )
-            sim_ticks = (ask - bid) / TICK_SMALL_COIN
-            err, n = 0.0, 0
-            for b in range(len(BUCKETS)):
-                rows = (bucket == b) & np.isfinite(sim_ticks)
-                if rows.sum() < 20:
-                    continue
-                for pct in (50, 90):
-                    ratio = np.percentile(sim_ticks[rows], pct) / np.percentile(
-                        real_ticks[rows], pct
-                    )
-                    err += abs(np.log(ratio))
-                    n += 1
-            if n and err / n < best[0] - 1e-12:
-                best = (err / n, float(shift), float(scale))
+            quoted = np.isfinite(bid)
+            sim = (ask - bid)[quoted]
+            sim_coin = np.percentile(sim, (50, 90))
+            sim_volpt = np.percentile(sim * per_volpt[quoted], (50, 90))
+            err = float(
+                np.sum(np.abs(np.log(sim_coin / real_coin)))
+                + np.sum(np.abs(np.log(sim_volpt / real_volpt)))
+            )
+            if err < best[0] - 1e-12:
+                best = (err, float(shift), float(scale))
     return best[1], best[2]
+
+
+def _match_no_bid_share(
+    x: FloatArray,
+    spread_coef: FloatArray,
+    resid_q: list[tuple[float, ...]],
+    position_q: FloatArray,
+    no_bid_coef: FloatArray,
+    price_coin: FloatArray,
+    k: FloatArray,
+    t: FloatArray,
+    no_bid: BoolArray,
+) -> float:
+    """Shift of the no-bid intercept at which the simulated no-bid share (tick rounding plus the
+    logistic removal) equals the real one, by bisection (the share grows with the shift)."""
+    rows = np.isfinite(price_coin)
+    price = price_coin[rows]
+    u_spread, u_pos, u_drop = np.random.default_rng(0).random((3, int(rows.sum())))
+    bucket = _bucket(k[rows], t[rows])
+    resid = np.empty(len(price))
+    for b, q in enumerate(resid_q):
+        resid[bucket == b] = np.interp(u_spread[bucket == b], QUANTILE_LEVELS, q)
+    spread = np.exp(x[rows] @ spread_coef + resid)
+    bid_raw = price - np.interp(u_pos, QUANTILE_LEVELS, position_q) * spread
+    rounded_away = round_bid(bid_raw) < TICK_SMALL_COIN - _EPS
+    logit = x[rows] @ no_bid_coef
+    target = float(np.mean(no_bid[rows]))
+    lo, hi = -15.0, 15.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        share = np.mean(rounded_away | (u_drop < _sigmoid(logit + mid)))
+        lo, hi = (mid, hi) if share < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _tuples(value: Any) -> Any:
+    """JSON lists (nested or not) back to tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _lists(value: Any) -> Any:
+    """Tuples (nested or not) to JSON lists."""
+    return [_lists(v) for v in value] if isinstance(value, tuple) else value
 
 
 def _floats(values: Any) -> tuple[float, ...]:
@@ -638,7 +714,7 @@ def liquidity_stats(quotes: pd.DataFrame) -> dict[str, float]:
     ask = quotes["ask"].to_numpy(dtype=float, na_value=np.nan)
     vol = np.nan_to_num(quotes[vol_column].to_numpy(dtype=float, na_value=np.nan))
     vega = black76_greeks(forward, strike, t, vol, quotes["is_call"].to_numpy(dtype=bool))["vega"]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         spread_volpt = (ask - bid) / (vega / 100.0)
     spread_ticks = (ask - bid) / forward / TICK_SMALL_COIN
     bucket = _bucket(np.log(strike / forward), t)
