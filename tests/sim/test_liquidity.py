@@ -82,7 +82,7 @@ def test_rows_kept_and_input_not_mutated() -> None:
     assert {"bid", "ask", "mark", "bid_size", "ask_size", "stale"} <= set(out.columns)
 
 
-@pytest.mark.parametrize("regime", ["calm", "crash", "plateau", "trending", "rally"])
+@pytest.mark.parametrize("regime", ["calm", "crash", "plateau", "trending", "rally", "crunch"])
 def test_quotes_pass_hygiene_clean_within_bounds(regime: str) -> None:
     # a 2 %/hour sell-off makes carried (stale) coin quotes break bounds unless handled
     out = MODEL.quote(make_chain(regime, n_ts=6, drift=-0.02), np.random.default_rng(3))
@@ -133,6 +133,16 @@ def test_spreads_widen_in_the_wings(regime: str) -> None:
     assert _median_volpt(out, (z > 0.6) & (z < 1.5)) > 1.5 * _median_volpt(out, z < 0.3)
 
 
+def test_a_crunch_is_less_liquid_than_calm_at_the_same_chain() -> None:
+    chain = make_chain("calm", n_ts=8)
+    calm = MODEL.quote(chain, np.random.default_rng(9))
+    crunch = MODEL.quote(chain.assign(regime="crunch"), np.random.default_rng(9))
+    assert crunch["bid"].isna().mean() > calm["bid"].isna().mean() + 0.03
+    assert crunch["ask"].isna().mean() > calm["ask"].isna().mean() + 0.03
+    long_atm = ((np.abs(chain["k"]) / np.sqrt(chain["t"]) < 0.3) & (chain["t"] > 0.1)).to_numpy()
+    assert _median_volpt(crunch, long_atm) > 1.2 * _median_volpt(calm, long_atm)
+
+
 def test_stale_quotes_carry_the_previous_coin_quote() -> None:
     model = LiquidityModel(
         regimes={
@@ -163,9 +173,9 @@ def test_unknown_regime_names_it_and_the_known_ones() -> None:
 def test_dict_round_trip_and_packaged_model() -> None:
     data = json.loads(json.dumps(MODEL.to_dict()))
     assert LiquidityModel.from_dict(data) == MODEL
-    assert {"calm", "crash", "plateau", "trending", "rally"} <= set(MODEL.regimes)
+    assert set(MODEL.regimes) == {"calm", "crash", "plateau", "trending", "rally", "crunch"}
     assert "2026-01-29" in MODEL.sources["crash"]
-    assert all(p.n_rows > 10_000 for p in MODEL.regimes.values())
+    assert all(p.n_rows > 5_000 and p.n_snapshots >= 8 for p in MODEL.regimes.values())
     with pytest.raises(ConfigError):
         LiquidityModel.from_dict({**data, "features": ["const"]})
 

@@ -31,8 +31,16 @@ WINDOWS: dict[str, tuple[str, str, str]] = {
     "plateau": ("2026-02-09", "2026-04-01", "high-vol plateau Feb-Mar 2026 (ATM IV 48-56 %)"),
     "trending": ("2026-06-01", "2026-06-08", "second sell-off 2026-06-01..07 (BTC 73.7k -> 60.6k)"),
     "rally": ("2026-08-18", "2026-08-23", "rally 2026-08-18..22 (BTC 64.6k -> 78.4k)"),
+    "crunch": (
+        "2026-02-05T12:00",
+        "2026-02-06T18:00",
+        "liquidity dry-up inside the crash (22-36 % of options without a bid per snapshot)",
+    ),
 }
-"""Regime -> (first day, day after the last, description) of its real window, UTC."""
+"""Regime -> (start, end, description) of its real window, UTC, ``start <= ts < end``.
+
+The five simulator regimes, plus ``crunch``: the worst day and a half of the crash, for
+stress scenarios that want the venue's bid-less books rather than the crash window's mean."""
 
 SNAPSHOTS = "deribit-svcj-snapshots/snapshots"
 SIZES = "optionsdx-deribit-btc-eod"
@@ -45,7 +53,7 @@ def snapshot_time(path: Path) -> pd.Timestamp:
 
 
 def load_window(root: Path, start: str, end: str) -> pd.DataFrame:
-    """Clean quote rows of the snapshots taken in ``[start, end)`` (UTC days)."""
+    """Clean quote rows of the snapshots taken in ``[start, end)`` (UTC)."""
     lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
     files = [f for f in sorted((root / SNAPSHOTS).glob("*.csv.gz")) if lo <= snapshot_time(f) < hi]
     clean = [split(classify(read_deribit_snapshot(f)))[0] for f in files]
