@@ -27,7 +27,9 @@ from volguard.kernels.heston_cos import bates_price
 from volguard.sim import preset, simulate
 
 
-def quantlib_chain(rows: dict[str, np.ndarray], params: tuple[float, ...], spot: float) -> np.ndarray:
+def quantlib_chain(
+    rows: dict[str, np.ndarray], params: tuple[float, ...], spot: float
+) -> np.ndarray:
     """QuantLib Bates prices of one chain (r = 0, dividend yield = -basis so F = S e^{basis t})."""
     import QuantLib as ql
 
@@ -38,11 +40,23 @@ def quantlib_chain(rows: dict[str, np.ndarray], params: tuple[float, ...], spot:
     carry = ql.YieldTermStructureHandle(ql.FlatForward(today, -float(rows["basis"]), dc))
     v0, kappa, theta, sigma, rho, lam, mu_j, sigma_j = params
     process = ql.BatesProcess(
-        zero, carry, ql.QuoteHandle(ql.SimpleQuote(spot)), v0, kappa, theta, sigma, rho, lam, mu_j, sigma_j
+        zero,
+        carry,
+        ql.QuoteHandle(ql.SimpleQuote(spot)),
+        v0,
+        kappa,
+        theta,
+        sigma,
+        rho,
+        lam,
+        mu_j,
+        sigma_j,
     )
     engine = ql.BatesEngine(ql.BatesModel(process))
     out = np.empty(rows["strike"].size)
-    for i, (days, strike, call) in enumerate(zip(rows["days"], rows["strike"], rows["call"], strict=True)):
+    for i, (days, strike, call) in enumerate(
+        zip(rows["days"], rows["strike"], rows["call"], strict=True)
+    ):
         kind = ql.Option.Call if call else ql.Option.Put
         option = ql.VanillaOption(
             ql.PlainVanillaPayoff(kind, float(strike)), ql.EuropeanExercise(today + int(days))

@@ -13,17 +13,20 @@ from tests.sim.conftest import flat_scenario
 from volguard.kernels.heston_cos import bates_greeks, bates_price
 from volguard.sim import REGIME_NAMES, Scenario, SecondAsset, preset, simulate
 from volguard.sim.scenario import calibration
+from volguard.sim.liquidity import liquidity_stats
 from volguard.sim.simulator import TRUTH_COLUMNS, regime_steps, simulate_assets
+from volguard.sim.surface_facts import surface_facts
 
 
 def test_same_seed_same_run_bit_for_bit_and_other_seeds_differ() -> None:
-    a = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=5, quote=False)
-    b = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=5, quote=False)
-    c = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=6, quote=False)
-    for name in ("path", "truth"):
+    a = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=5)
+    b = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=5)
+    c = simulate(preset("calm-then-crash"), days=0.5, freq="2h", seed=6)
+    for name in ("path", "truth", "quotes"):
         left, right = getattr(a, name), getattr(b, name)
         assert pd.util.hash_pandas_object(left).equals(pd.util.hash_pandas_object(right))
     assert not np.array_equal(a.path["spot"].to_numpy(), c.path["spot"].to_numpy())
+    assert not a.quotes["bid"].equals(c.quotes["bid"])
     assert list(a.truth.columns) == list(TRUTH_COLUMNS)
     assert set(a.path["underlying"]) == {"BTC", "ETH"}
 
@@ -128,20 +131,24 @@ def test_bad_lengths_and_frequencies_are_refused(flat: Scenario) -> None:
 
 
 @pytest.mark.parametrize(("name", "window"), [("calm-2026-01", "calm"), ("crash-2026-02", "crash")])
-def test_presets_reproduce_their_real_surface(name: str, window: str) -> None:
-    from volguard.sim.surface_facts import surface_facts
-
+def test_presets_reproduce_their_real_window(name: str, window: str) -> None:
+    """ATM term structure, 25-delta skew, quote counts, one-sided shares and spreads against the
+    real window's figures stored by the calibration (docs/simulator.md has the table)."""
     # the median over snapshots of six independent 2-day runs from the preset's start
-    runs = [simulate(preset(name), days=2, freq="12h", seed=s, quote=False) for s in range(6)]
-    truth = pd.concat([r.truth.assign(run=i) for i, r in enumerate(runs)])
-    truth = truth.assign(mark_iv=truth["true_iv"])
-    sim = pd.DataFrame([surface_facts(g) for _, g in truth.groupby(["run", "ts"])]).median()
-    real = calibration()["windows"][window]["facts"]
-    for tenor in ("atm_7d", "atm_30d", "atm_90d"):
-        assert sim[tenor] == pytest.approx(real[tenor], abs=0.025), tenor
-    assert sim["rr_25d"] == pytest.approx(real["rr_25d"], abs=0.035)
-    per_snapshot = truth.groupby(["run", "ts"]).size().median()
-    assert per_snapshot == pytest.approx(
-        calibration()["windows"][window]["quotes_per_snapshot"], rel=0.2
+    runs = [simulate(preset(name), days=2, freq="12h", seed=s) for s in range(6)]
+    quotes = pd.concat(
+        [r.quotes.assign(ts=r.quotes["ts"] + pd.Timedelta(days=10 * i)) for i, r in enumerate(runs)]
     )
-    assert math.isfinite(sim["rr_25d"]) and sim["rr_25d"] < 0
+    sim = pd.DataFrame([surface_facts(g) for _, g in quotes.groupby("ts")]).median()
+    real = calibration()["windows"][window]
+    for tenor in ("atm_7d", "atm_30d", "atm_90d"):
+        assert sim[tenor] == pytest.approx(real["facts"][tenor], abs=0.025), tenor
+    assert sim["rr_25d"] == pytest.approx(real["facts"]["rr_25d"], abs=0.035)
+    assert sim["rr_25d"] < 0
+    got, want = liquidity_stats(quotes), real["liquidity"]
+    assert got["quotes_per_snapshot"] == pytest.approx(want["quotes_per_snapshot"], rel=0.2)
+    assert got["no_bid_share"] == pytest.approx(want["no_bid_share"], abs=0.05)
+    assert got["no_ask_share"] == pytest.approx(want["no_ask_share"], abs=0.05)
+    for bucket in ("short_atm", "long_atm"):
+        key = f"{bucket}.spread_volpt_p50"
+        assert got[key] == pytest.approx(want[key], rel=0.35), key

@@ -16,9 +16,7 @@ Deribit snapshots (:data:`WINDOWS`):
 
 Physical jumps come from Binance hourly BTC returns (:func:`jump_statistics`): calm-market
 statistics for ``calm``, ``trending`` and ``rally``, stressed-market ones for ``crash`` and
-``plateau``. ``plateau`` (a high-vol plateau after a crash) has no window of its own: its
-long-run variance is the crash window's starting variance, with the calm regime's mean
-reversion, vol of variance, correlation and pricing jumps.
+``plateau`` (:data:`STRESSED`).
 """
 
 from __future__ import annotations
@@ -38,16 +36,21 @@ from volguard.kernels.api import implied_vol
 from volguard.kernels.heston_cos import BATES_PARAMS, bates_price
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.quotes import fit_quotes
+from volguard.sim.liquidity import liquidity_stats
 from volguard.sim.regimes import Regime
 from volguard.sim.surface_facts import atm_term_structure, surface_facts
 
 WINDOWS: dict[str, tuple[str, str]] = {
     "calm": ("2026-01-01", "2026-01-28"),
     "crash": ("2026-01-29", "2026-02-07"),
+    "plateau": ("2026-02-09", "2026-04-01"),
     "trending": ("2026-06-01", "2026-06-08"),
     "rally": ("2026-08-18", "2026-08-23"),
 }
-"""Regime -> [start, end) dates (UTC) of its real Deribit window."""
+"""Regime -> [start, end) dates (UTC) of its real Deribit window (the liquidity model's too)."""
+
+STRESSED = ("crash", "plateau")
+"""Regimes that take the stressed-market Binance statistics."""
 
 MEAN_DAYS: dict[str, float] = {
     "calm": 45.0,
@@ -229,7 +232,7 @@ def calibrate(
             atm_term_structure(e.quotes)["atm_30d"] / atm_term_structure(b.quotes)["atm_30d"]
             for b, e in zip(snaps, eth_snaps, strict=True)
         ]
-        stats = "stressed" if name == "crash" else "calm"
+        stats = "stressed" if name in STRESSED else "calm"
         regimes[name] = Regime(
             name=name,
             kappa=bates["kappa"],
@@ -255,30 +258,16 @@ def calibrate(
             "spot": float(np.median(spots)),
             "eth_spot": float(np.median([e.quotes["index_price"].median() for e in eth_snaps])),
             "eth_vol_scale": float(np.nanmedian(eth_ratio)),
-            "eth_corr": corr["stressed" if name == "crash" else "calm"],
+            "eth_corr": corr[stats],
             "facts": {k: float(v) for k, v in facts.median().items()},
             "fit_median_abs_vol": bates["median_abs_vol"],
-            "quotes_per_snapshot": float(np.median([len(s) for s in snaps])),
             "expiries_per_snapshot": float(np.median([len(s.expiries) for s in snaps])),
+            "liquidity": liquidity_stats(pd.concat([s.quotes for s in snaps])),
         }
-    calm = regimes["calm"]
-    regimes["plateau"] = Regime.from_dict(
-        {
-            **calm,
-            "name": "plateau",
-            "theta": windows["crash"]["v0"],
-            "drift": 0.0,
-            "lam_p": jumps["stressed"]["lam"],
-            "mu_jp": jumps["stressed"]["mu_j"],
-            "sigma_jp": jumps["stressed"]["sigma_j"],
-            "mean_days": MEAN_DAYS["plateau"],
-            "switch_to": SWITCH_TO["plateau"],
-        }
-    ).to_dict()
     return {
         "about": (
-            "volguard sim calibrate: Bates medians per real Deribit window, Binance hourly "
-            "jump statistics; see volguard.sim.calibrate"
+            "volguard sim calibrate: one Bates fit per real Deribit window (pooled snapshots), "
+            "Binance hourly jump statistics; see volguard.sim.calibrate"
         ),
         "regimes": regimes,
         "windows": windows,

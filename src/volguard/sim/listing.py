@@ -37,7 +37,8 @@ class ListingRules:
     monthlies, quarterlies : int
         Month-end and quarter-end expiries listed.
     fine_step : float
-        Near-the-money strike step as a fraction of the spot (BTC at 96,000: 1,000).
+        Near-the-money strike step as a fraction of the spot, rounded to a nice step (BTC
+        at 90,000: 1,000; ETH at 3,100: 50).
     long_step_factor : float
         Step multiplier for expiries beyond ``long_days``.
     long_days : float
@@ -51,7 +52,7 @@ class ListingRules:
     weeklies: int = 4
     monthlies: int = 3
     quarterlies: int = 4
-    fine_step: float = 0.0105
+    fine_step: float = 0.012
     long_step_factor: float = 5.0
     long_days: float = 120.0
     tiers: tuple[tuple[float, float, float], ...] = (

@@ -12,7 +12,7 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks
 
-TENORS_DAYS: tuple[int, ...] = (7, 30, 90)
+TENORS_DAYS: tuple[int, ...] = (7, 14, 30, 60, 90, 180)
 """Tenors (calendar days) at which the ATM vol is interpolated."""
 
 SKEW_DAYS = (20.0, 45.0)
@@ -48,7 +48,7 @@ def atm_term_structure(quotes: pd.DataFrame) -> dict[str, float]:
     Returns
     -------
     dict
-        ``atm_7d``, ``atm_30d``, ``atm_90d`` (decimal); NaN outside the quoted expiries.
+        ``atm_<days>d`` for each tenor (decimal); NaN outside the quoted expiries.
     """
     atm = atm_vols(quotes)
     t, w = atm["t"].to_numpy(), atm["atm_iv"].to_numpy() ** 2 * atm["t"].to_numpy()
