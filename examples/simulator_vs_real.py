@@ -84,9 +84,8 @@ def svg(curves: dict[str, tuple[list[float], list[float]]]) -> str:
         for d, v in zip(xs, real, strict=True):
             x, y = point(d, v)
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
-        out.append(
-            f'<text x="{width - pad}" y="{40 + 16 * i}" text-anchor="end" fill="{colour}">{window}</text>'
-        )
+        label = f'x="{width - pad}" y="{40 + 16 * i}" text-anchor="end" fill="{colour}"'
+        out.append(f"<text {label}>{window}</text>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -12,8 +11,8 @@ import pytest
 from tests.sim.conftest import flat_scenario
 from volguard.kernels.heston_cos import bates_greeks, bates_price
 from volguard.sim import REGIME_NAMES, Scenario, SecondAsset, preset, simulate
-from volguard.sim.scenario import calibration
 from volguard.sim.liquidity import liquidity_stats
+from volguard.sim.scenario import calibration
 from volguard.sim.simulator import TRUTH_COLUMNS, regime_steps, simulate_assets
 from volguard.sim.surface_facts import surface_facts
 
