@@ -363,11 +363,11 @@ def price_chains(
         )
     # the COS kernels release the GIL for most of their time: threads price snapshots in parallel
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        priced = list(pool.map(_price_calls, chains))
+        results = list(pool.map(_price_calls, chains))
     cols = [
         np.concatenate(c)
         for c in zip(
-            *(chain[:5] + p + chain[5:8] for chain, p in zip(chains, priced, strict=True)),
+            *(chain[:5] + p + chain[5:8] for chain, p in zip(chains, results, strict=True)),
             strict=True,
         )
     ]

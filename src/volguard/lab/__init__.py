@@ -1,0 +1,1 @@
+"""The generalization lab: regimes, splits, metrics, hedging backtests and the study runner."""
