@@ -243,11 +243,9 @@ class LiquidityModel:
         z_mark = rng.standard_normal(n)
 
         def per_regime(values: FloatArray, pick: str) -> FloatArray:
-            out = np.empty(n)
-            for code, p in enumerate(params):
-                rows = regime_codes == code
-                out[rows] = np.interp(values[rows], QUANTILE_LEVELS, getattr(p, pick))
-            return out
+            return _quantile_draw(
+                values, np.array([getattr(p, pick) for p in params]), regime_codes
+            )
 
         def linear(pick: str) -> FloatArray:
             table = np.array([getattr(p, pick) for p in params])
@@ -257,12 +255,8 @@ class LiquidityModel:
             return out
 
         bucket = _bucket(chain["k"].to_numpy(dtype=float), chain["t"].to_numpy(dtype=float))
-        resid = np.empty(n)
-        for code, p in enumerate(params):
-            in_regime = regime_codes == code
-            for b, q in enumerate(p.spread_resid_q):
-                rows = in_regime & (bucket == b)
-                resid[rows] = np.interp(u_spread[rows], QUANTILE_LEVELS, q)
+        resid_tables = np.concatenate([np.array(p.spread_resid_q) for p in params])
+        resid = _quantile_draw(u_spread, resid_tables, regime_codes * len(BUCKETS) + bucket)
         spread = np.exp(linear("spread_coef") + resid)
         pos = np.clip(per_regime(u_pos, "position_q"), 0.0, 1.0)
         upper_coin = np.where(is_call, 1.0, strike / forward)
@@ -315,6 +309,19 @@ def _features(
         np.log(t),
         np.log(np.maximum(price_coin, 1e-7)),
     ]
+
+
+def _quantile_draw(u: FloatArray, tables: FloatArray, row_table: Any) -> FloatArray:
+    """Inverse-CDF draws: ``u`` interpolated linearly in the quantiles ``tables[row_table]``
+    (levels :data:`QUANTILE_LEVELS`, flat beyond the end levels), without a loop over tables:
+    the levels are shared, so the interpolation weights depend on ``u`` alone."""
+    levels = np.asarray(QUANTILE_LEVELS)
+    j = np.clip(np.searchsorted(levels, u) - 1, 0, len(levels) - 2)
+    w = np.clip((u - levels[j]) / (levels[j + 1] - levels[j]), 0.0, 1.0)
+    flat = np.ravel(tables)
+    at = row_table * len(levels) + j
+    out: FloatArray = np.take(flat, at) * (1.0 - w) + np.take(flat, at + 1) * w
+    return out
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
