@@ -39,6 +39,7 @@ from volguard.report.fit_report import write_fit
 from volguard.report.store_report import store_report_json, store_report_markdown
 from volguard.sim import PRESETS, load_scenario, simulate
 from volguard.sim.calibrate import calibrate, calibration_json
+from volguard.sim.liquidity_presets import fit_presets, liquidity_json
 
 app = typer.Typer(
     help="volguard: crypto option pricing engines that know how far they can be trusted.",
@@ -60,7 +61,7 @@ T = TypeVar("T")
 
 StoreOpt = Annotated[Path, typer.Option("--store", help="Quote store folder.")]
 DEFAULT_DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
-PACKAGED_REGIMES = Path(__file__).resolve().parents[1] / "sim" / "presets" / "regimes.json"
+PACKAGED_PRESETS = Path(__file__).resolve().parents[1] / "sim" / "presets"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -344,18 +345,18 @@ def sim_calibrate_command(
     data: Annotated[
         Path, typer.Option(help="The shared data folder (deribit-svcj-snapshots, binance-...).")
     ] = DEFAULT_DATA,
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Where to write the calibration JSON.")
-    ] = PACKAGED_REGIMES,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder of regimes.json and liquidity.json.")
+    ] = PACKAGED_PRESETS,
     per_window: Annotated[int, typer.Option(help="Snapshots fitted per regime window.")] = 8,
 ) -> None:
-    """Fit the simulator's regimes to the real Deribit windows and Binance returns."""
+    """Fit the simulator's regimes and liquidity to the real Deribit windows and Binance returns."""
     snapshots = sorted((data / "deribit-svcj-snapshots" / "snapshots").glob("*.csv.gz"))
     if not snapshots:
         err.print(f"[bold red]error:[/] no Deribit snapshots under {data}", markup=True)
         raise typer.Exit(code=2)
 
-    def action() -> Path:
+    def action() -> list[Path]:
         with tempfile.TemporaryDirectory() as tmp:
             build_store(Path(tmp) / "store", [("deribit-snapshot", p) for p in snapshots])
             result = calibrate(
@@ -364,9 +365,15 @@ def sim_calibrate_command(
                 per_window=per_window,
                 progress=lambda line: err.print(line),
             )
-        return write_atomic(out_file, calibration_json(result))
+        err.print("liquidity: fitting every window")
+        liquidity = liquidity_json(fit_presets(data))
+        return [
+            write_atomic(out_dir / "regimes.json", calibration_json(result)),
+            write_atomic(out_dir / "liquidity.json", liquidity),
+        ]
 
-    out.print(f"wrote {_run(action)}")
+    for path in _run(action):
+        out.print(f"wrote {path}")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -37,17 +37,16 @@ from volguard.kernels.heston_cos import BATES_PARAMS, bates_price
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.quotes import fit_quotes
 from volguard.sim.liquidity import liquidity_stats
-from volguard.sim.regimes import Regime
+from volguard.sim.liquidity_presets import WINDOWS as LIQUIDITY_WINDOWS
+from volguard.sim.regimes import REGIME_NAMES, Regime
 from volguard.sim.surface_facts import atm_term_structure, surface_facts
 
 WINDOWS: dict[str, tuple[str, str]] = {
-    "calm": ("2026-01-01", "2026-01-28"),
-    "crash": ("2026-01-29", "2026-02-07"),
-    "plateau": ("2026-02-09", "2026-04-01"),
-    "trending": ("2026-06-01", "2026-06-08"),
-    "rally": ("2026-08-18", "2026-08-23"),
+    name: (start, end)
+    for name, (start, end, _) in LIQUIDITY_WINDOWS.items()
+    if name in REGIME_NAMES
 }
-"""Regime -> [start, end) dates (UTC) of its real Deribit window (the liquidity model's too)."""
+"""Regime -> [start, end) dates (UTC) of its real Deribit window, those of the liquidity model."""
 
 STRESSED = ("crash", "plateau")
 """Regimes that take the stressed-market Binance statistics."""
@@ -88,6 +87,14 @@ def window_snapshots(
         raise ValueError(f"the store has no {underlying} snapshot in {window[0]} .. {window[1]}")
     picks = np.unique(np.linspace(0, len(inside) - 1, min(per_window, len(inside))).round())
     return [store.snapshot_at(underlying, inside[int(i)]) for i in picks]
+
+
+def window_quotes(store: QuoteStore, underlying: str, window: tuple[str, str]) -> pd.DataFrame:
+    """Every quote of ``underlying`` in ``[start, end)`` (all the window's snapshots)."""
+    days = pd.date_range(window[0], window[1], freq="D", inclusive="left")
+    quotes = store.read(underlying=underlying, dates=[d.strftime("%Y-%m-%d") for d in days])
+    start, end = (pd.Timestamp(d, tz="UTC") for d in window)
+    return quotes[(quotes["ts"] >= start) & (quotes["ts"] < end)]
 
 
 def fit_regime_bates(
@@ -262,7 +269,7 @@ def calibrate(
             "facts": {k: float(v) for k, v in facts.median().items()},
             "fit_median_abs_vol": bates["median_abs_vol"],
             "expiries_per_snapshot": float(np.median([len(s.expiries) for s in snaps])),
-            "liquidity": liquidity_stats(pd.concat([s.quotes for s in snaps])),
+            "liquidity": liquidity_stats(window_quotes(store, "BTC", window)),
         }
     return {
         "about": (

@@ -1,7 +1,6 @@
 """Fit the packaged liquidity model to real Deribit windows.
 
-Run ``python -m volguard.sim.liquidity_presets`` (reads ``VOLGUARD_DATA``, default
-``../shared/data``).
+Run by ``volguard sim calibrate`` (reads ``VOLGUARD_DATA``, default ``../shared/data``).
 
 Each simulator regime is fitted to one window of ``deribit-svcj-snapshots`` (read with the
 project's loader and hygiene, clean rows only); see :data:`WINDOWS`. Those files carry no quote
@@ -15,8 +14,6 @@ package.
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -48,7 +45,6 @@ thinner at equal features (more one-sided books, wider long-dated spreads)."""
 
 SNAPSHOTS = "deribit-svcj-snapshots/snapshots"
 SIZES = "optionsdx-deribit-btc-eod"
-OUT = Path(__file__).with_name("presets") / "liquidity.json"
 
 
 def snapshot_time(path: Path) -> pd.Timestamp:
@@ -85,13 +81,6 @@ def fit_presets(root: Path) -> LiquidityModel:
     return LiquidityModel(regimes=regimes, sources=sources)
 
 
-def main() -> None:
-    root = Path(os.environ.get("VOLGUARD_DATA", Path.cwd().parent / "shared" / "data"))
-    model = fit_presets(root)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
-    sys.stdout.write(f"wrote {OUT}\n")
-
-
-if __name__ == "__main__":
-    main()
+def liquidity_json(model: LiquidityModel) -> str:
+    """The fitted model as the text of ``sim/presets/liquidity.json``."""
+    return json.dumps(model.to_dict(), indent=1) + "\n"
