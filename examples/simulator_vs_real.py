@@ -11,6 +11,7 @@ Markdown table to stdout and ``docs/img/simulator_vs_real.svg``::
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -71,7 +72,7 @@ def svg(curves: dict[str, tuple[list[float], list[float]]]) -> str:
         out.append(
             f'<text x="{x:.0f}" y="{height - pad + 18}" text-anchor="middle">{day:.0f}d</text>'
         )
-    for tick in range(int(lo * 100) + 1, int(hi * 100) + 1, 5):
+    for tick in range(5 * math.ceil(lo * 20), int(hi * 100) + 1, 5):
         _, y = point(xs[0], tick / 100)
         out.append(f'<text x="{pad - 8}" y="{y + 4:.0f}" text-anchor="end">{tick}%</text>')
         out.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y:.0f}" y2="{y:.0f}" stroke="#eee"/>')
