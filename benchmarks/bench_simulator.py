@@ -21,8 +21,8 @@ import argparse
 import time
 
 import numpy as np
-from benchmarks._common import load_average, machine
 
+from _common import load_average, machine
 from volguard.kernels.heston_cos import bates_price
 from volguard.sim import preset, simulate
 
