@@ -1,0 +1,1 @@
+"""Market simulation: regime simulator, liquidity model, stress and adversarial scenarios."""
