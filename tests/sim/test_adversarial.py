@@ -7,28 +7,47 @@ import pytest
 
 from volguard.errors import ConfigError
 from volguard.models.registry import make_engine
-from volguard.sim.adversarial import DEFAULT_BOUNDS, adversarial_search, scenario_error
-from volguard.sim.stress import TRANSFORMS, Reference, stress
+from volguard.sim.adversarial import (
+    DEFAULT_BOUNDS,
+    Objective,
+    adversarial_search,
+    scenario_error,
+)
+from volguard.sim.stress import TRANSFORMS, Jump, Reference, stress
 from volguard.sim.stress_library import LIBRARY
 
 
 @pytest.mark.parametrize("engine", ["black76-flat", "svi"])
-@pytest.mark.parametrize("objective", ["iv_rmse", "price_rmse"])
+@pytest.mark.parametrize("objective", ["iv_rmse", "price_rmse", "hedge_rmse"])
 def test_search_beats_every_named_scenario(
-    synthetic_ref: Reference, engine: str, objective: str
+    synthetic_ref: Reference, engine: str, objective: Objective
 ) -> None:
     res = adversarial_search(
-        make_engine(engine), synthetic_ref, objective=objective, baselines=LIBRARY, maxiter=3
+        make_engine(engine), synthetic_ref, objective=objective, baselines=LIBRARY, maxiter=2
     )
     assert set(res.baselines) == set(LIBRARY)
     named, worst_named = res.worst_baseline or ("", np.inf)
     assert res.worst_error > worst_named, (named, worst_named, res.worst_error)
     assert (res.path["arbitrage"] == 0).all()
-    assert len(res.path) == (3 + 1) * 3 * len(DEFAULT_BOUNDS)
+    assert len(res.path) == (2 + 1) * 3 * len(DEFAULT_BOUNDS)
     assert res.path["error"].max() == res.worst_error
     # the worst case replays to its error
-    again = scenario_error(make_engine(engine), stress(synthetic_ref, res.worst), objective)
+    replay = stress(synthetic_ref, res.worst)
+    again = scenario_error(make_engine(engine), replay, objective, synthetic_ref)
     assert again == pytest.approx(res.worst_error)
+
+
+def test_hedge_loss_is_zero_without_a_move_and_grows_with_the_jump(
+    synthetic_ref: Reference,
+) -> None:
+    def loss(size: float) -> float:
+        res = stress(synthetic_ref, [Jump(size=size)])
+        return scenario_error(make_engine("essvi"), res, "hedge_rmse", synthetic_ref)
+
+    assert loss(0.0) == 0.0
+    assert 0.0 < loss(-0.01) < loss(-0.02) < loss(-0.05)
+    with pytest.raises(ValueError, match="pass reference"):
+        scenario_error(make_engine("svi"), stress(synthetic_ref, []), "hedge_rmse")
 
 
 @pytest.mark.realdata
@@ -36,7 +55,9 @@ def test_search_beats_every_named_scenario(
 def test_search_beats_every_named_scenario_on_the_crash_chain(
     crash_ref: Reference, engine: str
 ) -> None:
-    res = adversarial_search(make_engine(engine), crash_ref, baselines=LIBRARY, maxiter=2)
+    res = adversarial_search(
+        make_engine(engine), crash_ref, baselines=LIBRARY, maxiter=2, popsize=2
+    )
     _, worst_named = res.worst_baseline or ("", np.inf)
     assert res.worst_error > worst_named
     assert (res.path["arbitrage"] == 0).all()

@@ -11,7 +11,12 @@ Objectives:
 - ``iv_rmse``: root-mean-square of engine minus true implied vol, vol points (1 = 0.01), the
   engine's vol read at the moneyness it sees (``ln(K/F)`` at the quoted forward);
 - ``price_rmse``: root-mean-square of engine minus true price, USD per unit of underlying, the
-  engine pricing with the stressed snapshot's forwards (:meth:`SurfaceEngine.price`).
+  engine pricing with the stressed snapshot's forwards (:meth:`SurfaceEngine.price`);
+- ``hedge_rmse``: the hedging loss. The engine is fitted to the *base* snapshot; each base
+  instrument, held long and delta-hedged with the engine's sticky-strike delta, is carried from
+  the base market to the stressed one: P&L ``V1 - V0 - delta (F1 - F0)`` with true prices and
+  forwards; root-mean-square over the instruments, USD per unit. Only surface transforms move
+  it (the quotes of the stressed market are not used).
 
 References
 ----------
@@ -38,8 +43,8 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
 from volguard.sim.stress import TRANSFORMS, Reference, Scenario, StressResult, compose, stress
 
-Objective = Literal["iv_rmse", "price_rmse"]
-OBJECTIVES: tuple[str, ...] = ("iv_rmse", "price_rmse")
+Objective = Literal["iv_rmse", "price_rmse", "hedge_rmse"]
+OBJECTIVES: tuple[str, ...] = ("iv_rmse", "price_rmse", "hedge_rmse")
 
 DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "jump.size": (-0.3, 0.3),
@@ -63,15 +68,17 @@ def scenario_error(
     engine: SurfaceEngine,
     result: StressResult,
     objective: Objective = "iv_rmse",
+    reference: Reference | None = None,
 ) -> float:
     """Error of a fresh clone of ``engine`` fitted to ``result.snapshot``, against its truth.
 
-    Returns NaN where the clone cannot be fitted (no two-sided quote left).
+    For ``hedge_rmse`` the clone is fitted to ``reference.snapshot`` instead (the base market,
+    required). Returns NaN where the clone cannot be fitted (no two-sided quote left).
 
     Raises
     ------
     ValueError
-        If ``objective`` is unknown.
+        If ``objective`` is unknown, or is ``hedge_rmse`` without ``reference``.
 
     Examples
     --------
@@ -83,6 +90,10 @@ def scenario_error(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r} is unknown; expected one of {OBJECTIVES}")
+    if objective == "hedge_rmse":
+        if reference is None:
+            raise ValueError("objective 'hedge_rmse' needs the base market: pass reference")
+        return _HedgeBase.fit(engine, reference).loss(result)
     fitted = clone(engine)
     try:
         fitted.fit(result.snapshot)
@@ -96,6 +107,34 @@ def scenario_error(
         return float(np.sqrt(np.mean(diff**2)) * 100)
     diff = fitted.price(truth, result.snapshot) - truth["price"].to_numpy()
     return float(np.sqrt(np.mean(diff**2)))
+
+
+@dataclass(frozen=True, eq=False)
+class _HedgeBase:
+    """Base prices, forwards and the engine's deltas of every base instrument (fitted once)."""
+
+    price: FloatArray
+    forward: FloatArray
+    delta: FloatArray
+
+    @classmethod
+    def fit(cls, engine: SurfaceEngine, reference: Reference) -> _HedgeBase:
+        fitted = clone(engine).fit(reference.snapshot)
+        base = stress(reference, []).truth
+        return cls(
+            base["price"].to_numpy(),
+            base["forward"].to_numpy(),
+            fitted.greeks(base, reference.snapshot)["delta"],
+        )
+
+    def loss(self, result: StressResult) -> float:
+        after = result.truth
+        pnl = (
+            after["price"].to_numpy()
+            - self.price
+            - self.delta * (after["forward"].to_numpy() - self.forward)
+        )
+        return float(np.sqrt(np.mean(pnl**2)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +205,7 @@ def adversarial_search(
         ``{"kind.param": (lo, hi)}`` of the searched parameters (units as in
         :mod:`volguard.sim.stress`), each inside the transform's own bounds; default
         :data:`DEFAULT_BOUNDS`. Parameters not named keep their defaults.
-    objective : {'iv_rmse', 'price_rmse'}
+    objective : {'iv_rmse', 'price_rmse', 'hedge_rmse'}
         What is maximised (see the module docstring).
     baselines : mapping of str to Scenario, optional
         Named scenarios to score alongside, e.g. :data:`volguard.sim.stress_library.LIBRARY`.
@@ -215,10 +254,15 @@ def adversarial_search(
     names = list(box)
     rows: list[dict[str, float]] = []
 
+    hedge = _HedgeBase.fit(engine, ref) if objective == "hedge_rmse" else None
+
+    def error(res: StressResult) -> float:
+        return hedge.loss(res) if hedge is not None else scenario_error(engine, res, objective)
+
     def evaluate(x: FloatArray) -> float:
         scen = compose(dict(zip(names, (float(v) for v in x), strict=True)), "adversarial")
         res = stress(ref, scen, seed=seed)
-        err = scenario_error(engine, res, objective)
+        err = error(res)
         rows.append({**scen.params, "error": err, "arbitrage": res.arbitrage.total})
         return -err if np.isfinite(err) else 0.0  # an unfittable case is not a pricing error
 
@@ -239,10 +283,7 @@ def adversarial_search(
     path = path[keep]
     best = int(path["error"].fillna(-np.inf).to_numpy().argmax())
     worst = compose({n: float(path[n].iloc[best]) for n in names}, "adversarial")
-    scores = {
-        name: scenario_error(engine, stress(ref, scen, seed=seed), objective)
-        for name, scen in (baselines or {}).items()
-    }
+    scores = {name: error(stress(ref, scen, seed=seed)) for name, scen in (baselines or {}).items()}
     return AdversarialResult(
         engine=engine.name,
         objective=objective,

@@ -731,20 +731,26 @@ def stress(
     price = black76_price(f_true, strike, t, iv, is_call)
     bid_iv = np.where(book.has_bid & (iv - book.half_vol > 0), iv - book.half_vol, np.nan)
     ask_iv = np.where(book.has_ask, iv + book.half_vol, np.nan)
-    out = q.assign(
-        forward=f_quoted,
-        bid=_price_or_nan(f_true, strike, t, bid_iv, is_call),
-        ask=_price_or_nan(f_true, strike, t, ask_iv, is_call),
-        mark=price,
-        bid_iv=bid_iv,
-        ask_iv=ask_iv,
-        mark_iv=iv,
-    )
+    fresh = {
+        "bid": _price_or_nan(f_true, strike, t, bid_iv, is_call),
+        "ask": _price_or_nan(f_true, strike, t, ask_iv, is_call),
+        "mark": price,
+        "bid_iv": bid_iv,
+        "ask_iv": ask_iv,
+        "mark_iv": iv,
+    }
+    columns: dict[str, FloatArray | pd.Series] = {"forward": f_quoted}
+    for name, values in fresh.items():
+        old = q[name].to_numpy(dtype=float, na_value=np.nan) if name in q else values
+        columns[name] = np.where(book.stale, old, values)
+    if "bid_size" in q:
+        fresh["bid_size"] = q["bid_size"].to_numpy(dtype=float, na_value=np.nan)
+    for name in ("bid", "bid_iv", "bid_size"):
+        if name in fresh:
+            columns[name] = np.where(book.has_bid, columns.get(name, fresh[name]), np.nan)
     if "index_price" in q:
-        out["index_price"] = q["index_price"] * state.spot_factor
-    stale_cols = [c for c in ("bid", "ask", "mark", "bid_iv", "ask_iv", "mark_iv") if c in q]
-    out.loc[book.stale, stale_cols] = q.loc[book.stale, stale_cols].to_numpy()
-    out.loc[~book.has_bid, [c for c in ("bid", "bid_iv", "bid_size") if c in out]] = np.nan
+        columns["index_price"] = q["index_price"] * state.spot_factor
+    out = q.assign(**columns)
     truth = pd.DataFrame(
         {
             **({"instrument": q["instrument"]} if "instrument" in q else {}),
