@@ -60,8 +60,8 @@ DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "crunch.bid_drop": (0.0, 0.6),
     "stale.fraction": (0.0, 0.3),
 }
-"""Search box: each named scenario's parameters lie in it, or near (crash-combo's jump of
-ln 0.8 = -0.22 inside ``jump.size``; ``crunch.wing_cut`` 0.8 .. 2)."""
+"""The search box: every parameter of every named scenario lies inside it (a test checks), so
+the search is over scenarios of the library's kind and size, combined."""
 
 
 def scenario_error(
@@ -224,6 +224,8 @@ def adversarial_search(
     ------
     ConfigError
         If a bound names an unknown parameter or lies outside the transform's bounds.
+    ValueError
+        If ``objective`` is unknown.
 
     Examples
     --------
@@ -235,6 +237,8 @@ def adversarial_search(
     >>> round(worst, 1), len(res.path), int(res.path["generation"].max())
     (0.8, 20, 3)
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is unknown; expected one of {OBJECTIVES}")
     box = dict(DEFAULT_BOUNDS if bounds is None else bounds)
     if not box:
         raise ConfigError("bounds is empty; name at least one parameter to search")

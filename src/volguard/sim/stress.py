@@ -203,7 +203,8 @@ class StressState:
 
     ``forwards`` and ``quoted_forwards`` are USD per expiry (index: expiry); ``quoted_forwards``
     is the ``forward`` column the stressed quotes carry (it lags the true one in a basis
-    dislocation); ``spot_factor`` multiplies the index price.
+    dislocation); ``expiry_t`` is years to each expiry; ``spot_factor`` multiplies the index
+    price.
     """
 
     surface: EssviSurface
