@@ -6,8 +6,8 @@ the last Friday of the next three months and of the next four quarter months
 listed. Strikes sit on "nice" steps (1, 2, 2.5, 5 x 10^n) scaled to the spot: a fine step near
 the money, coarser ones further out, each tier reaching a number of standard deviations
 ``sigma sqrt(t)`` from the forward. Listed strikes stay listed until expiry, and new ones are
-added as the forward moves, so expiries that have lived through a move carry wide strike
-ranges, as on the venue.
+added near the money as the forward moves, so expiries that have lived through a move carry
+wide strike ranges, as on the venue.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class ListingRules:
     tiers : tuple of (step multiple, reach in standard deviations, minimum reach in k)
         Strikes on ``multiple * step`` are listed within ``max(reach * sd, min_reach)`` of the
         forward in log-moneyness, ``sd = vol sqrt(t)``.
+    refresh_tiers : int
+        After an expiry's first listing only its first ``refresh_tiers`` tiers follow the
+        forward (new strikes near the money, as the venue adds them); the far tiers stay as
+        listed, so a long-lived expiry does not pile up far strikes.
     """
 
     dailies: int = 4
@@ -61,6 +65,7 @@ class ListingRules:
         (5.0, 2.5, 0.0),
         (10.0, 4.0, 0.0),
     )
+    refresh_tiers: int = 2
 
 
 def nice_step(x: float) -> float:
@@ -113,17 +118,18 @@ def _month_ends(ts: pd.Timestamp, n: int) -> list[pd.Timestamp]:
 class Listing:
     """The strikes listed per expiry over time: strikes are added, never removed before expiry.
 
+    Each expiry's strike step is fixed when it is first listed, from the forward then (so a
+    market that doubles lists its new expiries on doubled steps, as the venue does).
+
     Parameters
     ----------
     rules : ListingRules
-    spot_ref : float
-        Spot at the start; fixes the strike steps (USD) for the whole run.
     """
 
-    def __init__(self, rules: ListingRules, spot_ref: float) -> None:
+    def __init__(self, rules: ListingRules) -> None:
         self.rules = rules
-        self.step = nice_step(rules.fine_step * spot_ref)
         self._strikes: dict[pd.Timestamp, set[float]] = {}
+        self._steps: dict[pd.Timestamp, float] = {}
 
     def at(
         self, ts: pd.Timestamp, forward_of: dict[pd.Timestamp, float], vol: float
@@ -132,12 +138,16 @@ class Listing:
         out = {}
         for expiry, forward in forward_of.items():
             t = (expiry - ts).total_seconds() / (365.0 * 86400.0)
-            days = t * 365.0
             sd = vol * np.sqrt(t)
-            step = self.step * (self.rules.long_step_factor if days > self.rules.long_days else 1)
+            new = expiry not in self._strikes
+            if new:
+                long = t * 365.0 > self.rules.long_days
+                factor = self.rules.long_step_factor if long else 1.0
+                self._steps[expiry] = nice_step(self.rules.fine_step * forward) * factor
             listed = self._strikes.setdefault(expiry, set())
-            for multiple, reach, min_reach in self.rules.tiers:
-                s = step * multiple
+            tiers = self.rules.tiers if new else self.rules.tiers[: self.rules.refresh_tiers]
+            for multiple, reach, min_reach in tiers:
+                s = self._steps[expiry] * multiple
                 width = max(reach * sd, min_reach)
                 lo = np.ceil(forward * np.exp(-width) / s)
                 hi = np.floor(forward * np.exp(width) / s)
@@ -146,4 +156,5 @@ class Listing:
             out[expiry] = np.array(sorted(listed))
         for gone in [e for e in self._strikes if e <= ts]:
             del self._strikes[gone]
+            del self._steps[gone]
         return out

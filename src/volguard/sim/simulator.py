@@ -337,7 +337,7 @@ def price_chains(
 ) -> tuple[pd.DataFrame, int]:
     """The truth table (:data:`TRUTH_COLUMNS`) of one underlying's chains at ``times``, and the
     number of options left out for want of an implied vol."""
-    listing = Listing(scenario.listing, float(spot[0]))
+    listing = Listing(scenario.listing)
     chains = []  # the listing is sequential (strikes persist); pricing is not
     for i, ts in enumerate(times):
         regime = regimes[codes[i]]
