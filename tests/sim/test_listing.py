@@ -38,9 +38,11 @@ def test_strikes_sit_on_the_grid_and_persist_until_expiry() -> None:
     first = listing.at(ts, {expiry: 96_000.0}, vol=0.4)[expiry]
     assert np.all(first % 1000.0 == 0) and np.any(first % 2000.0 != 0)
     assert first.min() < 96_000 * np.exp(-0.3) and first.max() > 96_000 * np.exp(0.3)
-    # the forward falls 20 %: new strikes below, the old ones kept
+    # the forward falls 20 %: fine strikes around the new forward, the old ones kept
     moved = listing.at(ts + pd.Timedelta(days=1), {expiry: 76_800.0}, vol=0.4)[expiry]
-    assert set(first) <= set(moved) and moved.min() < first.min()
+    assert set(first) <= set(moved)
+    assert set(np.arange(72_000.0, 82_000.0, 1000.0)) <= set(moved) - set(first) | set(first)
+    assert not set(np.arange(72_000.0, 82_000.0, 1000.0)) <= set(first)
     # after expiry the expiry's strikes are forgotten
     listing.at(expiry, {}, vol=0.4)
     fresh = listing.at(expiry, {expiry + pd.Timedelta(days=1): 96_000.0}, vol=0.4)

@@ -65,7 +65,7 @@ class ListingRules:
         (5.0, 2.5, 0.0),
         (10.0, 4.0, 0.0),
     )
-    refresh_tiers: int = 2
+    refresh_tiers: int = 4
 
 
 def nice_step(x: float) -> float:
@@ -119,7 +119,8 @@ class Listing:
     """The strikes listed per expiry over time: strikes are added, never removed before expiry.
 
     Each expiry's strike step is fixed when it is first listed, from the forward then (so a
-    market that doubles lists its new expiries on doubled steps, as the venue does).
+    market that doubles lists its new expiries on doubled steps, as the venue does), and five
+    times coarser while the expiry is more than ``long_days`` away.
 
     Parameters
     ----------
@@ -141,13 +142,13 @@ class Listing:
             sd = vol * np.sqrt(t)
             new = expiry not in self._strikes
             if new:
-                long = t * 365.0 > self.rules.long_days
-                factor = self.rules.long_step_factor if long else 1.0
-                self._steps[expiry] = nice_step(self.rules.fine_step * forward) * factor
+                self._steps[expiry] = nice_step(self.rules.fine_step * forward)
+            long = t * 365.0 > self.rules.long_days
+            step = self._steps[expiry] * (self.rules.long_step_factor if long else 1.0)
             listed = self._strikes.setdefault(expiry, set())
             tiers = self.rules.tiers if new else self.rules.tiers[: self.rules.refresh_tiers]
             for multiple, reach, min_reach in tiers:
-                s = self._steps[expiry] * multiple
+                s = step * multiple
                 width = max(reach * sd, min_reach)
                 lo = np.ceil(forward * np.exp(-width) / s)
                 hi = np.floor(forward * np.exp(width) / s)

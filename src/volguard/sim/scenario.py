@@ -97,6 +97,10 @@ class Scenario:
         First regime when ``script`` is empty.
     second_asset : SecondAsset or None
     listing : ListingRules
+    listed_at_spot : float or None
+        Spot at which the chain found at ``start`` was first listed (None: ``spot``). The crash
+        preset lists it at the calm level before the crash, as the venue had: the real crash
+        chain still carried the strikes opened 15 % higher, whose calls had no bid.
     step_minutes : float
         Step of the path simulation (snapshots fall on steps).
     """
@@ -111,6 +115,7 @@ class Scenario:
     initial_regime: str = "calm"
     second_asset: SecondAsset | None = None
     listing: ListingRules = field(default_factory=ListingRules)
+    listed_at_spot: float | None = None
     step_minutes: float = 5.0
 
     def __post_init__(self) -> None:
@@ -174,6 +179,7 @@ def preset(name: str) -> Scenario:
         regimes=_regimes(),
         script=script,
         initial_regime=window,
+        listed_at_spot=calibration()["windows"]["calm"]["spot"] if window == "crash" else None,
         second_asset=_eth(window) if eth else None,
     )
 
@@ -235,7 +241,7 @@ def scenario_from_dict(data: Mapping[str, Any], name: str) -> Scenario:
     listing = replace(base.listing, **data.get("listing", {}))
     simple = {
         k: data[k]
-        for k in ("underlying", "spot", "v0", "initial_regime", "step_minutes")
+        for k in ("underlying", "spot", "v0", "initial_regime", "step_minutes", "listed_at_spot")
         if k in data
     }
     script = tuple((str(r), float(d)) for r, d in data.get("script", base.script))

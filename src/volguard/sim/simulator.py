@@ -338,6 +338,13 @@ def price_chains(
     """The truth table (:data:`TRUTH_COLUMNS`) of one underlying's chains at ``times``, and the
     number of options left out for want of an implied vol."""
     listing = Listing(scenario.listing)
+    if scenario.listed_at_spot is not None and underlying == scenario.underlying:
+        # the chain found at the start was listed when the spot stood elsewhere
+        ts0, regime0 = times[0], regimes[codes[0]]
+        expiries = listed_expiries(ts0, scenario.listing)
+        tau = np.array([(e - ts0).total_seconds() for e in expiries]) / SECONDS_PER_YEAR
+        fwd = scenario.listed_at_spot * np.exp(regime0.basis * tau)
+        listing.at(ts0, dict(zip(expiries, fwd, strict=True)), np.sqrt(regime0.theta))
     chains = []  # the listing is sequential (strikes persist); pricing is not
     for i, ts in enumerate(times):
         regime = regimes[codes[i]]
