@@ -59,6 +59,18 @@ def _log_cf_real_u(u: float, t: float, p: FloatArray) -> complex:  # pragma: no 
 
 
 @jit
+def log_cf_nb(u: FloatArray, t: FloatArray, p: FloatArray) -> np.ndarray:  # pragma: no cover
+    """``ln phi(u_i)`` at expiry ``t_i`` for every ``i`` (real ``u``), one pass, no temporaries.
+
+    Twin of ``_heston_log_cf`` + ``_jump_log_cf`` without the gradient.
+    """
+    out = np.empty(u.size, dtype=np.complex128)
+    for i in range(u.size):
+        out[i] = _log_cf_real_u(u[i], t[i], p)
+    return out
+
+
+@jit
 def truncation_range_nb(
     t: FloatArray, p: FloatArray, trunc_l: float, solve: FloatArray
 ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover - numba

@@ -601,17 +601,20 @@ def _cos(
     j = (np.arange(offsets[-1]) - offsets[g_of]).astype(np.float64)
     width = (b - a)[g_of]
     u = j * np.pi / width
-    uc = u.astype(np.complex128)
     tcol = t_u[g_of]
-    parts = _heston_log_cf(uc, tcol, params, grad=want_grad)
-    psi = parts.psi
-    dpsi = parts.grad
-    if len(params) > 5:
-        psi_j, dpsi_j = _jump_log_cf(uc, tcol, params, grad=want_grad)
-        psi = psi + psi_j
-        if want_grad:
-            assert dpsi is not None and dpsi_j is not None
-            dpsi = np.concatenate([dpsi, dpsi_j], axis=0)
+    dpsi: ComplexArray | None = None
+    if use_numba and not want_grad:
+        psi = _nb.log_cf_nb(u, tcol, p8)
+    else:
+        uc = u.astype(np.complex128)
+        parts = _heston_log_cf(uc, tcol, params, grad=want_grad)
+        psi, dpsi = parts.psi, parts.grad
+        if len(params) > 5:
+            psi_j, dpsi_j = _jump_log_cf(uc, tcol, params, grad=want_grad)
+            psi = psi + psi_j
+            if want_grad:
+                assert dpsi is not None and dpsi_j is not None
+                dpsi = np.concatenate([dpsi, dpsi_j], axis=0)
     # density coefficients A_j = 2/(b-a) Re[phi(u_j) e^{-i u_j a}], first one halved
     scale = 2.0 / width
     scale[offsets[:-1]] = 1.0 / (b - a)
