@@ -74,10 +74,15 @@ def quote_table(
         vol = np.full(price.size, np.nan)
         vol[ok] = implied_vol(price[ok], f[ok], strike[ok], t[ok], is_call[ok])
         ivs[f"{side}_iv"] = vol
+    n = len(q)
+
+    def constant(text: str) -> pd.Series:  # repeated from one string, not n Python objects
+        return pd.Series([text], dtype="string").repeat(n).set_axis(q.index)
+
     rows = q.assign(
-        venue=VENUE,
-        settlement="inverse",
-        source=source,
+        venue=constant(VENUE),
+        settlement=constant("inverse"),
+        source=constant(source),
         source_row=q.index.to_numpy() + 2,
         **ivs,
     )
