@@ -1,9 +1,10 @@
 """The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``,
-``simulate``, ``sim ...``."""
+``simulate``, ``sim ...``, ``stress``, ``adversarial``."""
 
 from __future__ import annotations
 
 import glob
+import io
 import json
 import os
 import tempfile
@@ -38,8 +39,11 @@ from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
 from volguard.report.store_report import store_report_json, store_report_markdown
 from volguard.sim import PRESETS, load_scenario, simulate
+from volguard.sim.adversarial import adversarial_search
 from volguard.sim.calibrate import calibrate, calibration_json
 from volguard.sim.liquidity_presets import fit_presets, liquidity_json
+from volguard.sim.stress import StressScenario, stress
+from volguard.sim.stress_library import LIBRARY, load_scenario_toml
 
 app = typer.Typer(
     help="volguard: crypto option pricing engines that know how far they can be trusted.",
@@ -374,6 +378,123 @@ def sim_calibrate_command(
 
     for path in _run(action):
         out.print(f"wrote {path}")
+
+
+def _stress_scenario(name: str) -> StressScenario:
+    """A library scenario by name, or ``FILE.toml`` (one scenario) / ``FILE.toml:NAME``."""
+    if name in LIBRARY:
+        return LIBRARY[name]
+    path, _, wanted = name.partition(":")
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"{name}: not a library scenario ({', '.join(LIBRARY)}) nor a scenario TOML file"
+        )
+    found = load_scenario_toml(path)
+    if wanted:
+        if wanted not in found:
+            raise ConfigError(f"{path}: no scenario {wanted!r}; it defines {sorted(found)}")
+        return found[wanted]
+    if len(found) != 1:
+        raise ConfigError(f"{path} defines {sorted(found)}; pick one with {path}:NAME")
+    return next(iter(found.values()))
+
+
+@app.command("stress")
+def stress_command(
+    scenario: Annotated[
+        str, typer.Argument(help=f"A library scenario ({', '.join(LIBRARY)}) or FILE.toml[:NAME].")
+    ],
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is stressed.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    seed: Annotated[int, typer.Option(help="Seed of the quote transforms.")] = 0,
+) -> None:
+    """Stress a stored snapshot: stressed quotes, the true stressed surface, its arbitrage check."""
+
+    def action() -> tuple[Any, list[Path]]:
+        snap = open_store(store).snapshot_at(underlying.upper(), at)
+        result = stress(snap, _stress_scenario(scenario), seed=seed)
+        report = {
+            "scenario": result.scenario.name,
+            "params": result.scenario.params,
+            "base_ts": str(snap.ts),
+            "seed": seed,
+            "arbitrage": result.arbitrage.to_dict(),
+        }
+        return result, [
+            write_atomic(out_dir / "quotes.parquet", _parquet_bytes(result.snapshot.quotes)),
+            write_atomic(out_dir / "truth.parquet", _parquet_bytes(result.truth)),
+            write_atomic(out_dir / "stress.json", json.dumps(report, indent=2) + "\n"),
+        ]
+
+    result, files = _run(action)
+    truth = result.truth
+    out.print(
+        f"{result.scenario.name}: {int(truth['visible'].sum()):,} of {len(truth):,} quotes "
+        f"visible, {int(truth['stale'].sum()):,} stale; static-arbitrage violations of the "
+        f"stressed surface: {result.arbitrage.total}"
+    )
+    for path in files:
+        out.print(f"wrote {path}")
+
+
+@app.command("adversarial")
+def adversarial_command(
+    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is the base.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    objective: Annotated[str, typer.Option(help="iv_rmse, price_rmse or hedge_rmse.")] = "iv_rmse",
+    seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
+    maxiter: Annotated[int, typer.Option(help="Differential-evolution generations.")] = 8,
+) -> None:
+    """Search the stress box for the scenario that maximises an engine's error."""
+
+    def action() -> tuple[Any, list[Path]]:
+        snap = open_store(store).snapshot_at(underlying.upper(), at)
+        try:
+            result = adversarial_search(
+                make_engine(engine),
+                snap,
+                objective=objective,  # type: ignore[arg-type]
+                baselines=LIBRARY,
+                seed=seed,
+                maxiter=maxiter,
+            )
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        report = {
+            "engine": engine,
+            "objective": objective,
+            "base_ts": str(snap.ts),
+            "seed": seed,
+            "worst_params": result.worst_params,
+            "worst_error": result.worst_error,
+            "baselines": result.baselines,
+            "elapsed_s": result.elapsed_s,
+        }
+        return result, [
+            write_atomic(out_dir / "path.parquet", _parquet_bytes(result.path)),
+            write_atomic(out_dir / "adversarial.json", json.dumps(report, indent=2) + "\n"),
+        ]
+
+    result, files = _run(action)
+    named = result.worst_baseline
+    out.print(
+        f"{engine}, {objective}: worst case found {result.worst_error:.4g} after "
+        f"{len(result.path)} evaluations ({result.elapsed_s:.1f} s); worst named scenario: "
+        + (f"{named[0]} {named[1]:.4g}" if named else "none")
+    )
+    for path in files:
+        out.print(f"wrote {path}")
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
