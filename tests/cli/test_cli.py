@@ -104,22 +104,23 @@ def test_python_dash_m_works() -> None:
     assert proc.returncode == 0 and "ingest" in proc.stdout
 
 
-def test_demo_builds_the_sample_store_and_report(tmp_path: Path) -> None:
+def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
     """What ``make run`` does: no ../shared, no network."""
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    args = ["demo", "--out", str(tmp_path / "demo"), "--days", "3"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    for fmt in ("deribit-api", "tardis"):
-        counts = report["ingest"][fmt]
-        assert counts["rows_read"] == counts["rows_clean"] + counts["rows_quarantined"] > 0
+    counts = report["ingest"]["quotes"]
+    assert counts["rows_read"] == counts["rows_clean"] > 0 and counts["rows_quarantined"] == 0
     assert {r["underlying"] for r in report["store"]} == {"BTC", "ETH"}
-    assert "| deribit-api |" in (tmp_path / "demo" / "report.md").read_text()
+    assert "| quotes |" in (tmp_path / "demo" / "report.md").read_text()
     # a second run replaces the store rather than piling onto it
-    again = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    again = runner.invoke(app, args)
     assert again.exit_code == 0
     assert json.loads((tmp_path / "demo" / "summary.json").read_text()) == report
     assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == [
         "report.md",
+        "sim",
         "store",
         "summary.json",
     ]

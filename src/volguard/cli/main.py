@@ -31,14 +31,13 @@ from volguard.data.ingest import IngestSummary, build_store, ingest
 from volguard.data.loaders import LOADERS
 from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
 from volguard.data.loaders.tardis_chain import thin_options_chain
-from volguard.data.samples import sample_files
 from volguard.data.store import open_store
 from volguard.errors import ConfigError, VolguardError
 from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
 from volguard.report.store_report import store_report_json, store_report_markdown
-from volguard.sim import PRESETS, load_scenario, simulate
+from volguard.sim import PRESETS, load_scenario, preset, simulate
 from volguard.sim.adversarial import adversarial_search
 from volguard.sim.calibrate import calibrate, calibration_json
 from volguard.sim.liquidity_presets import fit_presets, liquidity_json
@@ -243,10 +242,18 @@ def fetch_deribit_command(
 @app.command("demo")
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo"),
+    days: Annotated[float, typer.Option(help="Days simulated.")] = 40.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
 ) -> None:
-    """Build a store from the bundled samples, then print and write its report (no data needed)."""
-    samples = sample_files()
-    summaries = _run(lambda: build_store(out_dir / "store", samples))
+    """Simulate 30 calm days, a 7-day crash and what follows (BTC and ETH, the calibrated
+    presets), ingest the quotes into a store, then print and write its report (no data needed)."""
+
+    def action() -> dict[str, IngestSummary]:
+        run = simulate(preset("calm-then-crash"), days=days, freq="6h", seed=seed)
+        quotes = run.write(out_dir / "sim")[0]
+        return build_store(out_dir / "store", [("quotes", quotes)])
+
+    summaries = _run(action)
     for fmt, summary in summaries.items():
         out.rule(f"ingest {fmt}")
         _print_ingest(summary, as_json=False)
