@@ -42,6 +42,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench_heston.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_heston_calibration.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_svi.py
+	$(BENCH_VENV)/bin/python benchmarks/bench_simulator.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache
