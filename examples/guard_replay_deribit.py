@@ -62,7 +62,7 @@ def main() -> None:
         write_guard_outputs(d, g, run, title=f"guard replay: {underlying}, {args.engine}")
         print(f"\n=== {underlying}: {len(d)} snapshots")
         with pd.option_context("display.width", 140, "display.max_rows", 200):
-            print(transitions(d).round(2).to_string(index=False))
+            print(transitions(d).round({"z": 2}).to_string(index=False))
         crash = d[
             (d["ts"] >= pd.Timestamp(CRASH[0], tz="UTC"))
             & (d["ts"] <= pd.Timestamp(CRASH[1], tz="UTC"))
@@ -74,13 +74,21 @@ def main() -> None:
         )
         for name, (lo, hi) in CALM.items():
             print(f"{name}: alarms per month {alarms_per_month(d, lo, hi).to_dict()}")
-        stress = d["ts"].between(pd.Timestamp(CRASH[0], tz="UTC"), pd.Timestamp(CRASH[1], tz="UTC"))
-        for label, mask in (("calm", ~stress), ("crash", stress)):
-            miss = d.loc[mask & d["reason"].ne("warmup"), "aci_miss"].astype(float)
+        miss = d["aci_miss"].astype(float).where(d["reason"].ne("warmup"))
+        for name, (lo, hi) in {**CALM, "crash": CRASH}.items():
+            inside = d["ts"].between(pd.Timestamp(lo, tz="UTC"), pd.Timestamp(hi, tz="UTC"))
             print(
-                f"ACI 90 % intervals, {label}: coverage {1 - np.nanmean(miss):.3f} "
-                f"over {int(miss.notna().sum())} snapshots"
+                f"ACI 90 % intervals, {name}: coverage {1 - np.nanmean(miss[inside]):.3f} "
+                f"(mean over {int(miss[inside].notna().sum())} snapshots)"
             )
+        # after the crash starts: snapshots until the 10-snapshot coverage is back within 2 points
+        after = (1 - miss[d["ts"] >= pd.Timestamp(CRASH[0], tz="UTC")]).rolling(10).mean()
+        back = np.flatnonzero((after.to_numpy() >= 0.88) & (after.to_numpy() <= 0.92))
+        steps = int(back[0]) + 1 if back.size else None
+        print(
+            f"ACI back within 2 points of 90 % (10-snapshot mean) {steps} snapshots after the "
+            "crash start"
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``,
-``guard ...``."""
+``guard ...``, ``serve``."""
 
 from __future__ import annotations
 
 import glob
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +33,10 @@ from volguard.data.loaders.tardis_chain import thin_options_chain
 from volguard.data.samples import sample_files
 from volguard.data.store import open_store
 from volguard.errors import ConfigError, VolguardError
+from volguard.guard.events import ReplaySource
 from volguard.guard.replay import decisions_frame, guarded_frame, replay
 from volguard.guard.runtime import Guard, GuardSettings
+from volguard.guard.service import GuardService, create_app
 from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
@@ -363,6 +366,43 @@ def guard_replay_command(
         )
     out.print(table)
     out.print(f"{len(decisions)} decisions; wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("serve")
+def serve_command(
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
+    fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
+    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the guard (POST /price, GET /health, GET /metrics, WS /stream) while the store is
+    replayed into it in the background."""
+    import uvicorn
+
+    def make_service() -> tuple[GuardService, ReplaySource]:
+        try:
+            guard = Guard(make_engine(engine), make_engine(fallback), GuardSettings(warmup=warmup))
+            source = ReplaySource(open_store(store), [underlying.upper()], start, end, speed)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return GuardService(guard), source
+
+    service, source = _run(make_service)
+
+    def feed() -> None:
+        for snapshot in source:
+            service.update(snapshot)
+
+    threading.Thread(target=feed, name="guard-feed", daemon=True).start()
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
 
 
 def _number(value: object) -> str:

@@ -126,6 +126,8 @@ class Guard:
         self._seq = 0
         self._decision: Decision | None = None
         self._guarded = pd.DataFrame()
+        self._context: MarketSnapshot | None = None
+        self._half_spread = math.nan
 
     # ------------------------------------------------------------------ state
     @property
@@ -141,6 +143,22 @@ class Guard:
     def guarded(self) -> pd.DataFrame:
         """Guarded quotes of the last snapshot (empty before the first fit)."""
         return self._guarded
+
+    @property
+    def served(self) -> SurfaceEngine | None:
+        """The engine the guard serves now (the primary, or the fallback in FALLBACK and worse)."""
+        return self._served
+
+    @property
+    def context(self) -> MarketSnapshot | None:
+        """The last snapshot: the time and forwards that prices are quoted in."""
+        return self._context
+
+    @property
+    def typical_half_spread(self) -> float:
+        """Median half-spread (decimal vol) of the last snapshot's scored quotes: the unit of
+        the conformal half-width for contracts without a quote of their own."""
+        return self._half_spread
 
     @property
     def monitor(self) -> ErrorMonitor:
@@ -164,6 +182,7 @@ class Guard:
         if len(liquid) < s.min_quotes:
             self._skip(snapshot, observed, metrics)
             return
+        self._half_spread = float(np.median(liquid["half_spread_iv"]))
         z = math.nan
         alarms: tuple[str, ...] = ()
         if self._tracker is not None:
@@ -235,6 +254,7 @@ class Guard:
         action: str,
         reason: str,
     ) -> None:
+        self._context = snapshot
         self._served = self._primary
         if state >= State.FALLBACK:
             self._served = self._fit_fallback(snapshot)
@@ -281,6 +301,7 @@ class Guard:
         due = (
             self._tracker is None
             or self._policy.state >= State.RECALIBRATE
+            # 3 h of slack: "daily" snapshots arrive up to an hour or two early or late
             or snapshot.ts - self._tracker.ts_ >= s.refit_every - pd.Timedelta(hours=3)
         )
         if not due:
