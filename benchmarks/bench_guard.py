@@ -82,7 +82,7 @@ def bench_price(service: GuardService, clients: int, seconds: float) -> None:
     body = json.dumps(
         {
             "contracts": [
-                {"expiry": expiry, "strike": forward * m, "is_call": m >= 1}
+                {"expiry": expiry, "strike": float(forward * m), "is_call": bool(m >= 1)}
                 for m in np.linspace(0.8, 1.2, 10)
             ]
         }
