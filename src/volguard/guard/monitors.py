@@ -22,6 +22,18 @@ MONEYNESS_EDGES = (-0.2, -0.05, 0.05, 0.2)
 DAYS_PER_YEAR = 365.0
 
 
+EXPIRY_LABELS = ("<7d", "7-30d", "30-90d", ">90d")
+MONEYNESS_LABELS = ("deep_put", "put", "atm", "call", "deep_call")
+
+
+def _bucket_codes(t: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """``expiry index * 5 + moneyness index`` of each quote."""
+    e = np.searchsorted(EXPIRY_EDGES_DAYS, np.asarray(t) * DAYS_PER_YEAR)
+    m = np.searchsorted(MONEYNESS_EDGES, np.asarray(k))
+    codes: np.ndarray = e * len(MONEYNESS_LABELS) + m
+    return codes
+
+
 def buckets(t: np.ndarray, k: np.ndarray) -> pd.MultiIndex:
     """The (expiry, moneyness) bucket labels of quotes at years ``t`` and log-moneyness ``k``.
 
@@ -30,11 +42,12 @@ def buckets(t: np.ndarray, k: np.ndarray) -> pd.MultiIndex:
     >>> list(buckets(np.array([0.01, 0.5]), np.array([0.0, -0.3])))
     [('<7d', 'atm'), ('>90d', 'deep_put')]
     """
-    e_labels = np.array(["<7d", "7-30d", "30-90d", ">90d"])
-    m_labels = np.array(["deep_put", "put", "atm", "call", "deep_call"])
-    e = e_labels[np.searchsorted(EXPIRY_EDGES_DAYS, np.asarray(t) * DAYS_PER_YEAR)]
-    m = m_labels[np.searchsorted(MONEYNESS_EDGES, np.asarray(k))]
-    return pd.MultiIndex.from_arrays([e, m], names=["expiry_bucket", "moneyness_bucket"])
+    codes = _bucket_codes(t, k)
+    n = len(MONEYNESS_LABELS)
+    return pd.MultiIndex.from_arrays(
+        [np.array(EXPIRY_LABELS)[codes // n], np.array(MONEYNESS_LABELS)[codes % n]],
+        names=["expiry_bucket", "moneyness_bucket"],
+    )
 
 
 @dataclass
@@ -83,26 +96,35 @@ class ErrorMonitor:
         self._updates += 1
         if x.empty:
             return
-        labels = buckets(x["t"].to_numpy(dtype=float), x["k"].to_numpy(dtype=float))
-        frame = pd.DataFrame(
-            {
-                "vol": np.abs(x["err_vol"].to_numpy(dtype=float)) * 100,
-                "hs": np.abs(x["err_hs"].to_numpy(dtype=float)),
-            },
-            index=labels,
-        )
+        codes = _bucket_codes(x["t"].to_numpy(dtype=float), x["k"].to_numpy(dtype=float))
+        size = len(EXPIRY_LABELS) * len(MONEYNESS_LABELS)
+        sums = {}
+        for name, values in (
+            ("vol", np.abs(x["err_vol"].to_numpy(dtype=float)) * 100),
+            ("hs", np.abs(x["err_hs"].to_numpy(dtype=float))),
+        ):
+            ok = np.isfinite(values)
+            sums[name] = (
+                np.bincount(codes[ok], weights=values[ok], minlength=size),
+                np.bincount(codes[ok], minlength=size),
+            )
+        quotes = np.bincount(codes, minlength=size)
         decay = 0.5 ** (1.0 / self.halflife)
-        for key, group in frame.groupby(level=[0, 1]):
+        n = len(MONEYNESS_LABELS)
+        for code in np.flatnonzero(quotes):  # vectorised sums, a short loop over live buckets
             b = self._buckets.setdefault(
-                (str(key[0]), str(key[1])),
+                (EXPIRY_LABELS[code // n], MONEYNESS_LABELS[code % n]),
                 _Bucket(deque(maxlen=self.window), deque(maxlen=self.window)),
             )
-            vol, hs = float(group["vol"].mean()), float(np.nanmean(group["hs"]))
+            total, count = sums["vol"][0][code], sums["vol"][1][code]
+            vol = total / count if count else np.nan
+            total, count = sums["hs"][0][code], sums["hs"][1][code]
+            hs = total / count if count else np.nan
             b.vol.append(vol)
             b.hs.append(hs)
             b.ewma_vol = vol if np.isnan(b.ewma_vol) else decay * b.ewma_vol + (1 - decay) * vol
             b.ewma_hs = hs if np.isnan(b.ewma_hs) else decay * b.ewma_hs + (1 - decay) * hs
-            b.quotes += len(group)
+            b.quotes += int(quotes[code])
 
     @property
     def n_updates(self) -> int:
@@ -115,7 +137,7 @@ class ErrorMonitor:
         ``rolling_hs``, ``ewma_hs`` (in half-spreads) and ``quotes`` seen."""
         rows = {
             key: {
-                "rolling_vol_pts": float(np.mean(b.vol)),
+                "rolling_vol_pts": float(np.nanmean(b.vol)) if np.isfinite(b.vol).any() else np.nan,
                 "ewma_vol_pts": b.ewma_vol,
                 "rolling_hs": float(np.nanmean(b.hs)) if np.isfinite(b.hs).any() else np.nan,
                 "ewma_hs": b.ewma_hs,

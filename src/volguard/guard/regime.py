@@ -145,12 +145,16 @@ def atm_vol_30d(observed: pd.DataFrame, days: float = 30.0) -> float:
     >>> round(atm_vol_30d(obs), 4)
     0.5188
     """
+    t = observed["t"].to_numpy(dtype=float)
+    k = observed["k"].to_numpy(dtype=float)
+    iv = observed["mid_iv"].to_numpy(dtype=float)
+    order = np.lexsort((k, t))
+    t, k, iv = t[order], k[order], iv[order]
+    _, starts = np.unique(t, return_index=True)
     rows = []
-    for _, g in observed.sort_values("k").groupby("t"):
-        k = g["k"].to_numpy(dtype=float)
-        if k.size >= 2 and k[0] <= 0 <= k[-1]:
-            vol = np.interp(0.0, k, g["mid_iv"].to_numpy(dtype=float))
-            rows.append((float(g["t"].iloc[0]), float(vol)))
+    for lo, hi in zip(starts, [*starts[1:], t.size], strict=True):
+        if hi - lo >= 2 and k[lo] <= 0 <= k[hi - 1]:
+            rows.append((float(t[lo]), float(np.interp(0.0, k[lo:hi], iv[lo:hi]))))
     if not rows:
         return float("nan")
     t_arr, vol = np.array(rows).T

@@ -29,12 +29,15 @@ import pandas as pd
 from sklearn.base import clone
 
 from volguard.guard.conformal import AdaptiveConformal
+from volguard.guard.deribit_ws import MessageError, parse_instrument
 from volguard.guard.drift import ADWIN, CUSUM, Detector, PageHinkley
+from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
 from volguard.guard.residuals import observed_vols, residuals
 from volguard.kernels.api import black76_price
+from volguard.market.contracts import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
 
@@ -115,6 +118,10 @@ class Guard:
         self._floor = 0.0
         self._served: SurfaceEngine | None = None
         self._monitor = ErrorMonitor()
+        self._trade_monitor = ErrorMonitor()
+        self._trades: list[tuple[float, float, float]] = []  # (t, k, model - trade vol)
+        self._trades_skipped = 0
+        self._forwards: pd.Series | None = None
         self._detectors = self.detectors()
         self._regime = RegimeFilter(self.regime_model)
         self._aci = AdaptiveConformal(s.alpha, s.gamma, s.aci_window)
@@ -161,6 +168,11 @@ class Guard:
         return self._half_spread
 
     @property
+    def trade_monitor(self) -> ErrorMonitor:
+        """Error summaries of the served engine against trades (vol points; no half-spreads)."""
+        return self._trade_monitor
+
+    @property
     def monitor(self) -> ErrorMonitor:
         return self._monitor
 
@@ -169,8 +181,20 @@ class Guard:
         return self._aci
 
     # ------------------------------------------------------------------ update
-    def update(self, snapshot: MarketSnapshot) -> None:
-        """Process one snapshot (steps 1-5 of the module docstring)."""
+    def update(self, x: MarketSnapshot | Trade) -> None:
+        """Process one snapshot (steps 1-5 of the module docstring) or one trade.
+
+        A trade is scored at once against the served engine (its vol vs the trade's implied
+        vol, at the last snapshot's forward for its expiry); the trades since the last snapshot
+        are summarised in that snapshot's decision (``trades``, ``trade_mae_vol_pts``,
+        ``trade_bias_vol_pts``) and in :attr:`trade_monitor`. They inform, they do not move the
+        policy (snapshots do). Trades without an implied vol, with a name that is not an option,
+        or with an expiry the last snapshot does not list are counted in ``trades_skipped``.
+        """
+        if isinstance(x, Trade):
+            self._score_trade(x)
+            return
+        snapshot = x
         s = self.settings
         observed = observed_vols(snapshot)
         liquid = observed[observed["half_spread_iv"] * 100 <= s.max_half_spread_vol_pts]
@@ -233,6 +257,7 @@ class Guard:
             if valid:
                 self._primary = candidate
         metrics.update(z=z, detectors=",".join(alarms), p_stress=p_stress)
+        self._summarise_trades(metrics)
         self._publish(snapshot, observed, metrics, previous, state, action, reason)
 
     def _skip(
@@ -255,6 +280,7 @@ class Guard:
         reason: str,
     ) -> None:
         self._context = snapshot
+        self._forwards = snapshot.forwards
         self._served = self._primary
         if state >= State.FALLBACK:
             self._served = self._fit_fallback(snapshot)
@@ -277,6 +303,41 @@ class Guard:
         self._guarded = self._guard_quotes(snapshot, observed, state)
 
     # ------------------------------------------------------------------ helpers
+    def _score_trade(self, trade: Trade) -> None:
+        engine, forwards = self._served, self._forwards
+        try:
+            option = parse_instrument(trade.instrument)
+        except MessageError:
+            option = None
+        forward = math.nan
+        if option is not None and forwards is not None and option.expiry in forwards.index:
+            forward = float(forwards[option.expiry])
+        t = (option.expiry - trade.ts).total_seconds() / SECONDS_PER_YEAR if option else math.nan
+        if (
+            engine is None
+            or option is None
+            or not (math.isfinite(trade.iv) and math.isfinite(forward) and t > 0)
+        ):
+            self._trades_skipped += 1
+            return
+        k = math.log(option.strike / forward)
+        model = float(engine.implied_vol(np.array([k]), np.array([t]))[0])
+        self._trades.append((t, k, model - trade.iv))
+
+    def _summarise_trades(self, metrics: dict[str, float | str | bool | None]) -> None:
+        metrics.update(trades=len(self._trades), trades_skipped=self._trades_skipped)
+        if self._trades:
+            t, k, err = (np.array(col) for col in zip(*self._trades, strict=True))
+            metrics.update(
+                trade_mae_vol_pts=float(np.median(np.abs(err)) * 100),
+                trade_bias_vol_pts=float(np.median(err) * 100),
+            )
+            self._trade_monitor.update(
+                pd.DataFrame({"t": t, "k": k, "err_vol": err, "err_hs": np.nan})
+            )
+        self._trades.clear()
+        self._trades_skipped = 0
+
     def _update_regime(
         self,
         ts: pd.Timestamp,
