@@ -32,6 +32,7 @@ import pandas as pd
 
 from volguard.errors import VolguardError
 from volguard.guard.events import QuoteUpdate, Trade
+from volguard.market.contracts import DERIBIT_EXPIRY_HOUR_UTC
 
 _MONTHS = {
     m: i + 1
@@ -40,7 +41,6 @@ _MONTHS = {
     )
 }
 _OPTION = re.compile(r"^([A-Z]+)-(\d{1,2})([A-Z]{3})(\d{2})-(\d+(?:d\d+)?)-([CP])$")
-EXPIRY_HOUR_UTC = 8
 
 
 class MessageError(VolguardError, ValueError):
@@ -78,7 +78,9 @@ def parse_instrument(name: str) -> Option:
         )
     und, day, month, year, strike, kind = match.groups()
     try:
-        expiry = pd.Timestamp(2000 + int(year), _MONTHS[month], int(day), EXPIRY_HOUR_UTC, tz="UTC")
+        expiry = pd.Timestamp(
+            2000 + int(year), _MONTHS[month], int(day), DERIBIT_EXPIRY_HOUR_UTC, tz="UTC"
+        )
     except ValueError as exc:
         raise MessageError(f"instrument {name!r} has an impossible date") from exc
     return Option(und, expiry, float(strike.replace("d", ".")), kind == "C")

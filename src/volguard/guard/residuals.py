@@ -87,4 +87,4 @@ def residuals(engine: SurfaceEngine, observed: pd.DataFrame) -> pd.DataFrame:
     half = out["half_spread_iv"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out["err_hs"] = np.where(half > 0, out["err_vol"].to_numpy(dtype=float) / half, np.nan)
-    return out
+    return out[list(RESIDUAL_COLUMNS)]
