@@ -1,5 +1,5 @@
 """The ``volguard`` command line: ``demo``, ``ingest``, ``fetch ...``, ``data ...``, ``fit``,
-``simulate``, ``sim ...``, ``stress``, ``adversarial``."""
+``simulate``, ``sim ...``, ``stress``, ``adversarial``, ``guard ...``, ``serve``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,9 +34,14 @@ from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
 from volguard.data.loaders.tardis_chain import thin_options_chain
 from volguard.data.store import open_store
 from volguard.errors import ConfigError, VolguardError
+from volguard.guard.events import ReplaySource
+from volguard.guard.replay import decisions_frame, guarded_frame, replay
+from volguard.guard.runtime import Guard, GuardSettings
+from volguard.guard.service import GuardService, create_app
 from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
+from volguard.report.guard_report import write_guard_outputs
 from volguard.report.store_report import store_report_json, store_report_markdown
 from volguard.sim import PRESETS, load_scenario, preset, simulate
 from volguard.sim.adversarial import adversarial_search
@@ -57,6 +63,9 @@ fetch_app = typer.Typer(
 app.add_typer(fetch_app, name="fetch")
 sim_app = typer.Typer(help="Calibrate the market simulator to real data.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+
+guard_app = typer.Typer(help="Run the guard over quotes.", no_args_is_help=True)
+app.add_typer(guard_app, name="guard")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -502,6 +511,113 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+@guard_app.command("replay")
+def guard_replay_command(
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
+    engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
+    fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
+    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
+    speed: Annotated[
+        float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
+    ] = None,
+) -> None:
+    """Replay a store through the guard; write decisions.parquet, guarded.parquet, report.html.
+
+    The audit log (decisions.jsonl) and a checkpoint live in the run folder: run the same
+    command again after a crash and it resumes where the log ends.
+    """
+
+    def make_guard() -> Guard:
+        return Guard(make_engine(engine), make_engine(fallback), GuardSettings(warmup=warmup))
+
+    def action() -> list[Path]:
+        try:
+            make_guard()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        quotes = open_store(store)
+        total = len(quotes.timestamps(underlying.upper()))
+        with _progress(total, "replay", enabled=err.is_terminal) as advance:
+            summary = replay(
+                quotes,
+                underlying.upper(),
+                make_guard,
+                out_dir,
+                start,
+                end,
+                speed,
+                on_decision=lambda _d: advance(1),
+            )
+        if summary.resumed_from is not None:
+            out.print(f"resumed after {summary.resumed_from.isoformat()}")
+        decisions = decisions_frame(out_dir)
+        title = f"guard replay: {underlying.upper()}, {engine} (fallback {fallback})"
+        return write_guard_outputs(decisions, guarded_frame(out_dir), out_dir, title=title)
+
+    paths = _run(action)
+    decisions = decisions_frame(out_dir)
+    table = Table(title="guard decisions", box=box.SIMPLE)
+    for column in ("ts", "previous", "state", "reason", "z", "p_stress"):
+        table.add_column(column)
+    moves = decisions[decisions["state"] != decisions["previous"]] if len(decisions) else decisions
+    for row in moves.itertuples():
+        table.add_row(
+            f"{row.ts:%Y-%m-%d %H:%M}",
+            str(row.previous),
+            str(row.state),
+            str(row.reason),
+            _number(row.z),
+            _number(row.p_stress),
+        )
+    out.print(table)
+    out.print(f"{len(decisions)} decisions; wrote " + ", ".join(str(p) for p in paths))
+
+
+@app.command("serve")
+def serve_command(
+    store: StoreOpt,
+    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
+    fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
+    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
+    ] = None,
+    warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the guard (POST /price, GET /health, GET /metrics, WS /stream) while the store is
+    replayed into it in the background."""
+    import uvicorn
+
+    def make_service() -> tuple[GuardService, ReplaySource]:
+        try:
+            guard = Guard(make_engine(engine), make_engine(fallback), GuardSettings(warmup=warmup))
+            source = ReplaySource(open_store(store), [underlying.upper()], start, end, speed)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        return GuardService(guard), source
+
+    service, source = _run(make_service)
+
+    def feed() -> None:
+        for snapshot in source:
+            service.update(snapshot)
+
+    threading.Thread(target=feed, name="guard-feed", daemon=True).start()
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+def _number(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, float) and np.isfinite(value) else "-"
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

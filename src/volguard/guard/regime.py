@@ -1,0 +1,165 @@
+"""Online regime probability: a Gaussian hidden Markov model filtered forward on snapshot features.
+
+The model is fitted offline (:func:`fit_regime_hmm`, Baum-Welch in hmmlearn); online,
+:class:`RegimeFilter` runs the forward recursion one observation at a time
+(``p_t ∝ N(x_t | state) * (p_{t-1} @ A)``), so the probability at ``t`` uses data up to ``t`` only.
+
+The default model (:data:`DVOL_MODEL`) has one feature, the change of the 30-day at-the-money
+implied vol in vol points per square root of a day (:func:`atm_vol_30d` gives the level from a
+snapshot). It was fitted with :func:`fit_regime_hmm` (2 states, seed 0) on the daily changes of
+Deribit's BTC DVOL index, 2022-11-06 to 2025-11-12 (1,101 changes, ``VOLGUARD_DATA``
+``deribit-dvol-daily``), which ends before the replayed 2026 data: calm state sd 1.81, stress
+state sd 6.85 vol points per sqrt(day); a calm day is followed by a stress day with probability
+0.019. ``examples/fit_regime_model.py`` reproduces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from volguard._typing import FloatArray
+
+DAYS_PER_YEAR = 365.0
+
+
+@dataclass(frozen=True)
+class RegimeModel:
+    """A Gaussian HMM: ``means`` (states, features), ``covars`` (states, features, features),
+    ``transmat`` (states, states), ``startprob`` (states,); states ordered calm to stressed
+    (by the determinant of their covariance)."""
+
+    means: FloatArray
+    covars: FloatArray
+    transmat: FloatArray
+    startprob: FloatArray
+
+    @property
+    def n_states(self) -> int:
+        return int(self.means.shape[0])
+
+
+DVOL_MODEL = RegimeModel(
+    means=np.array([[-0.0974], [0.752]]),
+    covars=np.array([[[3.2846]], [[46.9206]]]),
+    transmat=np.array([[0.9808, 0.0192], [0.1775, 0.8225]]),
+    startprob=np.array([1.0, 0.0]),
+)
+"""Two states fitted on BTC DVOL daily changes 2022-11..2025-11 (see the module docstring)."""
+
+
+def fit_regime_hmm(x: FloatArray, n_states: int = 2, seed: int = 0) -> RegimeModel:
+    """Fit a Gaussian HMM with full covariances to ``x`` (observations, features) offline.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.r_[rng.normal(0, 1, 300), rng.normal(0, 5, 100), rng.normal(0, 1, 300)]
+    >>> model = fit_regime_hmm(x[:, None], seed=0)
+    >>> np.sqrt(model.covars.ravel()).round(0).tolist()
+    [1.0, 5.0]
+    """
+    from hmmlearn.hmm import GaussianHMM  # fitting is offline; the online filter needs NumPy only
+
+    hmm = GaussianHMM(n_states, covariance_type="full", n_iter=200, random_state=seed).fit(x)
+    order = np.argsort([np.linalg.det(c) for c in hmm.covars_])
+    return RegimeModel(
+        means=hmm.means_[order],
+        covars=hmm.covars_[order],
+        transmat=hmm.transmat_[np.ix_(order, order)],
+        startprob=hmm.startprob_[order],
+    )
+
+
+class RegimeFilter:
+    """Forward filter of a :class:`RegimeModel`: the probability of each state given the past.
+
+    The start probabilities are those of the first observation's state (hmmlearn's
+    convention); each later update first moves the chain one step.
+
+    ``update(x)`` takes one feature vector; a non-finite ``x`` only propagates the chain (the
+    regime is not observed, the probability drifts towards the stationary mix).
+
+    Examples
+    --------
+    >>> f = RegimeFilter()
+    >>> for dv in [0.5, -1.0, 0.8, 5.0]:
+    ...     f.update(np.array([dv]))
+    >>> round(f.stress_probability, 2)
+    0.23
+    """
+
+    def __init__(self, model: RegimeModel = DVOL_MODEL) -> None:
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the model's start probabilities."""
+        self._p = np.asarray(self.model.startprob, dtype=float).copy()
+        self._started = False
+
+    def update(self, x: FloatArray) -> None:
+        """Filter one observation (features,)."""
+        m = self.model
+        prior = self._p @ m.transmat if self._started else self._p  # start probs: first state
+        self._started = True
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        if not np.isfinite(x).all():
+            self._p = prior
+            return
+        log_like = np.array([_log_normal(x, m.means[i], m.covars[i]) for i in range(m.n_states)])
+        post = prior * np.exp(log_like - log_like.max())
+        self._p = post / post.sum()
+
+    @property
+    def probabilities(self) -> FloatArray:
+        """Filtered probability of each state, calm first."""
+        return self._p.copy()
+
+    @property
+    def stress_probability(self) -> float:
+        """Probability of the most volatile (last) state."""
+        return float(self._p[-1])
+
+
+def _log_normal(x: FloatArray, mean: FloatArray, cov: FloatArray) -> float:
+    diff = x - mean
+    _, logdet = np.linalg.slogdet(cov)
+    return float(-0.5 * (diff @ np.linalg.solve(cov, diff) + logdet + x.size * np.log(2 * np.pi)))
+
+
+def atm_vol_30d(observed: pd.DataFrame, days: float = 30.0) -> float:
+    """The ``days``-day at-the-money implied vol of a snapshot (decimal), like DVOL.
+
+    Each expiry's vol at ``k = 0`` is interpolated from its quotes' mid vols (``k``, ``t``,
+    ``mid_iv`` columns of :func:`~volguard.guard.residuals.observed_vols`); the total variances
+    of the two expiries around ``days`` are interpolated linearly in time. NaN if no expiry
+    straddles at-the-money.
+
+    Examples
+    --------
+    >>> obs = pd.DataFrame({"t": [20 / 365] * 2 + [40 / 365] * 2, "k": [-0.1, 0.1] * 2,
+    ...                     "mid_iv": [0.5, 0.4, 0.6, 0.5]})
+    >>> round(atm_vol_30d(obs), 4)
+    0.5188
+    """
+    t = observed["t"].to_numpy(dtype=float)
+    k = observed["k"].to_numpy(dtype=float)
+    iv = observed["mid_iv"].to_numpy(dtype=float)
+    order = np.lexsort((k, t))
+    t, k, iv = t[order], k[order], iv[order]
+    _, starts = np.unique(t, return_index=True)
+    rows = []
+    for lo, hi in zip(starts, [*starts[1:], t.size], strict=True):
+        if hi - lo >= 2 and k[lo] <= 0 <= k[hi - 1]:
+            rows.append((float(t[lo]), float(np.interp(0.0, k[lo:hi], iv[lo:hi]))))
+    if not rows:
+        return float("nan")
+    t_arr, vol = np.array(rows).T
+    target = days / DAYS_PER_YEAR
+    w = np.interp(target, t_arr, vol**2 * t_arr, left=np.nan, right=np.nan)
+    if np.isnan(w):  # outside the quoted expiries: the nearest expiry's vol
+        return float(vol[np.argmin(np.abs(t_arr - target))])
+    return float(np.sqrt(w / target))

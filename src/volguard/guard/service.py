@@ -1,0 +1,282 @@
+"""The guard as a service: FastAPI app over a :class:`GuardService`.
+
+``POST /price``
+    contracts in (Deribit instrument names, or ``expiry``/``strike``/``is_call``), guarded vol,
+    price and greeks out, with the conformal interval, the widened bid/ask and the guard's state.
+``GET /health``
+    the state and the time of the last snapshot.
+``GET /metrics``
+    Prometheus text format: state, decisions, requests and errors, ``z``, stress probability,
+    conformal half-width.
+``WS /stream``
+    each new decision and its guarded quotes as JSON messages (server push; anything a client
+    sends is answered with an error message and otherwise ignored).
+
+A malformed request gets a 4xx with a message naming the field; a valid request that the
+guard cannot price (no snapshot yet: 503; an expiry without a forward: 400) says why. The
+service never lets an input reach a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field, model_validator
+
+from volguard.guard.deribit_ws import MessageError, parse_instrument
+from volguard.guard.policy import Decision
+from volguard.guard.runtime import MIN_VOL, Guard
+from volguard.kernels.api import black76_price
+from volguard.market.snapshot import MarketSnapshot
+
+MAX_CONTRACTS = 10_000
+STREAM_POLL_S = 0.1
+
+
+class Contract(BaseModel):
+    """One contract: ``instrument`` (e.g. ``BTC-27FEB26-90000-C``) or all three of ``expiry``
+    (UTC), ``strike`` (USD) and ``is_call``."""
+
+    instrument: str | None = None
+    expiry: datetime | None = None
+    strike: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    is_call: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Contract:
+        explicit = (self.expiry, self.strike, self.is_call)
+        if self.instrument is None and any(v is None for v in explicit):
+            raise ValueError("give instrument, or all of expiry, strike and is_call")
+        return self
+
+
+class PriceRequest(BaseModel):
+    contracts: list[Contract] = Field(min_length=1, max_length=MAX_CONTRACTS)
+    delta: Literal["sticky-strike", "sticky-moneyness"] = "sticky-strike"
+
+
+class GuardService:
+    """A guard shared by the feed (``update``) and the request handlers, under one lock."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self._lock = threading.Lock()
+        self._decisions: list[tuple[Decision, pd.DataFrame]] = []
+        self.requests = 0
+        self.errors = 0
+
+    def update(self, snapshot: MarketSnapshot) -> None:
+        """Feed one snapshot to the guard."""
+        with self._lock:
+            self.guard.update(snapshot)
+            if self.guard.decision is not None:
+                self._decisions.append((self.guard.decision, self.guard.guarded))
+                del self._decisions[:-100]  # the stream needs only the recent ones
+
+    def decisions_after(self, seq: int) -> list[tuple[Decision, pd.DataFrame]]:
+        with self._lock:
+            return [(d, g) for d, g in self._decisions if d.seq > seq]
+
+    def price(self, request: PriceRequest) -> dict[str, Any]:
+        """Guarded quotes of the requested contracts (see the module docstring).
+
+        Raises
+        ------
+        HTTPException
+            503 before the first fitted snapshot, 400 for contracts it cannot price.
+        """
+        with self._lock:
+            engine, context = self.guard.served, self.guard.context
+            state, width = self.guard.state, self.guard.conformal.half_width
+            half = self.guard.typical_half_spread
+            widen = self.guard.settings.policy.widen[state]
+        if engine is None or context is None:
+            raise HTTPException(503, "the guard has no fitted engine yet; feed it a snapshot")
+        contracts = _contracts(request.contracts)
+        try:
+            g = engine.greeks(contracts, context, delta=request.delta)
+            f, strike, t, is_call = engine.contract_inputs(contracts, context)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        iv = g["iv"]
+        width = width if math.isfinite(width) else 1.0
+        half = half if math.isfinite(half) else 0.01
+        spread = half * (1.0 + widen * width)
+        bid_iv, ask_iv = np.maximum(iv - spread, MIN_VOL), iv + spread
+        rows = pd.DataFrame(
+            {
+                "instrument": contracts["instrument"],
+                "expiry": contracts["expiry"].map(lambda e: e.isoformat()),
+                "strike": strike,
+                "is_call": is_call,
+                "iv": iv,
+                "lower_iv": iv - width * half,
+                "upper_iv": iv + width * half,
+                "bid_iv": bid_iv,
+                "ask_iv": ask_iv,
+                "price_usd": g["price"],
+                "bid_usd": black76_price(f, strike, t, bid_iv, is_call),
+                "ask_usd": black76_price(f, strike, t, ask_iv, is_call),
+                **{name: g[name] for name in ("delta", "gamma", "vega", "theta")},
+            }
+        )
+        return {
+            "state": state.name,
+            "ts": context.ts.isoformat(),
+            "engine": type(engine).name,
+            "quotes": json.loads(rows.to_json(orient="records")),
+        }
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition of the service's gauges and counters."""
+        with self._lock:
+            d = self.guard.decision
+            under = d.underlying if d else ""
+            m = d.metrics if d else {}
+            values = {
+                (
+                    "volguard_guard_state",
+                    "gauge",
+                    "Guard state, 0 NORMAL .. 4 RISK_REDUCE.",
+                ): self.guard.state.value,
+                ("volguard_decisions_total", "counter", "Decisions taken."): (d.seq + 1)
+                if d
+                else 0,
+                (
+                    "volguard_price_requests_total",
+                    "counter",
+                    "POST /price requests.",
+                ): self.requests,
+                (
+                    "volguard_price_request_errors_total",
+                    "counter",
+                    "POST /price requests answered 4xx/5xx.",
+                ): self.errors,
+                (
+                    "volguard_error_rate_z",
+                    "gauge",
+                    "Standardized error rate of the last snapshot.",
+                ): m.get("z"),
+                (
+                    "volguard_stress_probability",
+                    "gauge",
+                    "Filtered stress-regime probability.",
+                ): m.get("p_stress"),
+                (
+                    "volguard_conformal_half_width",
+                    "gauge",
+                    "ACI half-width, in half-spreads.",
+                ): self.guard.conformal.half_width,
+            }
+        lines = []
+        for (name, kind, help_text), value in values.items():
+            number = float(value) if isinstance(value, int | float) else math.nan
+            lines += [
+                f"# HELP {name} {help_text}",
+                f"# TYPE {name} {kind}",
+                f'{name}{{underlying="{under}"}} {_prom(number)}',
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _prom(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    return "+Inf" if value == math.inf else repr(value)
+
+
+def _contracts(items: list[Contract]) -> pd.DataFrame:
+    rows: list[tuple[str | None, pd.Timestamp, float | None, bool | None]] = []
+    for i, c in enumerate(items):
+        if c.instrument is not None:
+            try:
+                option = parse_instrument(c.instrument)
+            except MessageError as exc:
+                raise HTTPException(400, f"contracts[{i}]: {exc}") from exc
+            rows.append((c.instrument, option.expiry, option.strike, option.is_call))
+        else:
+            assert c.expiry is not None  # the validator asked for all three
+            expiry = pd.Timestamp(c.expiry)
+            expiry = (
+                expiry.tz_localize("UTC") if expiry.tzinfo is None else expiry.tz_convert("UTC")
+            )
+            rows.append((None, expiry, c.strike, c.is_call))
+    frame = pd.DataFrame(rows, columns=["instrument", "expiry", "strike", "is_call"])
+    frame["expiry"] = pd.to_datetime(frame["expiry"], utc=True)
+    return frame
+
+
+def create_app(service: GuardService) -> FastAPI:
+    """The FastAPI app of ``service`` (see the module docstring)."""
+    app = FastAPI(title="volguard guard", version="0.1.0")
+
+    @app.middleware("http")
+    async def count(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        if request.url.path == "/price":
+            service.requests += 1
+            service.errors += response.status_code >= 400
+        return response
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        context = service.guard.context
+        return {
+            "status": "ok",
+            "state": service.guard.state.name,
+            "last_snapshot": context.ts.isoformat() if context is not None else None,
+        }
+
+    @app.post("/price")
+    def price(request: PriceRequest) -> dict[str, Any]:
+        return service.price(request)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> str:
+        return service.metrics_text()
+
+    @app.websocket("/stream")
+    async def stream(ws: WebSocket) -> None:
+        await ws.accept()
+        latest = service.decisions_after(-1)
+        last = latest[-1][0].seq - 1 if latest else -1
+        try:
+            while True:
+                for decision, guarded in service.decisions_after(last):
+                    record = json.loads(decision.to_json())
+                    await ws.send_text(json.dumps({"type": "decision", **record}))
+                    quotes = (
+                        guarded.assign(ts=guarded["ts"].astype(str)) if len(guarded) else guarded
+                    )
+                    await ws.send_text(
+                        json.dumps(
+                            {
+                                "type": "guarded_quotes",
+                                "seq": decision.seq,
+                                "quotes": json.loads(quotes.to_json(orient="records")),
+                            }
+                        )
+                    )
+                    last = decision.seq
+                try:
+                    await asyncio.wait_for(ws.receive_text(), timeout=STREAM_POLL_S)
+                except TimeoutError:
+                    continue
+                await ws.send_text(
+                    json.dumps(
+                        {"type": "error", "message": "the stream is server push only; send nothing"}
+                    )
+                )
+        except WebSocketDisconnect:
+            return
+
+    return app
