@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests._http_server import Server
+
+# property tests draw the same examples on every run, so a clean main stays clean on CI;
+# HYPOTHESIS_PROFILE=explore draws fresh random examples to hunt for new failures
+settings.register_profile("volguard", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "volguard"))
 
 REPO = Path(__file__).resolve().parents[1]
 

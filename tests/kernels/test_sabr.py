@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 
@@ -221,6 +221,9 @@ def test_jacobian_matches_central_differences(
 def test_properties(
     y: list[float], t: float, vol_atm: float, b: float, r: float, n: float, variant: str
 ) -> None:
+    # the expansion is a short-time one: its time correction 1 + eps t turns negative when the
+    # vol of vol is large over the horizon (n = 3, t = 2, rho = -0.875 gives a negative vol)
+    assume(n * n * t <= 4.0)
     f = 40_000.0
     a = vol_atm * f ** (1 - b)
     k = f * np.exp(np.array(y))

@@ -160,15 +160,16 @@ def parse_utc(
     else:
         numbers = pd.to_numeric(text, errors="coerce")
         stamps = pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
-    # instants at the edges of datetime64[ns] (years 1677..2262) are unparseable, not a crash
+    # an instant outside 1970..2200 is no date of this market: unparseable, not a crash (two such
+    # instants can be further apart than datetime64[ns] differences reach, 292 years)
     stamps = stamps.where(stamps.isna() | ((stamps >= _NS_MIN) & (stamps <= _NS_MAX)))
     reasons.mark(stamps.isna() & text.notna(), f"unparseable:{column}")
     return stamps.astype("datetime64[ns, UTC]")
 
 
-# a week inside datetime64[ns] (years 1677..2262), so snapping to a snapshot time cannot overflow
-_NS_MIN = pd.Timestamp.min.tz_localize("UTC") + pd.Timedelta(days=7)
-_NS_MAX = pd.Timestamp.max.tz_localize("UTC") - pd.Timedelta(days=7)
+# plausible instants of option quotes and expiries (see parse_utc)
+_NS_MIN = pd.Timestamp("1970-01-01", tz="UTC")
+_NS_MAX = pd.Timestamp("2200-01-01", tz="UTC")
 
 
 def as_of_bucket_end(stamps: pd.Series, every_s: float) -> pd.Series:
