@@ -28,6 +28,7 @@ from volguard.data.fetch import (
     fetch_deribit_chain,
     fetch_tardis_sample,
 )
+from volguard.data.files import write_atomic
 from volguard.data.ingest import IngestSummary, build_store, ingest
 from volguard.data.loaders import LOADERS
 from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
@@ -39,7 +40,6 @@ from volguard.guard.replay import decisions_frame, guarded_frame, replay
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.service import GuardService, create_app
 from volguard.models import ENGINES, SurfaceEngine, make_engine
-from volguard.report.files import write_atomic
 from volguard.report.fit_report import write_fit
 from volguard.report.guard_report import write_guard_outputs
 from volguard.report.store_report import store_report_json, store_report_markdown

@@ -10,10 +10,7 @@ so ingesting the same data twice adds nothing.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from volguard.data.files import replacing_dir
 from volguard.data.hygiene import HygieneRules, classify, split
 from volguard.data.loaders import LOADERS, Loader
 from volguard.data.store import QuoteStore, SourceRecord, utc_dates
@@ -212,23 +210,9 @@ def build_store(
     dict
         The ingest summary per format.
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     by_format: dict[str, list[Path]] = {}
     for fmt, path in sources:
         by_format.setdefault(fmt, []).append(Path(path))
-    building = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.building."))
-    try:
+    with replacing_dir(dest) as building:
         store = QuoteStore(building)
-        summaries = {
-            fmt: ingest(store, paths, fmt, workers=workers) for fmt, paths in by_format.items()
-        }
-        retired = dest.with_name(f".{dest.name}.retired")
-        shutil.rmtree(retired, ignore_errors=True)
-        if dest.exists():
-            os.replace(dest, retired)
-        os.replace(building, dest)
-        shutil.rmtree(retired, ignore_errors=True)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return summaries
+        return {fmt: ingest(store, paths, fmt, workers=workers) for fmt, paths in by_format.items()}

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volguard.data.files import fsync_dir
 from volguard.data.schema import QUARANTINE_COLUMNS, QUOTE_COLUMNS, Column, conform
 from volguard.errors import StoreError
 from volguard.market.snapshot import MarketSnapshot
@@ -246,7 +247,7 @@ class QuoteStore:
                     (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staging / rel, self.root / rel)
             os.replace(staging / MANIFEST, self.root / MANIFEST)  # the commit point
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
             self._manifest = manifest
         finally:
             shutil.rmtree(self.root / STAGING, ignore_errors=True)  # we hold the lock: all ours
@@ -330,11 +331,3 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
 def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

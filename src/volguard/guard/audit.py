@@ -9,7 +9,6 @@ cuts that torn tail, which loses only the decision that was in flight.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
@@ -90,28 +89,3 @@ def _cut_torn_tail(path: Path) -> None:
             handle.truncate(keep)
             handle.flush()
             os.fsync(handle.fileno())
-
-
-def write_durable(path: str | Path, content: bytes) -> None:
-    """Replace ``path`` by ``content`` atomically and durably (temporary file, fsync, rename).
-
-    The guard's own twin of ``volguard.report.files.write_atomic``: the layer rule keeps the
-    guard from importing the report package.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)

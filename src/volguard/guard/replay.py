@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from volguard.data.files import write_atomic
 from volguard.data.store import QuoteStore
 from volguard.errors import VolguardError
-from volguard.guard.audit import AuditLog, read_log, write_durable
+from volguard.guard.audit import AuditLog, read_log
 from volguard.guard.events import ReplaySource
 from volguard.guard.policy import Decision
 from volguard.guard.runtime import Guard
@@ -97,8 +98,8 @@ def replay(
                 log.append(decision)
                 appended += 1
             part = out / GUARDED / f"part-{decision.seq:07d}.parquet"
-            write_durable(part, guard.guarded.to_parquet(index=False))
-            write_durable(checkpoint, pickle.dumps((guard, snapshot.ts)))
+            write_atomic(part, guard.guarded.to_parquet(index=False))
+            write_atomic(checkpoint, pickle.dumps((guard, snapshot.ts)))
             snapshots += 1
             if on_decision is not None:
                 on_decision(decision)

@@ -11,8 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from volguard.data.files import write_atomic
 from volguard.models.base import SurfaceEngine
-from volguard.report.files import write_atomic
 
 SURFACE_K = np.round(np.arange(-1.5, 1.0 + 1e-9, 0.01), 10)
 """Default log-moneyness grid of ``surface.parquet``: -1.5 .. 1.0, step 0.01."""

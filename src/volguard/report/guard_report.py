@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from volguard.data.files import write_atomic
 from volguard.guard.policy import PolicySettings, State
-from volguard.report.files import write_atomic
 
 DETECTOR_NAMES = ("cusum", "page_hinkley", "adwin")
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray, IntArray
+from volguard.data.files import replacing_dir
 from volguard.data.loaders._deribit import deribit_names
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.kernels.heston_cos import bates_greeks
@@ -102,10 +101,7 @@ class SimResult:
         ``out_dir`` at the end, so a failure leaves ``out_dir`` as it was. ``quotes.parquet``
         ingests with ``volguard ingest --format quotes``.
         """
-        out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.building."))
-        try:
+        with replacing_dir(out_dir) as building:
             for name, frame in (
                 ("quotes", self.quotes),
                 ("truth", self.truth),
@@ -114,17 +110,8 @@ class SimResult:
                 frame.to_parquet(building / f"{name}.parquet", index=False)
             about = {"scenario": self.scenario.name, "seed": self.seed, **self.settings}
             (building / "run.json").write_text(json.dumps(about, indent=2) + "\n")
-            retired = out.with_name(f".{out.name}.retired")
-            shutil.rmtree(retired, ignore_errors=True)
-            if out.exists():
-                os.replace(out, retired)
-            os.replace(building, out)
-            shutil.rmtree(retired, ignore_errors=True)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-        return [
-            out / f"{n}" for n in ("quotes.parquet", "truth.parquet", "path.parquet", "run.json")
-        ]
+        names = ("quotes.parquet", "truth.parquet", "path.parquet", "run.json")
+        return [Path(out_dir) / name for name in names]
 
     def snapshots(self, underlying: str | None = None) -> Iterator[MarketSnapshot]:
         """The quotes as snapshots, in time order (one underlying; default the first)."""
