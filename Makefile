@@ -35,7 +35,7 @@ $(BENCH_STAMP): pyproject.toml
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
 	touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench_implied_vol.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_greeks.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_ingest.py
@@ -43,6 +43,7 @@ bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench_heston_calibration.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_svi.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_simulator.py
+	$(BIN)/python benchmarks/bench_guard.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache
