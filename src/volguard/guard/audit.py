@@ -20,6 +20,7 @@ class AuditLog:
 
     Examples
     --------
+    >>> import tempfile
     >>> import pandas as pd
     >>> path = Path(tempfile.mkdtemp()) / "decisions.jsonl"
     >>> d = Decision(0, pd.Timestamp("2026-01-29", tz="UTC"), "BTC", "NORMAL", "NORMAL",
