@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,12 @@ class MarketSnapshot:
 
     @property
     def forwards(self) -> pd.Series:
-        """Forward (USD) per expiry: the median of the rows' forwards, indexed by expiry."""
+        """Forward (USD) per expiry: the median of the rows' forwards, indexed by expiry (a
+        copy-on-write view of a table computed once)."""
+        return self._forwards.copy(deep=False)
+
+    @cached_property
+    def _forwards(self) -> pd.Series:
         return self._quotes.groupby("expiry")["forward"].median().rename("forward")
 
     @property
