@@ -45,7 +45,7 @@ from volguard.data.schema import conform
 from volguard.errors import ConfigError
 from volguard.kernels.api import black76_price, implied_vol
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.parametric.ssvi import ESSVI, THETA_MIN, ssvi_slice
+from volguard.models.parametric.ssvi import ESSVI, THETA_MIN, slices_total_variance, ssvi_slice
 
 T_REF = 30 / 365
 """Maturity (years) below which term-shaped shocks are flat: shape ``(T_REF / max(t, T_REF))^d``."""
@@ -115,22 +115,9 @@ class EssviSurface:
         return self.psi * (1 - self.rho), self.psi * (1 + self.rho)
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
-        """Total implied variance at log-moneyness ``k`` and years ``t`` (broadcast)."""
-        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
-        times, theta = self.t, self.theta
-        t_knots = np.concatenate([[0.0], times])
-        th_knots = np.concatenate([[0.0], theta])
-        rate = (theta[-1] - th_knots[-2]) / (times[-1] - t_knots[-2])
-        th = np.where(
-            t_arr <= times[-1],
-            np.interp(t_arr, t_knots, th_knots),
-            theta[-1] + rate * (t_arr - times[-1]),
-        )
-        th = np.maximum(th, THETA_MIN)
-        ps = np.interp(th, th_knots, np.concatenate([[0.0], self.psi]))
-        rp = np.interp(th, th_knots, np.concatenate([[0.0], self.rho * self.psi]))
-        rho = np.where(ps > 0, rp / np.maximum(ps, 1e-300), self.rho[0])
-        return ssvi_slice(k_arr, th, rho, ps)
+        """Total implied variance at log-moneyness ``k`` and years ``t`` (broadcast), with the
+        ``essvi`` engine's interpolation between slices."""
+        return slices_total_variance(k, t, self.t, self.theta, self.rho, self.psi)
 
     def implied_vol(self, k: FloatArray, t: FloatArray) -> FloatArray:
         """Implied vol (decimal) at log-moneyness ``k`` and years ``t`` (> 0)."""

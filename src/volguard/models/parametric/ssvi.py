@@ -74,28 +74,41 @@ def power_law_psi(theta: FloatArray, eta: float, gamma: float) -> FloatArray:
     return psi
 
 
+def slices_total_variance(
+    k: FloatArray,
+    t: FloatArray,
+    times: FloatArray,
+    theta: FloatArray,
+    rho: FloatArray,
+    psi: FloatArray,
+) -> FloatArray:
+    """Total variance of SSVI slices ``(theta_i, rho_i, psi_i)`` at ``times``, interpolated.
+
+    ``theta(t)`` runs through 0 at ``t = 0``, linearly between expiries and at the last rate
+    after the last one; ``psi`` and ``rho psi`` are linear in ``theta`` between slices, from 0
+    below the first and held after the last, which keeps the slices' no-arbitrage conditions.
+    """
+    k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+    t_knots = np.concatenate([[0.0], times])
+    th_knots = np.concatenate([[0.0], theta])
+    rate = (theta[-1] - th_knots[-2]) / (times[-1] - t_knots[-2])
+    th = np.where(
+        t_arr <= times[-1],
+        np.interp(t_arr, t_knots, th_knots),
+        theta[-1] + rate * (t_arr - times[-1]),
+    )
+    th = np.maximum(th, THETA_MIN)
+    ps = np.interp(th, th_knots, np.concatenate([[0.0], psi]))
+    rp = np.interp(th, th_knots, np.concatenate([[0.0], rho * psi]))
+    rho_t = np.where(ps > 0, rp / np.maximum(ps, 1e-300), rho[0])
+    return ssvi_slice(k_arr, th, rho_t, ps)
+
+
 class _SSVISurface(SurfaceEngine):
     """Shared surface of the SSVI family: slices ``(theta_i, rho_i, psi_i)`` at ``slice_t_``."""
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
-        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
-        times, theta = self.slice_t_, self.theta_
-        psi, rpsi = self.psi_, self.rho_ * self.psi_
-        # theta(t): through 0 at t = 0, linear between expiries, last rate after the last one
-        t_knots = np.concatenate([[0.0], times])
-        th_knots = np.concatenate([[0.0], theta])
-        rate = (theta[-1] - th_knots[-2]) / (times[-1] - t_knots[-2])
-        th = np.where(
-            t_arr <= times[-1],
-            np.interp(t_arr, t_knots, th_knots),
-            theta[-1] + rate * (t_arr - times[-1]),
-        )
-        th = np.maximum(th, THETA_MIN)
-        # psi and rho psi: linear in theta between slices, from 0 below the first, held after
-        ps = np.interp(th, th_knots, np.concatenate([[0.0], psi]))
-        rp = np.interp(th, th_knots, np.concatenate([[0.0], rpsi]))
-        rho = np.where(ps > 0, rp / np.maximum(ps, 1e-300), self.rho_[0])
-        return ssvi_slice(k_arr, th, rho, ps)
+        return slices_total_variance(k, t, self.slice_t_, self.theta_, self.rho_, self.psi_)
 
     def _store(
         self, quotes: FitQuotes, theta: FloatArray, rho: FloatArray, psi: FloatArray
