@@ -74,6 +74,8 @@ T = TypeVar("T")
 StoreOpt = Annotated[Path, typer.Option("--store", help="Quote store folder.")]
 DEFAULT_DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
 PACKAGED_PRESETS = Path(__file__).resolve().parents[1] / "sim" / "presets"
+UnderlyingOpt = Annotated[str, typer.Option(help="BTC, ETH, ...")]
+AtOpt = Annotated[str, typer.Option(help="Time (ISO 8601, UTC); the nearest snapshot is used.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -169,7 +171,7 @@ def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
 @data_app.command("snapshot")
 def snapshot_command(
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    underlying: UnderlyingOpt,
     at: Annotated[str, typer.Option(help="Time (ISO 8601, UTC unless it says otherwise).")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -278,8 +280,8 @@ def demo_command(
 def fit_command(
     engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
-    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is fitted.")],
+    underlying: UnderlyingOpt,
+    at: AtOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     weighting: Annotated[str, typer.Option(help="vega, spread, open_interest or none.")] = "vega",
     grid: Annotated[str, typer.Option(help="Surface k grid START:STOP:STEP.")] = "-1.5:1.0:0.01",
@@ -421,8 +423,8 @@ def stress_command(
         str, typer.Argument(help=f"A library scenario ({', '.join(LIBRARY)}) or FILE.toml[:NAME].")
     ],
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
-    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is stressed.")],
+    underlying: UnderlyingOpt,
+    at: AtOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     seed: Annotated[int, typer.Option(help="Seed of the quote transforms.")] = 0,
 ) -> None:
@@ -459,8 +461,8 @@ def stress_command(
 def adversarial_command(
     engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
-    at: Annotated[str, typer.Option(help="Time (ISO 8601); the nearest snapshot is the base.")],
+    underlying: UnderlyingOpt,
+    at: AtOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     objective: Annotated[str, typer.Option(help="iv_rmse, price_rmse or hedge_rmse.")] = "iv_rmse",
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
@@ -516,7 +518,7 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 @guard_app.command("replay")
 def guard_replay_command(
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    underlying: UnderlyingOpt,
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
@@ -582,7 +584,7 @@ def guard_replay_command(
 @app.command("serve")
 def serve_command(
     store: StoreOpt,
-    underlying: Annotated[str, typer.Option(help="BTC, ETH, ...")],
+    underlying: UnderlyingOpt,
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
     start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
