@@ -14,9 +14,10 @@ from volguard.guard.conformal import AdaptiveConformal
 from volguard.guard.events import ReplaySource, quote_updates
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, atm_vol_30d, fit_regime_hmm
-from volguard.guard.residuals import observed_vols, residuals
+from volguard.guard.residuals import residuals
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
+from volguard.models.quotes import observed_vols
 
 
 def test_replay_merges_underlyings_in_time_order(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -134,7 +134,7 @@ def atm_vol_30d(observed: pd.DataFrame, days: float = 30.0) -> float:
     """The ``days``-day at-the-money implied vol of a snapshot (decimal), like DVOL.
 
     Each expiry's vol at ``k = 0`` is interpolated from its quotes' mid vols (``k``, ``t``,
-    ``mid_iv`` columns of :func:`~volguard.guard.residuals.observed_vols`); the total variances
+    ``mid_iv`` columns of :func:`~volguard.models.quotes.observed_vols`); the total variances
     of the two expiries around ``days`` are interpolated linearly in time. NaN if no expiry
     straddles at-the-money.
 

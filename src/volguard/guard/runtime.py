@@ -35,11 +35,12 @@ from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
-from volguard.guard.residuals import observed_vols, residuals
+from volguard.guard.residuals import residuals
 from volguard.kernels.api import black76_price
 from volguard.market.contracts import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
+from volguard.models.quotes import observed_vols
 
 MIN_VOL = 0.01
 """Floor of a guarded bid vol (decimal), so that a widened bid stays a price."""

@@ -15,6 +15,7 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks, implied_vol
+from volguard.market.contracts import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 
 Weighting = Literal["vega", "spread", "open_interest", "none"]
@@ -150,3 +151,49 @@ def _weights(weighting: str, sel: dict[str, FloatArray], half: FloatArray) -> Fl
     raw = np.where(np.isfinite(raw) & (raw > 0), raw, 0.0)
     total = raw.sum()
     return raw * (n / total) if total > 0 else np.ones(n)
+
+
+def observed_vols(snapshot: MarketSnapshot) -> pd.DataFrame:
+    """The two-sided out-of-the-money quotes of ``snapshot`` with their bid, ask and mid vols.
+
+    Out-of-the-money: puts below the forward, calls at and above it (the liquid side, as in
+    :func:`volguard.models.quotes.fit_quotes`). Rows whose bid or ask has no implied vol are
+    dropped. ``t`` is ACT/365 years from the snapshot time, ``k = ln(K/F)``.
+    """
+    q = snapshot.quotes
+    f = q["forward"].to_numpy(dtype=float, na_value=np.nan)
+    strike = q["strike"].to_numpy(dtype=float)
+    t = (pd.DatetimeIndex(q["expiry"]) - snapshot.ts).total_seconds().to_numpy(
+        dtype=float
+    ) / SECONDS_PER_YEAR
+    is_call = q["is_call"].to_numpy(dtype=bool, na_value=False)
+    bid = q["bid"].to_numpy(dtype=float, na_value=np.nan)
+    ask = q["ask"].to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.log(strike / f)
+    keep = np.where(k >= 0, is_call, ~is_call) & np.isfinite(k) & (t > 0)
+    keep &= np.isfinite(bid) & np.isfinite(ask) & (bid > 0)
+    vols = implied_vol(
+        np.concatenate([bid[keep], ask[keep]]),
+        np.tile(f[keep], 2),
+        np.tile(strike[keep], 2),
+        np.tile(t[keep], 2),
+        np.tile(is_call[keep], 2),
+    )
+    n = int(keep.sum())
+    bid_iv, ask_iv = vols[:n], vols[n:]
+    ok = np.isfinite(bid_iv) & np.isfinite(ask_iv) & (ask_iv >= bid_iv)
+    out = pd.DataFrame(
+        {
+            "instrument": q["instrument"].to_numpy()[keep][ok],
+            "expiry": pd.DatetimeIndex(q["expiry"])[keep][ok],
+            "strike": strike[keep][ok],
+            "is_call": is_call[keep][ok],
+            "forward": f[keep][ok],
+            "t": t[keep][ok],
+            "k": k[keep][ok],
+            "mid_iv": (bid_iv[ok] + ask_iv[ok]) / 2,
+            "half_spread_iv": (ask_iv[ok] - bid_iv[ok]) / 2,
+        }
+    )
+    return out
