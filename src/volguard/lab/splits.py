@@ -94,8 +94,9 @@ class NowcastSplit:
         """Yield ``(train, test)`` row positions; every split stays within one snapshot set."""
         if self.mode not in ("random", "wings", "illiquid", "expiry"):
             raise ValueError(f"mode {self.mode!r} is unknown")
-        bid = panel["bid"].to_numpy(dtype=float, na_value=np.nan)
-        ask = panel["ask"].to_numpy(dtype=float, na_value=np.nan)
+        side = ("bid", "ask") if "bid" in panel else ("bid_iv", "ask_iv")  # prices, else vols
+        bid = panel[side[0]].to_numpy(dtype=float, na_value=np.nan)
+        ask = panel[side[1]].to_numpy(dtype=float, na_value=np.nan)
         two_sided = np.isfinite(bid) & np.isfinite(ask)
         if self.mode == "illiquid":
             yield _positions(two_sided), _positions(~two_sided)

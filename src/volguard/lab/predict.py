@@ -1,0 +1,143 @@
+"""Engine predictions of held-out quotes: the rows :func:`volguard.lab.metrics.scorecard` scores.
+
+Two protocols on snapshots of one underlying:
+
+* :func:`nowcast`: within a snapshot, a fresh clone of each engine is fitted on the quotes a
+  :class:`~volguard.lab.splits.NowcastSplit` leaves visible and predicts the held-out ones;
+* :func:`forecast`: fitted on snapshot ``i``, each engine predicts the quotes of snapshot
+  ``i + horizon`` at that snapshot's forwards and times (its surface read at the new ``k`` and
+  ``t``: sticky moneyness).
+
+Quotes are the two-sided out-of-the-money ones of
+:func:`~volguard.models.quotes.observed_vols`. Each prediction row carries the quote
+(``mid_iv``, ``bid_iv``, ``ask_iv``, ``vega`` and ``price`` at the mid vol) and the engine's
+``model_iv``, ``model_price``, ``model_delta``, ``model_gamma`` and ``model_vega``; each fit is a
+cell with ``fit_ms``, ``failed`` and ``arb_violations``. An engine that fails to fit gives a
+failed cell and no predictions, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from volguard.kernels.api import black76_greeks
+from volguard.lab.splits import NowcastSplit
+from volguard.market.snapshot import MarketSnapshot
+from volguard.models.base import SurfaceEngine
+from volguard.models.quotes import observed_vols
+
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+"""What a failed fit raises (engines validate their input and report numerical failure)."""
+
+
+def _quote_table(snapshot: MarketSnapshot) -> pd.DataFrame:
+    q = observed_vols(snapshot)
+    half = q["half_spread_iv"].to_numpy(float)
+    mid = q["mid_iv"].to_numpy(float)
+    g = black76_greeks(
+        q["forward"].to_numpy(float),
+        q["strike"].to_numpy(float),
+        q["t"].to_numpy(float),
+        mid,
+        q["is_call"].to_numpy(bool),
+    )
+    return q.assign(
+        ts=snapshot.ts, bid_iv=mid - half, ask_iv=mid + half, vega=g["vega"], price=g["price"]
+    )
+
+
+def _fit(
+    engine: SurfaceEngine, snapshot: MarketSnapshot
+) -> tuple[SurfaceEngine | None, dict[str, object]]:
+    fitted = clone(engine)
+    try:
+        fitted.fit(snapshot)
+    except FIT_ERRORS:
+        return None, {"fit_ms": np.nan, "failed": True, "arb_violations": 0}
+    result = fitted.result_
+    return fitted, {
+        "fit_ms": result.fit_ms,
+        "failed": result.fallback is not None,
+        "arb_violations": result.arbitrage.total,
+    }
+
+
+def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot) -> pd.DataFrame:
+    contracts = rows[["expiry", "strike", "is_call"]]
+    greeks = fitted.greeks(contracts, context, delta="sticky-moneyness")
+    return rows.assign(
+        model_iv=greeks["iv"],
+        model_price=greeks["price"],
+        model_delta=greeks["delta"],
+        model_gamma=greeks["gamma"],
+        model_vega=greeks["vega"],
+    )
+
+
+def nowcast(
+    snapshots: Sequence[MarketSnapshot],
+    engines: Mapping[str, SurfaceEngine],
+    split: NowcastSplit,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and cells of ``split`` on every snapshot (protocol ``nowcast-<mode>``).
+
+    Raises
+    ------
+    ValueError
+        For ``mode="illiquid"``: one-sided quotes have no mid vol to score against here.
+    """
+    if split.mode == "illiquid":
+        raise ValueError("nowcast scores two-sided quotes; mode 'illiquid' has none to hold out")
+    protocol = f"nowcast-{split.mode}"
+    predictions, cells = [], []
+    for snapshot in snapshots:
+        table = _quote_table(snapshot)
+        quotes = snapshot.quotes
+        for i, (train, test) in enumerate(split.split(table)):
+            if len(test) == 0 or len(train) == 0:
+                continue
+            visible = quotes[quotes["instrument"].isin(table["instrument"].iloc[train])]
+            seen = MarketSnapshot.from_quotes(visible)
+            for name, engine in engines.items():
+                fitted, cell = _fit(engine, seen)
+                cells.append(
+                    {"engine": name, "protocol": protocol, "ts": snapshot.ts, "split": i, **cell}
+                )
+                if fitted is not None:
+                    rows = _predict(fitted, table.iloc[test], snapshot)
+                    predictions.append(rows.assign(engine=name, protocol=protocol, split=i))
+    return _frames(predictions, cells)
+
+
+def forecast(
+    snapshots: Sequence[MarketSnapshot], engines: Mapping[str, SurfaceEngine], horizon: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and cells of each engine fitted on snapshot ``i`` for snapshot ``i + horizon``
+    (protocol ``forecast-<horizon>``), at the later snapshot's forwards; its expiries that the
+    earlier snapshot did not list are skipped."""
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1 snapshot, got {horizon}")
+    protocol = f"forecast-{horizon}"
+    predictions, cells = [], []
+    for now, later in zip(snapshots[:-horizon], snapshots[horizon:], strict=True):
+        table = _quote_table(later)
+        table = table[table["expiry"].isin(now.expiries)]
+        for name, engine in engines.items():
+            fitted, cell = _fit(engine, now)
+            cells.append({"engine": name, "protocol": protocol, "ts": later.ts, "split": 0, **cell})
+            if fitted is not None and len(table):
+                predictions.append(
+                    _predict(fitted, table, later).assign(engine=name, protocol=protocol, split=0)
+                )
+    return _frames(predictions, cells)
+
+
+def _frames(
+    predictions: list[pd.DataFrame], cells: list[dict[str, object]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    pred = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
+    return pred, pd.DataFrame(cells)
