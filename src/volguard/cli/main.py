@@ -39,6 +39,7 @@ from volguard.guard.events import ReplaySource
 from volguard.guard.replay import decisions_frame, guarded_frame, replay
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.service import GuardService, create_app
+from volguard.lab.study import Study, run_study
 from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.fit_report import write_fit
 from volguard.report.guard_report import write_guard_outputs
@@ -507,6 +508,52 @@ def adversarial_command(
     )
     for path in files:
         out.print(f"wrote {path}")
+
+
+@app.command("study")
+def study_command(
+    config: Annotated[Path, typer.Argument(help="The study TOML file (docs/lab.md).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (its cache is reused).")],
+    workers: Annotated[int, typer.Option(help="Processes running the cells.")] = min(
+        2, os.cpu_count() or 1
+    ),
+) -> None:
+    """Run a study: every engine x protocol x regime to scorecard.csv, resumable."""
+
+    def action() -> pd.DataFrame:
+        study = Study.from_toml(config)
+        columns = (TextColumn(f"study {study.name}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("cells", total=None)
+
+            def progress(finished: int, total: int) -> None:
+                bar.update(task, completed=finished, total=total)
+
+            return run_study(study, out_dir, workers=workers, progress=progress)
+
+    card = _run(action)
+    columns = [
+        c
+        for c in (
+            "engine",
+            "protocol",
+            "regime",
+            "n",
+            "iv_rmse_vol_pts",
+            "inside_spread_pct",
+            "gen_gap",
+            "hedge_err_std",
+            "fit_ms",
+        )
+        if c in card
+    ]
+    table = Table(title=f"scorecard ({out_dir / 'scorecard.csv'})", box=box.SIMPLE)
+    for column in columns:
+        justify = "left" if column in columns[:3] else "right"
+        table.add_column(column, justify=justify, no_wrap=True, min_width=len(column))
+    for row in card[columns].itertuples(index=False):
+        table.add_row(*(v if isinstance(v, str) else _number(float(v)) for v in row))
+    out.print(table)
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:

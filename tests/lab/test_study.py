@@ -1,0 +1,95 @@
+"""A study from TOML to scorecard: regimes, generalization gap, hedging, cache, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from volguard.cli.main import app
+from volguard.errors import ConfigError
+from volguard.lab.study import Study, run_study
+
+SCENARIO = """
+preset = "calm-2026-01"
+script = [["calm", 2], ["crash", 1.5]]
+"""
+
+STUDY = """
+name = "tiny"
+seed = 1
+[data]
+simulate = "{scenario}"
+days = 3.5
+freq = "12h"
+[regimes]
+method = "truth"
+in_regime = "calm"
+[engines]
+ssvi = {{}}
+"black76-flat" = {{}}
+[protocols]
+nowcast = {{ mode = "wings", test_size = 0.2 }}
+forecast = {{ horizon = 1 }}
+hedging = true
+"""
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Path:
+    scenario = tmp_path / "shift.toml"
+    scenario.write_text(SCENARIO)
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY.format(scenario=scenario))
+    return path
+
+
+def test_study_scores_every_engine_protocol_and_regime_and_resumes(
+    study_file: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    card = run_study(Study.from_toml(study_file), out)
+    assert set(card["regime"]) == {"calm", "crash"}
+    assert set(card["protocol"]) == {"nowcast-wings", "forecast-1"}
+    assert len(card) == 2 * 2 * 2
+    calm = card[card["regime"] == "calm"]
+    assert (calm["gen_gap"] == 1.0).all()
+    assert card["hedge_err_std"].notna().all() and card["true_iv_rmse_vol_pts"].notna().all()
+    saved = pd.read_csv(out / "scorecard.csv")
+    assert len(saved) == len(card)
+    first = json.loads((out / "study.json").read_text())
+    assert first["cells_cached"] == 0 and first["cells"] == 7 + 6
+    again = run_study(Study.from_toml(study_file), out)
+    assert json.loads((out / "study.json").read_text())["cells_cached"] == first["cells"]
+    pd.testing.assert_frame_equal(again, card)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "[data]\nsimulate = 'markov'\n[engines]\nnope = {}\n[protocols]\nhedging = true",
+            "'nope' is not an engine",
+        ),
+        ("[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nbacktest = 1", "unknown"),
+        ("[engines]\nsvi = {}\n[protocols]\nhedging = true", "[data] is missing"),
+        ("colour = 1", "unknown key(s) ['colour']"),
+    ],
+)
+def test_bad_study_files_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        Study.from_toml(path)
+    assert str(path) in str(info.value) and needle in str(info.value)
+
+
+def test_cli_study(study_file: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["study", str(study_file), "--out", str(tmp_path / "o"), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scorecard" in result.output and (tmp_path / "o" / "predictions.parquet").exists()
