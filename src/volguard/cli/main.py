@@ -532,25 +532,26 @@ def study_command(
             return run_study(study, out_dir, workers=workers, progress=progress)
 
     card = _run(action)
-    columns = [
-        c
-        for c in (
-            "engine",
-            "protocol",
-            "regime",
-            "n",
-            "iv_rmse_vol_pts",
-            "inside_spread_pct",
-            "gen_gap",
-            "hedge_err_std",
-            "fit_ms",
-        )
-        if c in card
-    ]
-    table = Table(title=f"scorecard ({out_dir / 'scorecard.csv'})", box=box.SIMPLE)
+    shown = {  # column -> header
+        "engine": "engine",
+        "protocol": "protocol",
+        "regime": "regime",
+        "iv_rmse_vol_pts": "IV RMSE",
+        "inside_spread_pct": "inside%",
+        "gen_gap": "gap",
+        "hedge_err_std": "hedge sd",
+    }
+    columns = [c for c in shown if c in card]
+    table = Table(
+        title=f"scorecard: {out_dir / 'scorecard.csv'}",
+        caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; hedge sd in USD",
+        box=box.SIMPLE,
+    )
     for column in columns:
-        justify = "left" if column in columns[:3] else "right"
-        table.add_column(column, justify=justify, no_wrap=True, min_width=len(column))
+        if column in ("engine", "protocol", "regime"):
+            table.add_column(shown[column], no_wrap=True)
+        else:
+            table.add_column(shown[column], justify="right", no_wrap=True)
     for row in card[columns].itertuples(index=False):
         table.add_row(*(v if isinstance(v, str) else _number(float(v)) for v in row))
     out.print(table)
