@@ -113,7 +113,10 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
     counts = report["ingest"]["quotes"]
     assert counts["rows_read"] == counts["rows_clean"] > 0 and counts["rows_quarantined"] == 0
     assert {r["underlying"] for r in report["store"]} == {"BTC", "ETH"}
-    assert "| quotes |" in (tmp_path / "demo" / "report.md").read_text()
+    text = (tmp_path / "demo" / "report.md").read_text()
+    assert "| quotes |" in text and "## Scorecard" in text and "| **sabr** |" in text
+    card = pd.read_csv(tmp_path / "demo" / "study" / "scorecard.csv")
+    assert set(card["engine"]) == {"black76-flat", "svi", "ssvi", "essvi", "sabr"}
     # a second run replaces the store rather than piling onto it
     again = runner.invoke(app, args)
     assert again.exit_code == 0
@@ -122,6 +125,7 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
         "report.md",
         "sim",
         "store",
+        "study",
         "summary.json",
     ]
 

@@ -44,6 +44,7 @@ from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.fit_report import write_fit
 from volguard.report.guard_report import write_guard_outputs
 from volguard.report.store_report import store_report_json, store_report_markdown
+from volguard.report.study_report import scorecard_markdown
 from volguard.sim import PRESETS, load_scenario, preset, simulate
 from volguard.sim.adversarial import adversarial_search
 from volguard.sim.calibrate import calibrate, calibration_json
@@ -258,22 +259,33 @@ def demo_command(
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
 ) -> None:
     """Simulate 30 calm days, a 7-day crash and what follows (BTC and ETH, the calibrated
-    presets), ingest the quotes into a store, then print and write its report (no data needed)."""
+    presets), ingest the quotes into a store, score five engines across the regimes labelled
+    from the market (a study on the store's BTC snapshots), and write the report (no data
+    needed)."""
 
-    def action() -> dict[str, IngestSummary]:
+    def action() -> tuple[dict[str, IngestSummary], pd.DataFrame]:
         run = simulate(preset("calm-then-crash"), days=days, freq="6h", seed=seed)
         quotes = run.write(out_dir / "sim")[0]
-        return build_store(out_dir / "store", [("quotes", quotes)])
+        summaries = build_store(out_dir / "store", [("quotes", quotes)])
+        study = Study(
+            name="demo",
+            data={"store": str(out_dir / "store"), "underlying": "BTC"},
+            engines={name: {} for name in ("black76-flat", "svi", "ssvi", "essvi", "sabr")},
+            protocols={"nowcast": {"mode": "wings"}, "forecast": {"horizon": 1}, "hedging": True},
+            regimes={"method": "rules", "in_regime": "calm"},
+            seed=seed,
+        )
+        return summaries, run_study(study, out_dir / "study", workers=min(2, os.cpu_count() or 1))
 
-    summaries = _run(action)
+    summaries, card = _run(action)
     for fmt, summary in summaries.items():
         out.rule(f"ingest {fmt}")
         _print_ingest(summary, as_json=False)
     contents = open_store(out_dir / "store").summary()
     write_atomic(out_dir / "summary.json", store_report_json(summaries, contents))
-    report = write_atomic(out_dir / "report.md", store_report_markdown(summaries, contents))
-    out.rule("store")
-    summary_command(out_dir / "store")
+    text = store_report_markdown(summaries, contents) + "\n" + scorecard_markdown(card)
+    report = write_atomic(out_dir / "report.md", text)
+    _print_scorecard(card, out_dir / "study" / "scorecard.csv")
     out.print(f"report: {report}")
 
 
@@ -531,7 +543,10 @@ def study_command(
 
             return run_study(study, out_dir, workers=workers, progress=progress)
 
-    card = _run(action)
+    _print_scorecard(_run(action), out_dir / "scorecard.csv")
+
+
+def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
     shown = {  # column -> header
         "engine": "engine",
         "protocol": "protocol",
@@ -543,7 +558,7 @@ def study_command(
     }
     columns = [c for c in shown if c in card]
     table = Table(
-        title=f"scorecard: {out_dir / 'scorecard.csv'}",
+        title=f"scorecard: {path}",
         caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; hedge sd in USD",
         box=box.SIMPLE,
     )

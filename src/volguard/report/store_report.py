@@ -22,7 +22,7 @@ def store_report_json(summaries: dict[str, IngestSummary], contents: pd.DataFram
 def store_report_markdown(summaries: dict[str, IngestSummary], contents: pd.DataFrame) -> str:
     """A short Markdown report: rows per format and what happened to them, then the store."""
     lines = [
-        "# volguard sample store",
+        "# volguard demo: a simulated calm -> crash market",
         "",
         "## Ingest",
         "",
