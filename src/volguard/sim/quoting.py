@@ -18,24 +18,6 @@ from volguard.sim.liquidity import LiquidityModel, load_liquidity_model
 
 VENUE = "volguard-sim"
 
-CHAIN_COLUMNS: tuple[str, ...] = (
-    "ts",
-    "underlying",
-    "instrument",
-    "expiry",
-    "t",
-    "strike",
-    "is_call",
-    "forward",
-    "index_price",
-    "k",
-    "true_iv",
-    "true_price",
-    "true_vega",
-    "regime",
-)
-"""The truth columns the liquidity model reads."""
-
 
 def quote_table(
     truth: pd.DataFrame,
@@ -62,7 +44,8 @@ def quote_table(
         If a quote fails hygiene (crossed, outside the bounds, ...).
     """
     model = model or load_liquidity_model()
-    chain = truth.loc[:, list(CHAIN_COLUMNS)].copy()
+    # the liquidity model sees the chain and the true prices and vols, not the true greeks
+    chain = truth.drop(columns=["true_delta", "true_gamma", "variance"])
     chain["regime"] = chain["regime"].astype(str)
     q = model.quote(chain, rng)
     f, strike = q["forward"].to_numpy(float), q["strike"].to_numpy(float)
