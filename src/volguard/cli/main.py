@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import glob
-import io
 import json
 import os
 import tempfile
@@ -28,7 +27,7 @@ from volguard.data.fetch import (
     fetch_deribit_chain,
     fetch_tardis_sample,
 )
-from volguard.data.files import write_atomic
+from volguard.data.files import parquet_bytes, write_atomic
 from volguard.data.ingest import IngestSummary, build_store, ingest
 from volguard.data.loaders import LOADERS
 from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
@@ -454,8 +453,8 @@ def stress_command(
             "arbitrage": result.arbitrage.to_dict(),
         }
         return result, [
-            write_atomic(out_dir / "quotes.parquet", _parquet_bytes(result.snapshot.quotes)),
-            write_atomic(out_dir / "truth.parquet", _parquet_bytes(result.truth)),
+            write_atomic(out_dir / "quotes.parquet", parquet_bytes(result.snapshot.quotes)),
+            write_atomic(out_dir / "truth.parquet", parquet_bytes(result.truth)),
             write_atomic(out_dir / "stress.json", json.dumps(report, indent=2) + "\n"),
         ]
 
@@ -507,7 +506,7 @@ def adversarial_command(
             "elapsed_s": result.elapsed_s,
         }
         return result, [
-            write_atomic(out_dir / "path.parquet", _parquet_bytes(result.path)),
+            write_atomic(out_dir / "path.parquet", parquet_bytes(result.path)),
             write_atomic(out_dir / "adversarial.json", json.dumps(report, indent=2) + "\n"),
         ]
 
@@ -570,12 +569,6 @@ def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
     for row in card[columns].itertuples(index=False):
         table.add_row(*(v if isinstance(v, str) else _number(float(v)) for v in row))
     out.print(table)
-
-
-def _parquet_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
 
 
 @guard_app.command("replay")

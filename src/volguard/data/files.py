@@ -6,12 +6,15 @@ checkpoints), so a failed or killed run never leaves a half-written output behin
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pandas as pd
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -21,6 +24,13 @@ def fsync_dir(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """``frame`` as Parquet file content (no index), for :func:`write_atomic`."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> Path:

@@ -36,7 +36,6 @@ are each written atomically.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import platform
 import time
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volguard.data.files import write_atomic
+from volguard.data.files import parquet_bytes, write_atomic
 from volguard.data.store import open_store
 from volguard.errors import ConfigError
 from volguard.lab.hedging import hedge_steps, hedge_summary
@@ -189,12 +188,6 @@ def _run_cell(
     return forecast(snaps, built, horizon=int(settings.get("horizon", 1)))
 
 
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
 def run_study(
     study: Study,
     out_dir: str | Path,
@@ -238,8 +231,8 @@ def run_study(
 
     def keep(key: str, pair: tuple[pd.DataFrame, pd.DataFrame]) -> None:
         nonlocal done
-        write_atomic(cache / f"{key}.pred.parquet", _parquet(pair[0]))
-        write_atomic(cache / f"{key}.cells.parquet", _parquet(pair[1]))
+        write_atomic(cache / f"{key}.pred.parquet", parquet_bytes(pair[0]))
+        write_atomic(cache / f"{key}.cells.parquet", parquet_bytes(pair[1]))
         results[key] = pair
         done += 1
         progress(done, len(tasks))
@@ -273,8 +266,8 @@ def run_study(
         hedging = _hedging(study, snapshots, regimes, truth)
         card = card.merge(hedging, on=["engine", "regime"], how="left")
     write_atomic(out / "scorecard.csv", card.to_csv(index=False))
-    write_atomic(out / "scorecard.parquet", _parquet(card))
-    write_atomic(out / "predictions.parquet", _parquet(predictions))
+    write_atomic(out / "scorecard.parquet", parquet_bytes(card))
+    write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
     about = {
         "study": study.__dict__,
         "cells": len(tasks),

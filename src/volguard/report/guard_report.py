@@ -7,12 +7,11 @@ market's 30-day ATM vol and forward underneath, on one shared time axis.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 
-from volguard.data.files import write_atomic
+from volguard.data.files import parquet_bytes, write_atomic
 from volguard.guard.policy import PolicySettings, State
 
 DETECTOR_NAMES = ("cusum", "page_hinkley", "adwin")
@@ -28,16 +27,10 @@ def write_guard_outputs(
     """Write the three outputs atomically; returns their paths."""
     out = Path(out_dir)
     return [
-        write_atomic(out / "decisions.parquet", _parquet(decisions)),
-        write_atomic(out / "guarded.parquet", _parquet(guarded)),
+        write_atomic(out / "decisions.parquet", parquet_bytes(decisions)),
+        write_atomic(out / "guarded.parquet", parquet_bytes(guarded)),
         write_atomic(out / "report.html", guard_report_html(decisions, settings, title)),
     ]
-
-
-def _parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
 
 
 def guard_report_html(
