@@ -54,6 +54,7 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     card = run_study(Study.from_toml(study_file), out)
     assert set(card["regime"]) == {"calm", "crash"}
     assert set(card["protocol"]) == {"nowcast-wings", "forecast-1"}
+    assert set(card["scenario"]) == {"market"}
     assert len(card) == 2 * 2 * 2
     calm = card[card["regime"] == "calm"]
     assert (calm["gen_gap"] == 1.0).all()
@@ -61,7 +62,11 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     saved = pd.read_csv(out / "scorecard.csv")
     assert len(saved) == len(card)
     first = json.loads((out / "study.json").read_text())
-    assert first["cells_cached"] == 0 and first["cells"] == 7 + 6
+    assert first["cells_cached"] == 0 and first["cells"] == 7  # one per snapshot
+    regimes = pd.read_parquet(out / "regimes.parquet")
+    assert len(regimes) == 7 and {"atm_30d", "regime"} <= set(regimes)
+    steps = pd.read_parquet(out / "hedging.parquet")
+    assert set(steps["ts"]) == set(regimes["ts"].iloc[:-1]) and steps["regime"].notna().all()
     again = run_study(Study.from_toml(study_file), out)
     assert json.loads((out / "study.json").read_text())["cells_cached"] == first["cells"]
     pd.testing.assert_frame_equal(again, card)
@@ -77,6 +82,15 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
         ("[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nbacktest = 1", "unknown"),
         ("[engines]\nsvi = {}\n[protocols]\nhedging = true", "[data] is missing"),
         ("colour = 1", "unknown key(s) ['colour']"),
+        (
+            "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
+            "[stress]\nscenarios = ['meteor']",
+            "scenario 'meteor' is unknown",
+        ),
+        (
+            "[data]\ndataset = 'mine'\n[engines]\nsvi = {}\n[protocols]\nhedging = true",
+            "dataset 'mine' is unknown",
+        ),
     ],
 )
 def test_bad_study_files_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
@@ -93,3 +107,40 @@ def test_cli_study(study_file: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "scorecard" in result.output and (tmp_path / "o" / "predictions.parquet").exists()
+
+
+def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = (
+        study_file.read_text() + '[stress]\nscenarios = ["vol-up-20", "crunch-mild"]\nevery = 3\n'
+    )
+    study_file.write_text(text)
+    out = tmp_path / "out"
+    card = run_study(Study.from_toml(study_file), out).set_index(
+        ["engine", "protocol", "regime", "scenario"]
+    )
+    stressed = card.xs("vol-up-20", level="scenario")
+    assert set(stressed.index.get_level_values("protocol")) == {"nowcast-wings", "shock"}
+    # the stressed surface is the truth: every stressed prediction is scored against it
+    assert stressed["true_iv_rmse_vol_pts"].notna().all()
+    assert stressed["hedge_err_std"].notna().all()
+    # vols up 20 %: engines fitted before the shock are far below the stressed truth; SSVI
+    # fitted on the stressed quotes is not (flat Black misses the wings either way)
+    pred = pd.read_parquet(out / "predictions.parquet")
+    bias = (
+        pred[pred["scenario"] == "vol-up-20"]
+        .assign(err=lambda p: p["model_iv"] - p["true_iv"])
+        .groupby(["protocol", "engine"])["err"]
+        .mean()
+    )
+    assert (bias["shock"] < -0.05).all()
+    assert abs(bias["nowcast-wings", "ssvi"]) < 0.2 * abs(bias["shock", "ssvi"])
+    # stressed snapshots 0, 3, 6 only; the market's cells are unchanged
+    pred = pd.read_parquet(out / "predictions.parquet")
+    assert pred.loc[pred["scenario"] == "crunch-mild", "ts"].nunique() == 3
+    assert (
+        not pred.loc[pred["scenario"] == "crunch-mild", "gen_gap" if "gen_gap" in pred else "ts"]
+        .isna()
+        .any()
+    )

@@ -525,11 +525,15 @@ def adversarial_command(
 def study_command(
     config: Annotated[Path, typer.Argument(help="The study TOML file (docs/lab.md).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (its cache is reused).")],
-    workers: Annotated[int, typer.Option(help="Processes running the cells.")] = min(
+    workers: Annotated[int, typer.Option(help="Processes (or Ray CPUs) running the cells.")] = min(
         2, os.cpu_count() or 1
     ),
+    executor: Annotated[str, typer.Option(help="local (a process pool) or ray.")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
+    ] = None,
 ) -> None:
-    """Run a study: every engine x protocol x regime to scorecard.csv, resumable."""
+    """Run a study: every engine x protocol x regime x scenario to scorecard.csv, resumable."""
 
     def action() -> pd.DataFrame:
         study = Study.from_toml(config)
@@ -540,7 +544,14 @@ def study_command(
             def progress(finished: int, total: int) -> None:
                 bar.update(task, completed=finished, total=total)
 
-            return run_study(study, out_dir, workers=workers, progress=progress)
+            return run_study(
+                study,
+                out_dir,
+                workers=workers,
+                executor=executor,
+                address=address,
+                progress=progress,
+            )
 
     _print_scorecard(_run(action), out_dir / "scorecard.csv")
 
@@ -550,6 +561,7 @@ def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
         "engine": "engine",
         "protocol": "protocol",
         "regime": "regime",
+        "scenario": "scenario",
         "iv_rmse_vol_pts": "IV RMSE",
         "inside_spread_pct": "inside%",
         "gen_gap": "gap",
@@ -562,7 +574,7 @@ def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
         box=box.SIMPLE,
     )
     for column in columns:
-        if column in ("engine", "protocol", "regime"):
+        if column in ("engine", "protocol", "regime", "scenario"):
             table.add_column(shown[column], no_wrap=True)
         else:
             table.add_column(shown[column], justify="right", no_wrap=True)

@@ -63,6 +63,8 @@ def hedge_steps(
 ) -> pd.DataFrame:
     """One row per option and step ``t -> t+1`` with the market move and every delta.
 
+    Each engine is a fresh clone fitted on snapshot ``t`` only.
+
     Returns
     -------
     DataFrame
@@ -72,39 +74,55 @@ def hedge_steps(
     """
     rows = []
     for now, nxt in pairwise(snapshots):
-        a, b = _two_sided(now), _two_sided(nxt)
-        both = a.merge(b[[*KEY, "mid", "forward"]], on=KEY, suffixes=("", "_next"))
-        if both.empty:
-            continue
-        f, strike = both["forward"].to_numpy(float), both["strike"].to_numpy(float)
-        t, call = both["t"].to_numpy(float), both["is_call"].to_numpy(bool)
-        g = black76_greeks(f, strike, t, both["mid_iv"].to_numpy(float), call)
-        step = pd.DataFrame(
-            {
-                "ts": now.ts,
-                "next_ts": nxt.ts,
-                "instrument": both["instrument"].to_numpy(),
-                "is_call": call,
-                "t": t,
-                "k": np.log(strike / f),
-                "forward": f,
-                "d_forward": both["forward_next"].to_numpy(float) - f,
-                "d_value": both["mid_next"].to_numpy(float) - both["mid"].to_numpy(float),
-                "vega": g["vega"],
-                "delta_bs": g["delta"],
-            }
-        )
-        contracts = both[["expiry", "strike", "is_call"]]
+        fitted: dict[str, SurfaceEngine | None] = {}
         for name, engine in engines.items():
             try:
-                fitted = clone(engine).fit(now)
-                step[f"delta_{name}"] = fitted.greeks(contracts, now, delta=delta)["delta"]
-                step[f"fit_failed_{name}"] = False
+                fitted[name] = clone(engine).fit(now)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-                step[f"delta_{name}"] = np.nan
-                step[f"fit_failed_{name}"] = True
-        rows.append(step)
+                fitted[name] = None
+        rows.append(hedge_step(now, nxt, fitted, delta=delta))
+    rows = [r for r in rows if len(r)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def hedge_step(
+    now: MarketSnapshot,
+    nxt: MarketSnapshot,
+    fitted: Mapping[str, SurfaceEngine | None],
+    *,
+    delta: DeltaConvention = "sticky-strike",
+) -> pd.DataFrame:
+    """The rows of :func:`hedge_steps` for one step, given engines already fitted on ``now``
+    (None: failed)."""
+    a, b = _two_sided(now), _two_sided(nxt)
+    both = a.merge(b[[*KEY, "mid", "forward"]], on=KEY, suffixes=("", "_next"))
+    if both.empty:
+        return pd.DataFrame()
+    f, strike = both["forward"].to_numpy(float), both["strike"].to_numpy(float)
+    t, call = both["t"].to_numpy(float), both["is_call"].to_numpy(bool)
+    g = black76_greeks(f, strike, t, both["mid_iv"].to_numpy(float), call)
+    step = pd.DataFrame(
+        {
+            "ts": now.ts,
+            "next_ts": nxt.ts,
+            "instrument": both["instrument"].to_numpy(),
+            "is_call": call,
+            "t": t,
+            "k": np.log(strike / f),
+            "forward": f,
+            "d_forward": both["forward_next"].to_numpy(float) - f,
+            "d_value": both["mid_next"].to_numpy(float) - both["mid"].to_numpy(float),
+            "vega": g["vega"],
+            "delta_bs": g["delta"],
+        }
+    )
+    contracts = both[["expiry", "strike", "is_call"]]
+    for name, engine in fitted.items():
+        step[f"delta_{name}"] = (
+            np.nan if engine is None else engine.greeks(contracts, now, delta=delta)["delta"]
+        )
+        step[f"fit_failed_{name}"] = engine is None
+    return step
 
 
 @dataclass(frozen=True)

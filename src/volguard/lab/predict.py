@@ -50,20 +50,29 @@ def _quote_table(snapshot: MarketSnapshot) -> pd.DataFrame:
     )
 
 
-def _fit(
-    engine: SurfaceEngine, snapshot: MarketSnapshot
-) -> tuple[SurfaceEngine | None, dict[str, object]]:
-    fitted = clone(engine)
-    try:
-        fitted.fit(snapshot)
-    except FIT_ERRORS:
-        return None, {"fit_ms": np.nan, "failed": True, "arb_violations": 0}
-    result = fitted.result_
-    return fitted, {
-        "fit_ms": result.fit_ms,
-        "failed": result.fallback is not None,
-        "arb_violations": result.arbitrage.total,
-    }
+def fit_engines(
+    engines: Mapping[str, SurfaceEngine], snapshot: MarketSnapshot
+) -> dict[str, tuple[SurfaceEngine | None, dict[str, object]]]:
+    """A fresh clone of each engine fitted on ``snapshot`` (None where the fit raised), with its
+    cell: ``fit_ms``, ``failed`` (raised or fell back) and ``arb_violations``."""
+    fits: dict[str, tuple[SurfaceEngine | None, dict[str, object]]] = {}
+    for name, engine in engines.items():
+        fitted = clone(engine)
+        try:
+            fitted.fit(snapshot)
+        except FIT_ERRORS:
+            fits[name] = (None, {"fit_ms": np.nan, "failed": True, "arb_violations": 0})
+            continue
+        result = fitted.result_
+        fits[name] = (
+            fitted,
+            {
+                "fit_ms": result.fit_ms,
+                "failed": result.fallback is not None,
+                "arb_violations": result.arbitrage.total,
+            },
+        )
+    return fits
 
 
 def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot) -> pd.DataFrame:
@@ -78,6 +87,31 @@ def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot)
     )
 
 
+def nowcast_snapshot(
+    snapshot: MarketSnapshot, engines: Mapping[str, SurfaceEngine], split: NowcastSplit
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`nowcast` on one snapshot."""
+    if split.mode == "illiquid":
+        raise ValueError("nowcast scores two-sided quotes; mode 'illiquid' has none to hold out")
+    protocol = f"nowcast-{split.mode}"
+    predictions, cells = [], []
+    table = _quote_table(snapshot)
+    quotes = snapshot.quotes
+    for i, (train, test) in enumerate(split.split(table)):
+        if len(test) == 0 or len(train) == 0:
+            continue
+        visible = quotes[quotes["instrument"].isin(table["instrument"].iloc[train])]
+        fits = fit_engines(engines, MarketSnapshot.from_quotes(visible))
+        for name, (fitted, cell) in fits.items():
+            cells.append(
+                {"engine": name, "protocol": protocol, "ts": snapshot.ts, "split": i, **cell}
+            )
+            if fitted is not None:
+                rows = _predict(fitted, table.iloc[test], snapshot)
+                predictions.append(rows.assign(engine=name, protocol=protocol, split=i))
+    return _frames(predictions, cells)
+
+
 def nowcast(
     snapshots: Sequence[MarketSnapshot],
     engines: Mapping[str, SurfaceEngine],
@@ -90,26 +124,26 @@ def nowcast(
     ValueError
         For ``mode="illiquid"``: one-sided quotes have no mid vol to score against here.
     """
-    if split.mode == "illiquid":
-        raise ValueError("nowcast scores two-sided quotes; mode 'illiquid' has none to hold out")
-    protocol = f"nowcast-{split.mode}"
+    parts = [nowcast_snapshot(snapshot, engines, split) for snapshot in snapshots]
+    return _joined(parts)
+
+
+def forecast_snapshot(
+    fits: Mapping[str, tuple[SurfaceEngine | None, dict[str, object]]],
+    now: MarketSnapshot,
+    later: MarketSnapshot,
+    protocol: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later``."""
+    table = _quote_table(later)
+    table = table[table["expiry"].isin(now.expiries)]
     predictions, cells = [], []
-    for snapshot in snapshots:
-        table = _quote_table(snapshot)
-        quotes = snapshot.quotes
-        for i, (train, test) in enumerate(split.split(table)):
-            if len(test) == 0 or len(train) == 0:
-                continue
-            visible = quotes[quotes["instrument"].isin(table["instrument"].iloc[train])]
-            seen = MarketSnapshot.from_quotes(visible)
-            for name, engine in engines.items():
-                fitted, cell = _fit(engine, seen)
-                cells.append(
-                    {"engine": name, "protocol": protocol, "ts": snapshot.ts, "split": i, **cell}
-                )
-                if fitted is not None:
-                    rows = _predict(fitted, table.iloc[test], snapshot)
-                    predictions.append(rows.assign(engine=name, protocol=protocol, split=i))
+    for name, (fitted, cell) in fits.items():
+        cells.append({"engine": name, "protocol": protocol, "ts": later.ts, "split": 0, **cell})
+        if fitted is not None and len(table):
+            predictions.append(
+                _predict(fitted, table, later).assign(engine=name, protocol=protocol, split=0)
+            )
     return _frames(predictions, cells)
 
 
@@ -121,19 +155,11 @@ def forecast(
     earlier snapshot did not list are skipped."""
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1 snapshot, got {horizon}")
-    protocol = f"forecast-{horizon}"
-    predictions, cells = [], []
-    for now, later in zip(snapshots[:-horizon], snapshots[horizon:], strict=True):
-        table = _quote_table(later)
-        table = table[table["expiry"].isin(now.expiries)]
-        for name, engine in engines.items():
-            fitted, cell = _fit(engine, now)
-            cells.append({"engine": name, "protocol": protocol, "ts": later.ts, "split": 0, **cell})
-            if fitted is not None and len(table):
-                predictions.append(
-                    _predict(fitted, table, later).assign(engine=name, protocol=protocol, split=0)
-                )
-    return _frames(predictions, cells)
+    parts = [
+        forecast_snapshot(fit_engines(engines, now), now, later, f"forecast-{horizon}")
+        for now, later in zip(snapshots[:-horizon], snapshots[horizon:], strict=True)
+    ]
+    return _joined(parts)
 
 
 def _frames(
@@ -141,3 +167,9 @@ def _frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     pred = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
     return pred, pd.DataFrame(cells)
+
+
+def _joined(parts: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frames = [p for p, _ in parts if len(p)]
+    pred = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pred, pd.concat([c for _, c in parts], ignore_index=True)

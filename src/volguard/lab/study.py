@@ -1,4 +1,4 @@
-"""A study: data, regime labels, engines and protocols from one TOML file, run to a scorecard.
+"""A study: data, regime labels, engines, protocols and stress scenarios from one TOML file.
 
 ::
 
@@ -9,8 +9,9 @@
     simulate = "calm-then-crash"
     days = 40
     freq = "12h"
-    underlying = "BTC"
+    underlyings = ["BTC"]
     # store = "runs/store"        # ... or a quote store, with start = "...", end = "..."
+    # dataset = "deribit-svcj-snapshots"   # ... or a data set under VOLGUARD_DATA, ingested once
 
     [regimes]
     method = "truth"              # truth (simulated runs), rules, hmm or ranges
@@ -26,22 +27,34 @@
     forecast = { horizon = 1 }
     hedging = true
 
-:func:`run_study` evaluates every engine under every protocol on every snapshot. Each
-(protocol, snapshot) cell is cached under ``OUT/cache`` by a content hash of what it depends
-on, so an interrupted or repeated study skips the cells already done; the outputs
-(``scorecard.csv`` and ``.parquet``, ``predictions.parquet``, ``hedging.csv``, ``study.json``)
-are each written atomically.
+    [stress]                      # optional: the protocols again on stressed snapshots
+    scenarios = ["vol-up-20", "crash-combo"]   # names of volguard.sim.stress_library.LIBRARY
+    every = 4                     # stress every 4th snapshot
+
+:func:`run_study` evaluates every engine under every protocol on every snapshot. The unit of
+work is a *cell*, one snapshot of one underlying: each engine is fitted on the nowcast split's
+visible quotes (nowcast) and once on the whole snapshot, and that one fit serves the forecast of
+snapshot ``i + horizon`` and the hedge from ``i`` to ``i + 1``. A stress scenario reruns the
+cell's protocols on the stressed snapshot (:func:`volguard.sim.stress.stress`), scenario
+``market`` being the snapshots as they were: nowcast on the stressed quotes, ``shock`` (the
+engines fitted before the stress predict the stressed quotes) and a hedge across the stress.
+
+Cells run on an executor (:mod:`volguard.lab.executors`: a local process pool or Ray) and are
+cached under ``OUT/cache`` by a content hash of what they depend on, so an interrupted or
+repeated study skips the cells already done. The outputs (``scorecard.csv`` and ``.parquet``,
+``predictions.parquet``, ``hedging.parquet``, ``regimes.parquet``, ``study.json``) are each
+written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 import tomllib
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,19 +63,27 @@ import numpy as np
 import pandas as pd
 
 from volguard.data.files import parquet_bytes, write_atomic
+from volguard.data.ingest import build_store
 from volguard.data.store import open_store
 from volguard.errors import ConfigError
-from volguard.lab.hedging import hedge_steps, hedge_summary
+from volguard.lab.executors import make_executor
+from volguard.lab.hedging import fit_min_variance, hedge_step, hedge_summary
 from volguard.lab.metrics import generalization_gap, scorecard
-from volguard.lab.predict import forecast, nowcast
+from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.registry import ENGINES, make_engine
 from volguard.sim.scenario import load_scenario
 from volguard.sim.simulator import simulate
+from volguard.sim.stress import Reference, stress
+from volguard.sim.stress_library import LIBRARY
 
-SECTIONS = {"name", "seed", "data", "regimes", "engines", "protocols"}
+SECTIONS = {"name", "seed", "data", "regimes", "engines", "protocols", "stress"}
+DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")}
+"""Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
+MARKET = "market"
+"""The scenario of the snapshots as they were (no stress)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,7 @@ class Study:
     engines: dict[str, dict[str, Any]]
     protocols: dict[str, Any]
     regimes: dict[str, Any] = field(default_factory=lambda: {"method": "rules"})
+    stress: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     @classmethod
@@ -106,22 +128,53 @@ class Study:
             raise ConfigError(
                 f"{path}: [protocols] {bad} unknown; expected nowcast, forecast, hedging"
             )
-        if ("simulate" in doc["data"]) == ("store" in doc["data"]):
-            raise ConfigError(f"{path}: [data] needs exactly one of 'simulate' and 'store'")
+        sources = [k for k in ("simulate", "store", "dataset") if k in doc["data"]]
+        if len(sources) != 1:
+            raise ConfigError(
+                f"{path}: [data] needs exactly one of 'simulate', 'store' and 'dataset', "
+                f"got {sources}"
+            )
+        if doc["data"].get("dataset", next(iter(DATASETS))) not in DATASETS:
+            raise ConfigError(
+                f"{path}: [data] dataset {doc['data']['dataset']!r} is unknown; "
+                f"expected one of {sorted(DATASETS)}"
+            )
+        stressed = dict(doc.get("stress", {}))
+        for name in stressed.get("scenarios", []):
+            if name not in LIBRARY:
+                raise ConfigError(
+                    f"{path}: [stress] scenario {name!r} is unknown; "
+                    f"expected one of {sorted(LIBRARY)}"
+                )
+        if int(stressed.get("every", 1)) < 1:
+            raise ConfigError(f"{path}: [stress] every must be >= 1, got {stressed['every']}")
         return cls(
             name=str(doc.get("name", Path(path).stem)),
             data=dict(doc["data"]),
             engines={k: dict(v) for k, v in doc["engines"].items()},
             protocols=dict(doc["protocols"]),
             regimes=dict(doc.get("regimes", {"method": "rules"})),
+            stress=stressed,
             seed=int(doc.get("seed", 0)),
         )
 
+    @property
+    def underlyings(self) -> list[str]:
+        """The underlyings studied (``underlyings``, or the one ``underlying``; default BTC)."""
+        return [str(u) for u in self.data.get("underlyings", [self.data.get("underlying", "BTC")])]
 
-def load_data(study: Study) -> tuple[list[MarketSnapshot], pd.DataFrame | None]:
-    """The study's snapshots in time order, and the simulator's truth (None for a store)."""
+
+def data_root() -> Path:
+    """Where named data sets live: ``VOLGUARD_DATA``, default ``../shared/data``."""
+    return Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
+
+
+def load_data(
+    study: Study, out_dir: str | Path
+) -> tuple[dict[str, list[MarketSnapshot]], pd.DataFrame | None]:
+    """The study's snapshots per underlying in time order, and the simulator's truth (None for
+    stored data). A named data set is ingested once into ``out_dir/store``."""
     d = study.data
-    underlying = str(d.get("underlying", "BTC"))
     if "simulate" in d:
         run = simulate(
             load_scenario(d["simulate"]),
@@ -129,63 +182,162 @@ def load_data(study: Study) -> tuple[list[MarketSnapshot], pd.DataFrame | None]:
             str(d.get("freq", "12h")),
             int(d.get("seed", study.seed)),
         )
-        return list(run.snapshots(underlying)), run.truth[run.truth["underlying"] == underlying]
-    store = open_store(d["store"])
-    stamps = store.timestamps(underlying)
-    start = pd.Timestamp(d.get("start", stamps.min()))
-    end = pd.Timestamp(d.get("end", stamps.max()))
-    start = start.tz_localize("UTC") if start.tzinfo is None else start
-    end = end.tz_localize("UTC") if end.tzinfo is None else end
-    chosen = stamps[(stamps >= start) & (stamps <= end)]
-    return [store.snapshot_at(underlying, ts) for ts in chosen], None
+        truth = run.truth[run.truth["underlying"].isin(study.underlyings)]
+        return {u: list(run.snapshots(u)) for u in study.underlyings}, truth
+    if "dataset" in d:
+        fmt, pattern = DATASETS[d["dataset"]]
+        files = sorted((data_root() / d["dataset"]).glob(pattern))
+        if not files:
+            raise ConfigError(
+                f"data set {d['dataset']!r}: no files {pattern} under {data_root() / d['dataset']}"
+                " (set VOLGUARD_DATA)"
+            )
+        store_dir = Path(out_dir) / "store"
+        if not (store_dir / "_manifest.json").exists():
+            build_store(store_dir, [(fmt, f) for f in files])
+    else:
+        store_dir = Path(d["store"])
+    store = open_store(store_dir)
+    snapshots = {}
+    for underlying in study.underlyings:
+        stamps = store.timestamps(underlying)
+        start = _utc(d.get("start", stamps.min()))
+        end = _utc(d.get("end", stamps.max()))
+        chosen = stamps[(stamps >= start) & (stamps <= end)]
+        snapshots[underlying] = [store.snapshot_at(underlying, ts) for ts in chosen]
+    return snapshots, None
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
 
 
 def label_regimes(
-    study: Study, snapshots: list[MarketSnapshot], truth: pd.DataFrame | None
-) -> pd.Series:
-    """The regime of each snapshot time, by the study's method."""
+    study: Study, snapshots: dict[str, list[MarketSnapshot]], truth: pd.DataFrame | None
+) -> pd.DataFrame:
+    """One row per underlying and snapshot: ``underlying, ts, regime`` and the market features
+    of :func:`~volguard.lab.regimes.snapshot_features` behind rule and HMM labels."""
     method = study.regimes.get("method", "rules")
-    stamps = pd.Series([s.ts for s in snapshots])
+    panel = pd.concat([s.quotes for snaps in snapshots.values() for s in snaps], ignore_index=True)
+    features = snapshot_features(panel)
     if method == "truth":
         if truth is None:
             raise ConfigError("regimes method 'truth' needs simulated data")
         first = truth.drop_duplicates("ts").set_index("ts")["regime"].astype(str)
-        return pd.Series(first.reindex(stamps).to_numpy(), index=stamps)
-    if method == "ranges":
-        labels = range_labels(stamps, {k: tuple(v) for k, v in study.regimes["ranges"].items()})
-        return pd.Series(labels.to_numpy(), index=stamps)
-    panel = pd.concat([s.quotes for s in snapshots], ignore_index=True)
-    features = snapshot_features(panel)
-    if method == "rules":
-        labels = rule_labels(features)
+        labels = first.reindex(features["ts"]).to_numpy()
+    elif method == "ranges":
+        ranges = {k: tuple(v) for k, v in study.regimes["ranges"].items()}
+        labels = range_labels(features["ts"], ranges).to_numpy()
+    elif method == "rules":
+        labels = rule_labels(features).to_numpy()
     elif method == "hmm":
-        labels = hmm_labels(features, seed=study.seed)
+        labels = hmm_labels(features, seed=study.seed).to_numpy()
     else:
         raise ConfigError(
             f"regimes method {method!r} is unknown; expected truth, rules, hmm or ranges"
         )
-    return pd.Series(labels.to_numpy(), index=features["ts"].to_numpy())
+    return features.assign(regime=pd.array(labels, dtype="string"))
 
 
-def _cell_key(study: Study, protocol: str, stamps: tuple[pd.Timestamp, ...]) -> str:
-    what = {
-        "data": study.data,
-        "seed": study.seed,
-        "engines": study.engines,
-        "protocol": protocol,
-        "settings": study.protocols.get(protocol),
-        "ts": [str(t) for t in stamps],
+@dataclass(frozen=True)
+class _Cell:
+    """What one cell needs: the snapshot, its successors and the study's settings."""
+
+    underlying: str
+    index: int
+    now: MarketSnapshot
+    nxt: MarketSnapshot | None
+    later: MarketSnapshot | None
+    stressed: tuple[str, ...]
+
+    def key(self, study: Study) -> str:
+        what = {
+            "data": study.data,
+            "seed": study.seed,
+            "engines": study.engines,
+            "protocols": study.protocols,
+            "underlying": self.underlying,
+            "ts": [str(s.ts) if s is not None else None for s in (self.now, self.nxt, self.later)],
+            "stress": self.stressed,
+        }
+        text = json.dumps(what, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
+    """Every protocol of the study on one cell: predictions, fit cells and hedge steps."""
+    engines = {name: make_engine(name, **params) for name, params in study.engines.items()}
+    protocols = study.protocols
+    horizon = int(protocols.get("forecast", {}).get("horizon", 1))
+    fitting = "forecast" in protocols or bool(protocols.get("hedging")) or bool(cell.stressed)
+    fits = fit_engines(engines, cell.now) if fitting else {}
+    parts: dict[str, list[pd.DataFrame]] = {"predictions": [], "cells": [], "hedging": []}
+
+    def score(
+        snapshot: MarketSnapshot,
+        later: MarketSnapshot | None,
+        nxt: MarketSnapshot | None,
+        scenario: str,
+        forecast_protocol: str,
+        truth: pd.DataFrame | None = None,
+    ) -> None:
+        found: list[tuple[pd.DataFrame, pd.DataFrame]] = []
+        if "nowcast" in protocols:
+            found.append(nowcast_snapshot(snapshot, engines, NowcastSplit(**protocols["nowcast"])))
+        if "forecast" in protocols and later is not None:
+            found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol))
+        for pred, fit_cells in found:
+            if truth is not None and len(pred):
+                pred = pred.merge(truth, on="instrument", how="left")
+            parts["predictions"].append(pred.assign(scenario=scenario))
+            parts["cells"].append(fit_cells.assign(scenario=scenario))
+        if protocols.get("hedging") and nxt is not None:
+            fitted = {name: engine for name, (engine, _) in fits.items()}
+            parts["hedging"].append(hedge_step(cell.now, nxt, fitted).assign(scenario=scenario))
+
+    score(cell.now, cell.later, cell.nxt, MARKET, f"forecast-{horizon}")
+    reference = _reference(cell.now) if cell.stressed else None
+    for offset, name in enumerate(cell.stressed if reference is not None else ()):
+        result = stress(reference, LIBRARY[name], seed=study.seed + cell.index + offset)
+        truth = result.truth[["instrument", "iv"]].rename(columns={"iv": "true_iv"})
+        score(result.snapshot, result.snapshot, result.snapshot, name, "shock", truth)
+    return {
+        part: _concat(frames).assign(underlying=cell.underlying) for part, frames in parts.items()
     }
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _run_cell(
-    protocol: str, settings: Any, engines: dict[str, dict[str, Any]], snaps: list[MarketSnapshot]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    built = {name: make_engine(name, **params) for name, params in engines.items()}
-    if protocol == "nowcast":
-        return nowcast(snaps, built, NowcastSplit(**settings))
-    return forecast(snaps, built, horizon=int(settings.get("horizon", 1)))
+def _reference(snapshot: MarketSnapshot) -> Reference | None:
+    """The stress reference of ``snapshot``, None where eSSVI cannot fit it (no stress then)."""
+    try:
+        return Reference.fit(snapshot)
+    except FIT_ERRORS:
+        return None
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _plan(study: Study, snapshots: dict[str, list[MarketSnapshot]]) -> list[_Cell]:
+    horizon = int(study.protocols.get("forecast", {}).get("horizon", 1))
+    every = int(study.stress.get("every", 1))
+    names = tuple(study.stress.get("scenarios", ()))
+    plan = []
+    for underlying, snaps in snapshots.items():
+        for i, now in enumerate(snaps):
+            plan.append(
+                _Cell(
+                    underlying,
+                    i,
+                    now,
+                    snaps[i + 1] if i + 1 < len(snaps) else None,
+                    snaps[i + horizon] if i + horizon < len(snaps) else None,
+                    names if i % every == 0 else (),
+                )
+            )
+    return plan
 
 
 def run_study(
@@ -193,86 +345,89 @@ def run_study(
     out_dir: str | Path,
     *,
     workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> pd.DataFrame:
     """Run ``study`` into ``out_dir`` (see the module docstring); returns the scorecard.
 
-    Cells run in a process pool of ``workers`` (1: in this process); cached cells are read
-    back instead of run.
+    Cells run on ``executor`` (``local``: a process pool of ``workers``, 1 running in this
+    process; ``ray``: Ray tasks, on the cluster at ``address`` or a local Ray of ``workers``
+    CPUs); cached cells are read back instead of run. Every executor gives the same results.
     """
     started = time.perf_counter()
     out = Path(out_dir)
     cache = out / "cache"
-    snapshots, truth = load_data(study)
+    snapshots, truth = load_data(study, out)
     regimes = label_regimes(study, snapshots, truth)
-    tasks: list[tuple[str, str, list[MarketSnapshot]]] = []
-    for protocol in ("nowcast", "forecast"):
-        if protocol not in study.protocols:
-            continue
-        settings = study.protocols[protocol]
-        horizon = int(settings.get("horizon", 1)) if protocol == "forecast" else 0
-        groups = (
-            [[s] for s in snapshots]
-            if protocol == "nowcast"
-            else [[a, b] for a, b in zip(snapshots[:-horizon], snapshots[horizon:], strict=True)]
-        )
-        for snaps in groups:
-            tasks.append((protocol, _cell_key(study, protocol, tuple(s.ts for s in snaps)), snaps))
-    results: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
-    todo = []
-    for protocol, key, snaps in tasks:
-        pred_file, cell_file = cache / f"{key}.pred.parquet", cache / f"{key}.cells.parquet"
-        if pred_file.exists() and cell_file.exists():
-            results[key] = (pd.read_parquet(pred_file), pd.read_parquet(cell_file))
-        else:
-            todo.append((protocol, key, snaps))
-    done = len(results)
-    progress(done, len(tasks))
+    plan = _plan(study, snapshots)
+    keys = [cell.key(study) for cell in plan]
+    results: dict[str, dict[str, pd.DataFrame]] = {}
+    for key in keys:
+        files = {
+            part: cache / f"{key}.{part}.parquet" for part in ("predictions", "cells", "hedging")
+        }
+        if all(f.exists() for f in files.values()):
+            results[key] = {part: pd.read_parquet(f) for part, f in files.items()}
+    todo = [(cell, key) for cell, key in zip(plan, keys, strict=True) if key not in results]
+    cached = len(results)
+    progress(cached, len(plan))
+    with make_executor(executor, workers=workers, address=address) as pool:
+        for (_, key), parts in zip(
+            todo, pool.map(_run_cell, [(study, c) for c, _ in todo]), strict=True
+        ):
+            for part, frame in parts.items():
+                write_atomic(cache / f"{key}.{part}.parquet", parquet_bytes(frame))
+            results[key] = parts
+            progress(len(results), len(plan))
 
-    def keep(key: str, pair: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-        nonlocal done
-        write_atomic(cache / f"{key}.pred.parquet", parquet_bytes(pair[0]))
-        write_atomic(cache / f"{key}.cells.parquet", parquet_bytes(pair[1]))
-        results[key] = pair
-        done += 1
-        progress(done, len(tasks))
+    def gather(part: str) -> pd.DataFrame:
+        return _concat([results[key][part] for key in keys])
 
-    args = [(p, study.protocols[p], study.engines, snaps) for p, _, snaps in todo]
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for (_, key, _), pair in zip(
-                todo, pool.map(_run_cell, *zip(*args, strict=True)), strict=True
-            ):
-                keep(key, pair)
-    else:
-        for (_, key, _), arg in zip(todo, args, strict=True):
-            keep(key, _run_cell(*arg))
-
-    ordered = [results[key] for _, key, _ in tasks]
-    predictions = pd.concat([p for p, _ in ordered if len(p)], ignore_index=True)
-    cells = pd.concat([c for _, c in ordered if len(c)], ignore_index=True)
-    predictions["regime"] = regimes.reindex(predictions["ts"]).to_numpy()
-    cells["regime"] = regimes.reindex(cells["ts"]).to_numpy()
-    if truth is not None:
-        columns = ["ts", "instrument", "true_iv", "true_delta", "true_gamma", "true_vega"]
-        predictions = predictions.merge(truth[columns], on=["ts", "instrument"], how="left")
-    card = scorecard(predictions, cells, by=("engine", "protocol", "regime"))
+    predictions, cells, steps = gather("predictions"), gather("cells"), gather("hedging")
+    labels = regimes.set_index(["underlying", "ts"])["regime"]
+    for frame in (predictions, cells, steps):
+        if len(frame):
+            where = pd.MultiIndex.from_frame(frame[["underlying", "ts"]])
+            frame["regime"] = labels.reindex(where).to_numpy()
+    if truth is not None and len(predictions):
+        columns = [
+            "underlying",
+            "ts",
+            "instrument",
+            "true_iv",
+            "true_delta",
+            "true_gamma",
+            "true_vega",
+        ]
+        market = predictions["scenario"] == MARKET
+        known = predictions[market].drop(columns=["true_iv"], errors="ignore")
+        known = known.merge(truth[columns], on=["underlying", "ts", "instrument"], how="left")
+        predictions = pd.concat([known, predictions[~market]], ignore_index=True)
+    card = scorecard(predictions, cells, by=("engine", "protocol", "regime", "scenario"))
     in_regime = study.regimes.get("in_regime")
-    if in_regime is not None and in_regime in set(predictions["regime"]):
-        gap = generalization_gap(predictions, in_regime, seed=study.seed)
-        card = card.merge(gap, on=["engine", "protocol", "regime"], how="left")
-    hedging = pd.DataFrame()
-    if study.protocols.get("hedging"):
-        hedging = _hedging(study, snapshots, regimes, truth)
-        card = card.merge(hedging, on=["engine", "regime"], how="left")
+    market = predictions[predictions["scenario"] == MARKET] if len(predictions) else predictions
+    if in_regime is not None and in_regime in set(market["regime"]):
+        gap = generalization_gap(market, in_regime, seed=study.seed).assign(scenario=MARKET)
+        card = card.merge(gap, on=["engine", "protocol", "regime", "scenario"], how="left")
+    if len(steps):
+        card = card.merge(
+            _hedging_table(steps, list(study.engines), in_regime),
+            on=["engine", "regime", "scenario"],
+            how="left",
+        )
     write_atomic(out / "scorecard.csv", card.to_csv(index=False))
     write_atomic(out / "scorecard.parquet", parquet_bytes(card))
     write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
+    write_atomic(out / "hedging.parquet", parquet_bytes(steps))
+    write_atomic(out / "regimes.parquet", parquet_bytes(regimes))
     about = {
         "study": study.__dict__,
-        "cells": len(tasks),
-        "cells_cached": len(tasks) - len(todo),
-        "snapshots": len(snapshots),
+        "cells": len(plan),
+        "cells_cached": cached,
+        "snapshots": {u: len(s) for u, s in snapshots.items()},
+        "executor": executor,
+        "workers": workers,
         "seconds": round(time.perf_counter() - started, 3),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -282,26 +437,34 @@ def run_study(
     return card
 
 
-def _hedging(
-    study: Study,
-    snapshots: list[MarketSnapshot],
-    regimes: pd.Series,
-    truth: pd.DataFrame | None,
-) -> pd.DataFrame:
-    """Per engine and regime: hedge error std and its reduction against Black-76."""
-    built = {name: make_engine(name, **params) for name, params in study.engines.items()}
-    steps = hedge_steps(snapshots, built)
-    steps["regime"] = regimes.reindex(steps["ts"]).to_numpy()
+def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | None) -> pd.DataFrame:
+    """Per engine, regime and scenario: hedge error std, CVaR 95 and the reductions against
+    Black-76 at the quote's vol and against the minimum-variance delta fitted on the in-regime
+    market steps (Hull and White 2017)."""
+    train = steps[(steps["scenario"] == MARKET) & (steps["regime"] == in_regime)]
+    deltas = ["bs", *engines]
+    if len(train):
+        steps = steps.assign(delta_mv=fit_min_variance(train).delta(steps))
+        deltas.append("mv")
     rows = []
-    for regime, group in steps.groupby("regime"):
-        summary = hedge_summary(group, ["bs", *built]).set_index("delta")
-        for name in built:
+    for (regime, scenario), group in steps.groupby(["regime", "scenario"], observed=True):
+        summary = hedge_summary(group, deltas).set_index("delta")
+        for name in engines:
+            row = summary.loc[name]
+            mv = (
+                1 - (row["hedge_err_std"] / summary.loc["mv", "hedge_err_std"]) ** 2
+                if "mv" in summary.index
+                else np.nan
+            )
             rows.append(
                 {
                     "engine": name,
                     "regime": regime,
-                    "hedge_err_std": summary.loc[name, "hedge_err_std"],
-                    "hedge_err_reduction_vs_bs": summary.loc[name, "reduction_vs_bs"],
+                    "scenario": scenario,
+                    "hedge_err_std": row["hedge_err_std"],
+                    "hedge_err_cvar95": row["hedge_err_cvar95"],
+                    "hedge_err_reduction_vs_bs": row["reduction_vs_bs"],
+                    "hedge_err_reduction_vs_mv": mv,
                 }
             )
     return pd.DataFrame(rows)
