@@ -144,3 +144,14 @@ def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
         .isna()
         .any()
     )
+
+
+def test_ray_and_process_pool_give_the_local_scorecard(study_file: Path, tmp_path: Path) -> None:
+    study = Study.from_toml(study_file)
+    local = run_study(study, tmp_path / "local")
+    pooled = run_study(study, tmp_path / "pool", workers=2)
+    on_ray = run_study(study, tmp_path / "ray", executor="ray", workers=2)
+    timing = ["fit_ms"]  # wall time, the one thing that differs
+    pd.testing.assert_frame_equal(pooled.drop(columns=timing), local.drop(columns=timing))
+    pd.testing.assert_frame_equal(on_ray.drop(columns=timing), local.drop(columns=timing))
+    assert json.loads((tmp_path / "ray" / "study.json").read_text())["executor"] == "ray"
