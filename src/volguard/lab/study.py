@@ -298,7 +298,9 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
 
     score(cell.now, cell.later, cell.nxt, MARKET, f"forecast-{horizon}")
     reference = _reference(cell.now) if cell.stressed else None
-    for offset, name in enumerate(cell.stressed if reference is not None else ()):
+    for offset, name in enumerate(cell.stressed):
+        if reference is None:
+            break
         result = stress(reference, LIBRARY[name], seed=study.seed + cell.index + offset)
         truth = result.truth[["instrument", "iv"]].rename(columns={"iv": "true_iv"})
         score(result.snapshot, result.snapshot, result.snapshot, name, "shock", truth)
@@ -400,10 +402,10 @@ def run_study(
             "true_gamma",
             "true_vega",
         ]
-        market = predictions["scenario"] == MARKET
-        known = predictions[market].drop(columns=["true_iv"], errors="ignore")
+        unstressed = predictions["scenario"] == MARKET
+        known = predictions[unstressed].drop(columns=["true_iv"], errors="ignore")
         known = known.merge(truth[columns], on=["underlying", "ts", "instrument"], how="left")
-        predictions = pd.concat([known, predictions[~market]], ignore_index=True)
+        predictions = pd.concat([known, predictions[~unstressed]], ignore_index=True)
     card = scorecard(predictions, cells, by=("engine", "protocol", "regime", "scenario"))
     in_regime = study.regimes.get("in_regime")
     market = predictions[predictions["scenario"] == MARKET] if len(predictions) else predictions
@@ -449,19 +451,16 @@ def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | Non
     rows = []
     for (regime, scenario), group in steps.groupby(["regime", "scenario"], observed=True):
         summary = hedge_summary(group, deltas).set_index("delta")
+        stds = summary["hedge_err_std"].astype(float)
         for name in engines:
             row = summary.loc[name]
-            mv = (
-                1 - (row["hedge_err_std"] / summary.loc["mv", "hedge_err_std"]) ** 2
-                if "mv" in summary.index
-                else np.nan
-            )
+            mv = 1 - (stds[name] / stds["mv"]) ** 2 if len(train) else np.nan
             rows.append(
                 {
                     "engine": name,
                     "regime": regime,
                     "scenario": scenario,
-                    "hedge_err_std": row["hedge_err_std"],
+                    "hedge_err_std": stds[name],
                     "hedge_err_cvar95": row["hedge_err_cvar95"],
                     "hedge_err_reduction_vs_bs": row["reduction_vs_bs"],
                     "hedge_err_reduction_vs_mv": mv,
