@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +162,7 @@ def study_report_html(study_dir: str | Path) -> str:
         )
     nav = " ".join(f'<a href="#sec-{key}">{html.escape(title)}</a>' for key, title in SECTIONS)
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>volguard study: {html.escape(name)}</title>\n"
         f"<style>{STYLE}</style>\n"
         f'<script type="text/javascript">{get_plotlyjs()}</script>\n'
@@ -254,7 +254,7 @@ class _Inputs:
         index = others.index(regime) if regime in others else len(others)
         return OTHER_REGIME_COLOURS[index % len(OTHER_REGIME_COLOURS)]
 
-    def sort_regimes(self, regimes: Sequence[Any]) -> list[str]:
+    def sort_regimes(self, regimes: Iterable[Any]) -> list[str]:
         present = {str(r) for r in regimes if not pd.isna(r)}
         ranked = [r for r in self.regime_order if r in present]
         return ranked + sorted(present - set(ranked))
@@ -294,7 +294,7 @@ def _market(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["scenario"] == MARKET] if "scenario" in frame else frame
 
 
-def _protocol_order(protocols: Sequence[Any]) -> list[str]:
+def _protocol_order(protocols: Iterable[Any]) -> list[str]:
     """nowcast, then forecast, then shock, then anything else; alphabetical within each."""
     rank = {"nowcast": 0, "forecast": 1, "shock": 2}
     return sorted({str(p) for p in protocols}, key=lambda p: (rank.get(p.split("-")[0], 3), p))
@@ -388,9 +388,9 @@ def scorecard_table(card: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(COLUMNS[c][0])}</th>" for c in columns)
     body = []
     previous: tuple[Any, ...] | None = None
-    for i, row in frame.iterrows():
+    for winner, (_, row) in zip(best.loc[frame.index], frame.iterrows(), strict=True):
         group = tuple(row[g] for g in groups)
-        classes = [c for c, on in (("best", bool(best[i])), ("group", group != previous)) if on]
+        classes = [c for c, on in (("best", bool(winner)), ("group", group != previous)) if on]
         previous = group
         cls = f' class="{" ".join(classes)}"' if classes else ""
         cells = "".join(
@@ -552,7 +552,7 @@ def _chosen_snapshots(inputs: _Inputs, pred: pd.DataFrame) -> list[tuple[str, pd
         chosen.append(("calm", calm.iloc[len(calm) // 2]))
     stressed = rows[label == "crash"] if (label == "crash").any() else rows
     if "atm_30d" in stressed and stressed["atm_30d"].notna().any():
-        pick = stressed.loc[stressed["atm_30d"].idxmax()]
+        pick = stressed.iloc[int(np.nanargmax(stressed["atm_30d"].to_numpy(float)))]
         if not chosen or pick["ts"] != chosen[0][1]["ts"]:
             chosen.append(("stressed", pick))
     return chosen
@@ -615,7 +615,7 @@ def _smiles(inputs: _Inputs) -> str:
                 }
                 if two_sided
                 else None,
-                text=market["instrument"] if "instrument" in market else None,
+                text=market.get("instrument"),
                 hovertemplate="%{text}<br>k %{x:.3f}: mid %{y:.1f}%<extra></extra>",
             ),
             1,
@@ -655,7 +655,7 @@ def _smiles(inputs: _Inputs) -> str:
 
 
 def _delta_names(inputs: _Inputs, steps: pd.DataFrame) -> list[str]:
-    present = [c.removeprefix("delta_") for c in steps if c.startswith("delta_")]
+    present = [str(c).removeprefix("delta_") for c in steps if str(c).startswith("delta_")]
     engines = [e for e in inputs.engines if e in present]
     return ["bs", *engines] if "bs" in present else engines
 
@@ -860,7 +860,6 @@ def _stress(inputs: _Inputs) -> str:
             '<p class="missing">No stress results: the study has no <code>[stress]</code> '
             "scenarios.</p>"
         )
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     scenarios = [str(s) for s in pd.unique(stressed["scenario"])]
