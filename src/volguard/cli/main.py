@@ -43,6 +43,7 @@ from volguard.models import ENGINES, SurfaceEngine, make_engine
 from volguard.report.fit_report import write_fit
 from volguard.report.guard_report import write_guard_outputs
 from volguard.report.store_report import store_report_json, store_report_markdown
+from volguard.report.study_html import write_study_report
 from volguard.report.study_report import scorecard_markdown
 from volguard.sim import PRESETS, load_scenario, preset, simulate
 from volguard.sim.adversarial import adversarial_search
@@ -287,6 +288,7 @@ def demo_command(
     report = write_atomic(out_dir / "report.md", text)
     _print_scorecard(card, out_dir / "study" / "scorecard.csv")
     out.print(f"report: {report}")
+    out.print(f"report: {write_study_report(out_dir / 'study')}")
 
 
 @app.command("fit")
@@ -556,6 +558,7 @@ def study_command(
             )
 
     _print_scorecard(_run(action), out_dir / "scorecard.csv")
+    out.print(f"report: {write_study_report(out_dir)}")
 
 
 def _print_scorecard(card: pd.DataFrame, path: Path) -> None:

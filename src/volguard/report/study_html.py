@@ -1,0 +1,909 @@
+"""The HTML report of a study: one self-contained page (plotly.js inlined once, no network).
+
+:func:`write_study_report` reads what :func:`volguard.lab.study.run_study` wrote into a study
+folder (``study.json``, ``scorecard.parquet``, ``predictions.parquet``, ``hedging.parquet``,
+``regimes.parquet``) and writes ``report.html`` beside them, with eight sections:
+
+==============  ===================================================================
+``header``      the study: name, data, seed, cells, seconds, versions
+``scorecard``   every scorecard row; the best engine (lowest IV RMSE) per protocol,
+                regime and scenario in bold
+``gap``         the generalization gap per engine and regime with its bootstrap interval
+``regimes``     IV RMSE per engine and regime, one panel per protocol
+``smiles``      bid/ask vols and each engine's vol on a calm and a stressed snapshot
+``hedging``     hedge-error distributions per regime and delta, with std and CVaR
+``timeline``    30-day ATM vol and index price with the regime labels, per underlying
+``stress``      IV RMSE and hedge-error std per engine under each stress scenario
+==============  ===================================================================
+
+A section whose inputs are missing says so in a sentence. Nothing is computed here beyond
+shaping the study's tables for display; the hedge-error summary is
+:func:`volguard.lab.hedging.hedge_summary`, as in the scorecard.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from volguard.data.files import write_atomic
+from volguard.lab.hedging import hedge_summary
+
+MARKET = "market"
+"""The scenario of the snapshots as they were (``volguard.lab.study.MARKET``)."""
+
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("header", "Study"),
+    ("scorecard", "Scorecard"),
+    ("gap", "Generalization gap"),
+    ("regimes", "Error by regime"),
+    ("smiles", "Smiles against bid and ask"),
+    ("hedging", "Hedging error"),
+    ("timeline", "Regime timeline"),
+    ("stress", "Stress scenarios"),
+)
+"""Section ids (``<section id="sec-<id>">``) and titles, in page order."""
+
+COLUMNS: dict[str, tuple[str, str]] = {
+    "engine": ("engine", "s"),
+    "protocol": ("protocol", "s"),
+    "regime": ("regime", "s"),
+    "scenario": ("scenario", "s"),
+    "n": ("quotes", "int"),
+    "iv_rmse_vol_pts": ("IV RMSE (vol pts)", ".2f"),
+    "iv_mae_vol_pts": ("IV MAE (vol pts)", ".2f"),
+    "vega_w_rmse": ("vega-w. RMSE (vol pts)", ".2f"),
+    "half_spread_rmse": ("RMSE (half-spreads)", ".2f"),
+    "inside_spread_pct": ("inside bid-ask %", ".1f"),
+    "price_rmse_usd": ("price RMSE (USD)", ".2f"),
+    "true_iv_rmse_vol_pts": ("true-IV RMSE (vol pts)", ".2f"),
+    "delta_rmse": ("delta RMSE", ".4f"),
+    "gamma_rel_rmse": ("gamma rel. RMSE", ".3f"),
+    "vega_rel_rmse": ("vega rel. RMSE", ".3f"),
+    "fit_ms": ("fit ms (median)", ".1f"),
+    "failures": ("failed fits", "int"),
+    "arb_violations": ("arb. violations", "int"),
+    "gen_gap": ("gen. gap [90% CI]", "gap"),
+    "hedge_err_std": ("hedge err sd (USD)", ".2f"),
+    "hedge_err_cvar95": ("hedge CVaR95 (USD)", ".2f"),
+    "hedge_err_reduction_vs_bs": ("var. reduction vs BS", "pct"),
+    "hedge_err_reduction_vs_mv": ("var. reduction vs MV", "pct"),
+}
+"""Scorecard columns shown (those present and not all missing): header and number format."""
+
+ENGINE_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+)
+REGIME_COLOURS = {"calm": "#2ca02c", "crash": "#d62728", "stress": "#d62728"}
+OTHER_REGIME_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
+       max-width: 1400px; padding: 0 1em; color: #222; }
+h1 { margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+p.note { color: #555; max-width: 60em; }
+p.missing { color: #8a6d3b; background: #fcf8e3; padding: 0.5em 0.8em; }
+nav a { margin-right: 1em; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #eee; }
+th { background: #f4f4f4; position: sticky; top: 0; text-align: left; }
+td { white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.best td { font-weight: bold; }
+tr.group td { border-top: 2px solid #bbb; }
+div.scroll { max-height: 40em; overflow: auto; border: 1px solid #ddd; }
+table.about th { position: static; width: 10em; }
+code { font-size: 0.9em; }
+"""
+
+
+def write_study_report(study_dir: str | Path, path: str | Path | None = None) -> Path:
+    """Write the study's report page atomically; returns its path.
+
+    Parameters
+    ----------
+    study_dir
+        A folder written by :func:`volguard.lab.study.run_study`; missing files leave their
+        sections with a sentence saying so.
+    path
+        Where to write, default ``study_dir/report.html``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> page = write_study_report(tempfile.mkdtemp())
+    >>> text = page.read_text(encoding="utf-8")
+    >>> text.startswith("<!doctype html>") and "no scorecard.parquet" in text
+    True
+    """
+    folder = Path(study_dir)
+    target = Path(path) if path is not None else folder / "report.html"
+    return write_atomic(target, study_report_html(folder))
+
+
+def study_report_html(study_dir: str | Path) -> str:
+    """The report page of the study folder ``study_dir`` (see the module docstring)."""
+    from plotly.offline import get_plotlyjs
+
+    folder = Path(study_dir)
+    inputs = _Inputs(folder)
+    about = inputs.about or {}
+    name = str(about.get("study", {}).get("name", folder.name))
+    builders: dict[str, Callable[[_Inputs], str]] = {
+        "header": _header,
+        "scorecard": _scorecard,
+        "gap": _gap,
+        "regimes": _by_regime,
+        "smiles": _smiles,
+        "hedging": _hedging,
+        "timeline": _timeline,
+        "stress": _stress,
+    }
+    body = []
+    for key, title in SECTIONS:
+        body.append(
+            f'<section id="sec-{key}">\n<h2>{html.escape(title)}</h2>\n'
+            f"{builders[key](inputs)}\n</section>"
+        )
+    nav = " ".join(f'<a href="#sec-{key}">{html.escape(title)}</a>' for key, title in SECTIONS)
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>volguard study: {html.escape(name)}</title>\n"
+        f"<style>{STYLE}</style>\n"
+        f'<script type="text/javascript">{get_plotlyjs()}</script>\n'
+        "</head>\n<body>\n"
+        f"<h1>volguard study: {html.escape(name)}</h1>\n<nav>{nav}</nav>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+class _Inputs:
+    """The study folder's files, read once; a missing or unreadable file is None with a note."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.notes: dict[str, str] = {}
+        self.about = self._json("study.json")
+        self.card = self._parquet("scorecard.parquet")
+        self.predictions = self._parquet("predictions.parquet")
+        self.hedging = self._parquet("hedging.parquet")
+        self.regimes = self._parquet("regimes.parquet")
+        for frame in (self.card, self.predictions, self.hedging):
+            if frame is not None and len(frame) and "scenario" not in frame:
+                frame["scenario"] = MARKET
+        self.engines = self._engines()
+        self.regime_order = self._regime_order()
+
+    def _json(self, name: str) -> dict[str, Any] | None:
+        file = self.folder / name
+        try:
+            payload = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            self.notes[name] = f"no {name} in {self.folder}"
+            return None
+        except (OSError, ValueError) as exc:
+            self.notes[name] = f"{file} could not be read ({exc})"
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _parquet(self, name: str) -> pd.DataFrame | None:
+        file = self.folder / name
+        if not file.exists():
+            self.notes[name] = f"no {name} in {self.folder}"
+            return None
+        try:
+            return pd.read_parquet(file)
+        except (OSError, ValueError) as exc:
+            self.notes[name] = f"{file} could not be read ({exc})"
+            return None
+
+    def missing(self, name: str, what: str) -> str:
+        """The sentence of a section whose input ``name`` is absent or empty."""
+        why = self.notes.get(name, f"{name} has no rows")
+        return f'<p class="missing">{html.escape(what)}: {html.escape(why)}.</p>'
+
+    def _engines(self) -> list[str]:
+        study = (self.about or {}).get("study", {})
+        names = [str(e) for e in study.get("engines", {})]
+        if self.card is not None and "engine" in self.card:
+            names += [str(e) for e in pd.unique(self.card["engine"]) if str(e) not in names]
+        return names
+
+    def _regime_order(self) -> list[str]:
+        """Regimes in order of first appearance in time (``regimes.parquet``), then the rest."""
+        order: list[str] = []
+        if self.regimes is not None and {"ts", "regime"} <= set(self.regimes):
+            first = self.regimes.dropna(subset=["regime"]).sort_values("ts")["regime"]
+            order = [str(r) for r in pd.unique(first)]
+        if self.card is not None and "regime" in self.card:
+            order += sorted({str(r) for r in self.card["regime"].dropna()} - set(order))
+        return order
+
+    @property
+    def in_regime(self) -> str | None:
+        regimes = (self.about or {}).get("study", {}).get("regimes", {})
+        value = regimes.get("in_regime") if isinstance(regimes, dict) else None
+        return str(value) if value is not None else None
+
+    def engine_colour(self, engine: str) -> str:
+        if engine == "bs":
+            return "#7f7f7f"
+        index = self.engines.index(engine) if engine in self.engines else len(self.engines)
+        return ENGINE_COLOURS[index % len(ENGINE_COLOURS)]
+
+    def regime_colour(self, regime: str) -> str:
+        if regime in REGIME_COLOURS:
+            return REGIME_COLOURS[regime]
+        others = [r for r in self.regime_order if r not in REGIME_COLOURS]
+        index = others.index(regime) if regime in others else len(others)
+        return OTHER_REGIME_COLOURS[index % len(OTHER_REGIME_COLOURS)]
+
+    def sort_regimes(self, regimes: Iterable[Any]) -> list[str]:
+        present = {str(r) for r in regimes if not pd.isna(r)}
+        ranked = [r for r in self.regime_order if r in present]
+        return ranked + sorted(present - set(ranked))
+
+
+def _figure_html(fig: Any, key: str) -> str:
+    """A figure's div (plotly.js is in the page head once)."""
+    return str(
+        fig.to_html(
+            full_html=False, include_plotlyjs=False, div_id=f"fig-{key}", config=PLOT_CONFIG
+        )
+    )
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{text}</p>'
+
+
+def _format(value: Any, fmt: str, lo: Any = None, hi: Any = None) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    if fmt == "s":
+        return html.escape(str(value))
+    number = float(value)
+    if not np.isfinite(number):
+        return "-"
+    if fmt == "int":
+        return f"{number:,.0f}"
+    if fmt == "pct":
+        return f"{number * 100:.1f}%"
+    if fmt == "gap":
+        return f"{number:.2f} [{_format(lo, '.2f')}, {_format(hi, '.2f')}]"
+    return format(number, fmt)
+
+
+def _market(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["scenario"] == MARKET] if "scenario" in frame else frame
+
+
+def _protocol_order(protocols: Iterable[Any]) -> list[str]:
+    """nowcast, then forecast, then shock, then anything else; alphabetical within each."""
+    rank = {"nowcast": 0, "forecast": 1, "shock": 2}
+    return sorted({str(p) for p in protocols}, key=lambda p: (rank.get(p.split("-")[0], 3), p))
+
+
+# -- 1. header ------------------------------------------------------------------------------
+
+
+def _header(inputs: _Inputs) -> str:
+    about = inputs.about
+    if about is None:
+        return inputs.missing("study.json", "No study description")
+    study = about.get("study", {})
+    regimes = study.get("regimes", {})
+    versions = ", ".join(
+        f"{lib} {about[lib]}" for lib in ("python", "numpy", "pandas") if lib in about
+    )
+    snapshots = about.get("snapshots", {})
+    rows = [
+        ("name", html.escape(str(study.get("name", "")))),
+        ("data", _code(study.get("data", {}))),
+        ("seed", html.escape(str(study.get("seed", "")))),
+        ("engines", html.escape(", ".join(str(e) for e in study.get("engines", {})))),
+        ("protocols", _code(study.get("protocols", {}))),
+        ("regimes", _code(regimes)),
+        ("stress", _code(study.get("stress") or "none")),
+        (
+            "snapshots",
+            html.escape(", ".join(f"{u}: {n}" for u, n in snapshots.items()) or "-"),
+        ),
+        (
+            "cells",
+            f"{about.get('cells', '-')} ({about.get('cells_cached', 0)} read from the cache)",
+        ),
+        (
+            "run",
+            html.escape(
+                f"{about.get('seconds', '-')} s on {about.get('executor', '-')} "
+                f"with {about.get('workers', '-')} worker(s)"
+            ),
+        ),
+        ("versions", html.escape(versions or "-")),
+    ]
+    cells = "\n".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="about">\n{cells}\n</table>'
+
+
+def _code(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return f"<code>{html.escape(text)}</code>"
+
+
+# -- 2. scorecard ---------------------------------------------------------------------------
+
+
+def scorecard_table(card: pd.DataFrame) -> str:
+    """The scorecard as an HTML table: one ``<tr>`` per row in ``<tbody>``, sorted by scenario
+    (market first), protocol, regime and engine; the row of the lowest IV RMSE per protocol,
+    regime and scenario has class ``best``.
+
+    Examples
+    --------
+    >>> card = pd.DataFrame({"engine": ["a", "b"], "protocol": ["p", "p"], "regime": ["calm"] * 2,
+    ...                      "scenario": ["market"] * 2, "iv_rmse_vol_pts": [2.0, 1.0]})
+    >>> table = scorecard_table(card)
+    >>> table.count("<tr"), table.count('<tr class="best">')
+    (3, 1)
+    """
+    columns = [c for c in COLUMNS if c in card and card[c].notna().any()]
+    groups = [c for c in ("protocol", "regime", "scenario") if c in card]
+    frame = card.reset_index(drop=True)
+    if "iv_rmse_vol_pts" in frame:
+        rmse = frame["iv_rmse_vol_pts"]
+        best = (
+            rmse == rmse.groupby([frame[g] for g in groups], dropna=False).transform("min")
+            if groups
+            else rmse == rmse.min()
+        )
+    else:
+        best = pd.Series(False, index=frame.index)
+    order = frame.assign(
+        _market=frame["scenario"] != MARKET if "scenario" in frame else False,
+        _protocol=frame["protocol"].map(
+            {p: i for i, p in enumerate(_protocol_order(frame["protocol"]))}
+        )
+        if "protocol" in frame
+        else 0,
+    )
+    keys = ["_market", "scenario", "_protocol", "regime", "engine"]
+    frame = frame.loc[order.sort_values([k for k in keys if k in order], kind="stable").index]
+    head = "".join(f"<th>{html.escape(COLUMNS[c][0])}</th>" for c in columns)
+    body = []
+    previous: tuple[Any, ...] | None = None
+    for winner, (_, row) in zip(best.loc[frame.index], frame.iterrows(), strict=True):
+        group = tuple(row[g] for g in groups)
+        classes = [c for c, on in (("best", bool(winner)), ("group", group != previous)) if on]
+        previous = group
+        cls = f' class="{" ".join(classes)}"' if classes else ""
+        cells = "".join(
+            f"<td>{_format(row[c], 's')}</td>"
+            if COLUMNS[c][1] == "s"
+            else f'<td class="num">{_format(row[c], COLUMNS[c][1], *_interval(row, c))}</td>'
+            for c in columns
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return (
+        f'<table id="scorecard-table">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody>\n</table>"
+    )
+
+
+def _interval(row: pd.Series, column: str) -> tuple[Any, Any]:
+    """The bounds shown with ``column`` (the generalization gap's bootstrap interval)."""
+    if column != "gen_gap":
+        return None, None
+    return row.get("gen_gap_lo"), row.get("gen_gap_hi")
+
+
+def _scorecard(inputs: _Inputs) -> str:
+    card = inputs.card
+    if card is None or card.empty:
+        return inputs.missing("scorecard.parquet", "No scorecard")
+    return (
+        _note(
+            "One row per engine, protocol, regime and scenario (<code>market</code>: the "
+            "snapshots as they were). Bold: the lowest IV RMSE of its protocol, regime and "
+            "scenario. Vol errors in vol points (0.01 of vol); half-spreads: error over the "
+            "quote's half bid-ask spread in vol; gap: RMSE over the in-regime RMSE with its "
+            "bootstrap interval; hedge errors in USD per option and step; variance reductions "
+            "against Black-76 at the quote's vol (BS) and the minimum-variance delta (MV)."
+        )
+        + f'\n<div class="scroll">\n{scorecard_table(card)}\n</div>'
+    )
+
+
+# -- 3. generalization gap --------------------------------------------------------------------
+
+
+def _gap(inputs: _Inputs) -> str:
+    card = inputs.card
+    if card is None or card.empty:
+        return inputs.missing("scorecard.parquet", "No generalization gap")
+    if "gen_gap" not in card or card["gen_gap"].isna().all():
+        return (
+            '<p class="missing">No generalization gap: the study names no in-regime '
+            "(<code>[regimes] in_regime</code>) or its data never reached it.</p>"
+        )
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    gap = _market(card).dropna(subset=["gen_gap"])
+    protocols = _protocol_order(gap["protocol"])
+    fig = make_subplots(rows=1, cols=len(protocols), subplot_titles=protocols, shared_yaxes=True)
+    for col, protocol in enumerate(protocols, start=1):
+        part = gap[gap["protocol"] == protocol]
+        for engine in [e for e in inputs.engines if e in set(part["engine"])]:
+            rows = part[part["engine"] == engine].set_index("regime")
+            rows = rows.loc[inputs.sort_regimes(rows.index)]
+            fig.add_trace(
+                go.Bar(
+                    x=list(rows.index),
+                    y=rows["gen_gap"],
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": rows["gen_gap_hi"] - rows["gen_gap"],
+                        "arrayminus": rows["gen_gap"] - rows["gen_gap_lo"],
+                    },
+                    name=engine,
+                    legendgroup=engine,
+                    showlegend=col == 1,
+                    marker_color=inputs.engine_colour(engine),
+                ),
+                1,
+                col,
+            )
+        fig.add_hline(y=1.0, line_dash="dot", line_color="#555", row=1, col=col)
+    fig.update_yaxes(title_text="RMSE / in-regime RMSE", row=1, col=1)
+    fig.update_layout(barmode="group", height=420, margin={"t": 60})
+    return (
+        _note(
+            f"IV RMSE in each regime over the in-regime ({html.escape(inputs.in_regime or '-')}) "
+            "RMSE, market scenario; bars: 90% bootstrap intervals over snapshots. Above 1: the "
+            "engine does worse out of regime."
+        )
+        + "\n"
+        + _figure_html(fig, "gap")
+    )
+
+
+# -- 4. error by regime -----------------------------------------------------------------------
+
+
+def _by_regime(inputs: _Inputs) -> str:
+    card = inputs.card
+    if card is None or card.empty or "iv_rmse_vol_pts" not in card:
+        return inputs.missing("scorecard.parquet", "No errors by regime")
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    market = _market(card).dropna(subset=["iv_rmse_vol_pts"])
+    if market.empty:
+        return '<p class="missing">No errors by regime: the scorecard has no market rows.</p>'
+    protocols = _protocol_order(market["protocol"])
+    fig = make_subplots(rows=1, cols=len(protocols), subplot_titles=protocols)
+    for col, protocol in enumerate(protocols, start=1):
+        part = market[market["protocol"] == protocol]
+        for engine in [e for e in inputs.engines if e in set(part["engine"])]:
+            rows = part[part["engine"] == engine].set_index("regime")
+            rows = rows.loc[inputs.sort_regimes(rows.index)]
+            fig.add_trace(
+                go.Bar(
+                    x=list(rows.index),
+                    y=rows["iv_rmse_vol_pts"],
+                    name=engine,
+                    legendgroup=engine,
+                    showlegend=col == 1,
+                    marker_color=inputs.engine_colour(engine),
+                    customdata=rows[["n"]] if "n" in rows else None,
+                    hovertemplate=f"{engine}<br>%{{x}}: %{{y:.2f}} vol pts"
+                    + ("<br>%{customdata[0]:,.0f} quotes" if "n" in rows else "")
+                    + "<extra></extra>",
+                ),
+                1,
+                col,
+            )
+    fig.update_yaxes(title_text="IV RMSE (vol pts)", row=1, col=1)
+    fig.update_layout(barmode="group", height=420, margin={"t": 60})
+    return (
+        _note("IV RMSE against the mid vol per engine and regime, market scenario.")
+        + "\n"
+        + _figure_html(fig, "regimes")
+    )
+
+
+# -- 5. smiles --------------------------------------------------------------------------------
+
+
+def _chosen_snapshots(inputs: _Inputs, pred: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """A calm (in-regime, the middle one in time) and a stressed snapshot (in a crash regime
+    if any, else anywhere: the highest ATM vol) among those with predictions."""
+    regimes = inputs.regimes
+    if regimes is None or regimes.empty or not {"underlying", "ts"} <= set(regimes):
+        return []
+    have = pd.MultiIndex.from_frame(pred[["underlying", "ts"]].drop_duplicates())
+    rows = regimes[pd.MultiIndex.from_frame(regimes[["underlying", "ts"]]).isin(have)]
+    rows = rows[rows["underlying"] == rows["underlying"].iloc[0]] if len(rows) else rows
+    if rows.empty:
+        return []
+    chosen: list[tuple[str, pd.Series]] = []
+    label = rows["regime"].astype("string") if "regime" in rows else pd.Series(pd.NA)
+    calm = rows[label == (inputs.in_regime or "calm")].sort_values("ts")
+    if len(calm):
+        chosen.append(("calm", calm.iloc[len(calm) // 2]))
+    stressed = rows[label == "crash"] if (label == "crash").any() else rows
+    if "atm_30d" in stressed and stressed["atm_30d"].notna().any():
+        pick = stressed.iloc[int(np.nanargmax(stressed["atm_30d"].to_numpy(float)))]
+        if not chosen or pick["ts"] != chosen[0][1]["ts"]:
+            chosen.append(("stressed", pick))
+    return chosen
+
+
+def _smiles(inputs: _Inputs) -> str:
+    pred = inputs.predictions
+    if pred is None or pred.empty:
+        return inputs.missing("predictions.parquet", "No smiles")
+    needed = {"underlying", "ts", "k", "t", "expiry", "mid_iv", "model_iv", "engine", "protocol"}
+    if not needed <= set(pred):
+        return f'<p class="missing">No smiles: predictions lack {sorted(needed - set(pred))}.</p>'
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    pred = _market(pred)
+    protocols = _protocol_order(pred["protocol"])
+    forecast = [p for p in protocols if p.startswith("forecast")]
+    protocol = forecast[0] if forecast else protocols[0] if protocols else None
+    pred = pred[pred["protocol"] == protocol]
+    chosen = _chosen_snapshots(inputs, pred) if len(pred) else []
+    if not chosen:
+        return (
+            '<p class="missing">No smiles: no labelled snapshot has predictions '
+            f"({html.escape(inputs.notes.get('regimes.parquet', 'regimes.parquet empty'))}).</p>"
+        )
+    titles, panels = [], []
+    for why, snap in chosen:
+        quotes = pred[(pred["underlying"] == snap["underlying"]) & (pred["ts"] == snap["ts"])]
+        expiries = quotes.groupby("expiry")["t"].first()
+        expiry = (expiries - 30 / 365).abs().idxmin()
+        quotes = quotes[quotes["expiry"] == expiry]
+        days = float(expiries[expiry]) * 365
+        atm = f", ATM 30d {snap['atm_30d'] * 100:.0f}%" if pd.notna(snap.get("atm_30d")) else ""
+        titles.append(
+            f"{why}: {snap['underlying']} {pd.Timestamp(snap['ts']):%Y-%m-%d %H:%M} "
+            f"({snap.get('regime', '-')}{atm}), expiry {days:.0f} d"
+        )
+        panels.append(quotes)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles)
+    for col, quotes in enumerate(panels, start=1):
+        market = quotes.drop_duplicates("instrument").sort_values("k")
+        mid = market["mid_iv"] * 100
+        two_sided = {"bid_iv", "ask_iv"} <= set(market)
+        fig.add_trace(
+            go.Scatter(
+                x=market["k"],
+                y=mid,
+                mode="markers",
+                name="market mid, bid-ask bars",
+                legendgroup="market",
+                showlegend=col == 1,
+                marker={"color": "black", "size": 5},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": market["ask_iv"] * 100 - mid,
+                    "arrayminus": mid - market["bid_iv"] * 100,
+                    "color": "#888",
+                }
+                if two_sided
+                else None,
+                text=market.get("instrument"),
+                hovertemplate="%{text}<br>k %{x:.3f}: mid %{y:.1f}%<extra></extra>",
+            ),
+            1,
+            col,
+        )
+        for engine in [e for e in inputs.engines if e in set(quotes["engine"])]:
+            line = quotes[quotes["engine"] == engine].drop_duplicates("k").sort_values("k")
+            fig.add_trace(
+                go.Scatter(
+                    x=line["k"],
+                    y=line["model_iv"] * 100,
+                    mode="lines",
+                    name=engine,
+                    legendgroup=engine,
+                    showlegend=col == 1,
+                    line={"color": inputs.engine_colour(engine)},
+                ),
+                1,
+                col,
+            )
+        fig.update_xaxes(title_text="k = ln(K/F)", row=1, col=col)
+    fig.update_yaxes(title_text="implied vol (%)", row=1, col=1)
+    fig.update_layout(height=480, margin={"t": 70})
+    fig.update_annotations(font_size=12)
+    return (
+        _note(
+            f"Protocol <code>{html.escape(str(protocol))}</code>, market scenario: each engine's "
+            "implied vol against the quotes' mid vol, with bars from the bid to the ask vol, on "
+            "the expiry nearest 30 days."
+        )
+        + "\n"
+        + _figure_html(fig, "smiles")
+    )
+
+
+# -- 6. hedging -------------------------------------------------------------------------------
+
+
+def _delta_names(inputs: _Inputs, steps: pd.DataFrame) -> list[str]:
+    present = [str(c).removeprefix("delta_") for c in steps if str(c).startswith("delta_")]
+    engines = [e for e in inputs.engines if e in present]
+    return ["bs", *engines] if "bs" in present else engines
+
+
+def _hedging(inputs: _Inputs) -> str:
+    steps = inputs.hedging
+    if steps is None or steps.empty:
+        return inputs.missing("hedging.parquet", "No hedging backtest")
+    needed = {"d_value", "d_forward", "regime"}
+    if not needed <= set(steps):
+        return f'<p class="missing">No hedging: steps lack {sorted(needed - set(steps))}.</p>'
+    import plotly.graph_objects as go
+
+    steps = _market(steps)
+    deltas = _delta_names(inputs, steps)
+    if steps.empty or not deltas:
+        return '<p class="missing">No hedging: no market-scenario steps with deltas.</p>'
+    regimes = inputs.sort_regimes(steps["regime"])
+    fig = go.Figure()
+    table = []
+    for name in deltas:
+        # the hedge error of a delta column, USD per 1 underlying (volguard.lab.hedging)
+        err = steps["d_value"] - steps[f"delta_{name}"] * steps["d_forward"]
+        for i, regime in enumerate(regimes):
+            fig.add_trace(
+                go.Box(
+                    x0=regime,
+                    y=err[steps["regime"] == regime].to_numpy(dtype=np.float32),  # display size
+                    name="Black-76 (bs)" if name == "bs" else name,
+                    offsetgroup=name,
+                    legendgroup=name,
+                    showlegend=i == 0,
+                    marker_color=inputs.engine_colour(name),
+                    boxpoints="outliers",
+                    marker_size=2,
+                )
+            )
+    for regime in regimes:
+        summary = hedge_summary(steps[steps["regime"] == regime], deltas)
+        table.append(summary.assign(regime=regime))
+    summary = pd.concat(table, ignore_index=True)
+    # heavy tails would flatten the boxes: show +-4 of the largest sd, the tails are in the table
+    reach = 4 * float(summary["hedge_err_std"].max())
+    fig.update_xaxes(categoryorder="array", categoryarray=regimes)
+    fig.update_layout(
+        boxmode="group", height=480, yaxis_title="hedge error (USD per option and step)"
+    )
+    if np.isfinite(reach) and reach > 0:
+        fig.update_yaxes(range=[-reach, reach])
+    head = (
+        "<tr><th>regime</th><th>delta</th><th>steps</th><th>sd (USD)</th>"
+        "<th>CVaR95 (USD)</th><th>var. reduction vs BS</th></tr>"
+    )
+    rows = "\n".join(
+        f"<tr><td>{_format(r.regime, 's')}</td><td>{_format(r.delta, 's')}</td>"
+        f'<td class="num">{_format(r.n, "int")}</td>'
+        f'<td class="num">{_format(r.hedge_err_std, ".2f")}</td>'
+        f'<td class="num">{_format(r.hedge_err_cvar95, ".2f")}</td>'
+        f'<td class="num">{_format(r.reduction_vs_bs, "pct")}</td></tr>'
+        for r in summary.itertuples(index=False)
+    )
+    return (
+        _note(
+            "Hedge error of one option over one step, <code>d_value - delta * d_forward</code> "
+            "(USD per 1 underlying), market scenario, per regime and delta: Black-76 at the "
+            "quote's vol (bs) and each engine's sticky-moneyness delta. CVaR95: the mean of the "
+            "worst 5% after futures costs, as a loss. The axis shows &plusmn;4 of the largest sd "
+            "(zoom out for the tails)."
+        )
+        + "\n"
+        + _figure_html(fig, "hedging")
+        + f'\n<table id="hedging-table">\n<thead>{head}</thead>\n<tbody>\n{rows}\n</tbody>\n'
+        "</table>"
+    )
+
+
+# -- 7. timeline ------------------------------------------------------------------------------
+
+
+def _timeline(inputs: _Inputs) -> str:
+    regimes = inputs.regimes
+    if regimes is None or regimes.empty:
+        return inputs.missing("regimes.parquet", "No regime timeline")
+    needed = {"underlying", "ts", "atm_30d", "regime"}
+    if not needed <= set(regimes):
+        return f'<p class="missing">No timeline: regimes lack {sorted(needed - set(regimes))}.</p>'
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    underlyings = [str(u) for u in pd.unique(regimes["underlying"])]
+    fig = make_subplots(
+        rows=len(underlyings),
+        cols=1,
+        shared_xaxes=True,
+        subplot_titles=[f"{u}: 30-day ATM vol (%) and index (USD)" for u in underlyings],
+        specs=[[{"secondary_y": True}] for _ in underlyings],
+        vertical_spacing=0.08,
+    )
+    shown: set[str] = set()
+    for row, underlying in enumerate(underlyings, start=1):
+        frame = regimes[regimes["underlying"] == underlying].sort_values("ts")
+        label = pd.Series(
+            ["unlabelled" if pd.isna(r) else str(r) for r in frame["regime"]], index=frame.index
+        )
+        stamps = frame["ts"].tolist()
+        starts = [i for i in range(len(stamps)) if i == 0 or label.iloc[i] != label.iloc[i - 1]]
+        for first, stop in zip(starts, [*starts[1:], len(stamps) - 1], strict=True):
+            regime = str(label.iloc[first])
+            fig.add_vrect(
+                x0=stamps[first],
+                x1=stamps[stop],
+                fillcolor=inputs.regime_colour(regime),
+                opacity=0.12,
+                line_width=0,
+                layer="below",
+                row=row,
+                col=1,
+                exclude_empty_subplots=False,
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=frame["ts"],
+                y=frame["atm_30d"] * 100,
+                mode="lines",
+                line={"color": "#444"},
+                name="ATM 30d (%)",
+                legendgroup="atm",
+                showlegend=row == 1,
+            ),
+            row,
+            1,
+        )
+        for regime in inputs.sort_regimes(label):
+            at = frame[label == regime]
+            fig.add_trace(
+                go.Scatter(
+                    x=at["ts"],
+                    y=at["atm_30d"] * 100,
+                    mode="markers",
+                    marker={"color": inputs.regime_colour(regime), "size": 6},
+                    name=f"regime: {regime}",
+                    legendgroup=f"regime-{regime}",
+                    showlegend=regime not in shown,
+                ),
+                row,
+                1,
+            )
+            shown.add(regime)
+        if "index_price" in frame:
+            fig.add_trace(
+                go.Scatter(
+                    x=frame["ts"],
+                    y=frame["index_price"],
+                    mode="lines",
+                    line={"color": "#1f77b4", "dash": "dot"},
+                    name="index (USD)",
+                    legendgroup="index",
+                    showlegend=row == 1,
+                ),
+                row,
+                1,
+                secondary_y=True,
+            )
+        fig.update_yaxes(title_text="ATM 30d (%)", row=row, col=1, secondary_y=False)
+        fig.update_yaxes(title_text="index (USD)", row=row, col=1, secondary_y=True)
+    fig.update_layout(height=340 * len(underlyings) + 80, hovermode="x unified")
+    return (
+        _note("Regime labels of the study (shaded) over the market they were read from.")
+        + "\n"
+        + _figure_html(fig, "timeline")
+    )
+
+
+# -- 8. stress --------------------------------------------------------------------------------
+
+
+def _heatmap(frame: pd.DataFrame, value: str, engines: list[str], columns: list[str]) -> Any:
+    import plotly.graph_objects as go
+
+    grid = frame.pivot_table(index="engine", columns="column", values=value, aggfunc="first")
+    grid = grid.reindex(index=[e for e in engines if e in grid.index], columns=columns)
+    text = [[_format(v, ".2f") for v in row] for row in grid.to_numpy()]
+    return go.Heatmap(
+        z=grid.to_numpy(),
+        x=list(grid.columns),
+        y=list(grid.index),
+        text=text,
+        texttemplate="%{text}",
+        colorscale="Reds",
+        showscale=False,
+        hovertemplate="%{y}<br>%{x}<br>%{z:.2f}<extra></extra>",
+    )
+
+
+def _stress(inputs: _Inputs) -> str:
+    card = inputs.card
+    if card is None or card.empty:
+        return inputs.missing("scorecard.parquet", "No stress results")
+    stressed = card[card["scenario"] != MARKET]
+    if stressed.empty:
+        return (
+            '<p class="missing">No stress results: the study has no <code>[stress]</code> '
+            "scenarios.</p>"
+        )
+    from plotly.subplots import make_subplots
+
+    scenarios = [str(s) for s in pd.unique(stressed["scenario"])]
+    every = (inputs.about or {}).get("study", {}).get("stress", {}).get("every", 1)
+
+    def label(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(column=frame["scenario"].astype(str) + " / " + frame["regime"])
+
+    panels: list[tuple[str, pd.DataFrame, str]] = []
+    for protocol in _protocol_order(stressed["protocol"]):
+        part = stressed[stressed["protocol"] == protocol]
+        # the market baseline of the same question: the nowcast itself, or for the shock the
+        # forecast of unstressed snapshots
+        kind = "forecast" if protocol == "shock" else protocol
+        base = card[(card["scenario"] == MARKET) & (card["protocol"].str.startswith(kind))]
+        base_name = str(base["protocol"].iloc[0]) if len(base) else ""
+        base = base[base["protocol"] == base_name]
+        title = f"{protocol}: IV RMSE (vol pts)" + (
+            f"; market: {base_name}" if base_name and base_name != protocol else ""
+        )
+        panels.append((title, label(pd.concat([base, part])), "iv_rmse_vol_pts"))
+    if "hedge_err_std" in card and stressed["hedge_err_std"].notna().any():
+        hedge = card.drop_duplicates(["engine", "regime", "scenario"])
+        panels.append(("hedge error sd (USD)", label(hedge), "hedge_err_std"))
+    fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels])
+    for row, (_, frame, value) in enumerate(panels, start=1):
+        regimes = inputs.sort_regimes(frame["regime"])
+        columns = [
+            f"{s} / {r}"
+            for s in [MARKET, *scenarios]
+            for r in regimes
+            if f"{s} / {r}" in set(frame["column"])
+        ]
+        fig.add_trace(_heatmap(frame, value, inputs.engines, columns), row, 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=230 * len(panels) + 60, margin={"t": 60})
+    return (
+        _note(
+            "Per engine, scenario and regime of the stressed snapshot. Nowcast: fitted and "
+            "scored on the stressed quotes; shock: fitted before the stress, scored on the "
+            "stressed quotes (its market column is the unstressed forecast); hedge error sd of "
+            "the step across the stress. Market columns: every snapshot; stressed ones: "
+            f"every {html.escape(str(every))} snapshot(s). Darker is worse within a panel."
+        )
+        + "\n"
+        + _figure_html(fig, "stress")
+    )
