@@ -62,7 +62,8 @@ def test_scorecard_metrics_by_hand() -> None:
     assert row["iv_rmse_vol_pts"] == pytest.approx(np.sqrt((4 + 4 + 0 + 9) / 4))
     assert row["iv_mae_vol_pts"] == pytest.approx((2 + 2 + 0 + 3) / 4)
     assert row["vega_w_rmse"] == pytest.approx(np.sqrt((4 + 4) / 4))  # zero vega: no weight
-    assert row["inside_spread_pct"] == pytest.approx(100 / 3)  # the one-sided quote not counted
+    # the ask-only quote counts on its side: 0.53 is above its ask, so outside
+    assert row["inside_spread_pct"] == pytest.approx(100 / 4)
     assert row["half_spread_rmse"] == pytest.approx(np.sqrt((4 + 4 + 0) / 3))
     assert row["price_rmse_usd"] == pytest.approx(np.sqrt((1 + 1 + 0 + 4) / 4))
     assert row["price_rmse_coin"] == pytest.approx(row["price_rmse_usd"] / 100)

@@ -68,6 +68,25 @@ def test_a_failing_engine_gives_failed_cells_not_an_exception(run: SimResult) ->
     snaps: list[MarketSnapshot] = list(run.snapshots())[:2]
     pred, cells = nowcast(snaps, {"broken": Broken()}, NowcastSplit("wings", 0.2))
     assert pred.empty and cells["failed"].all() and len(cells) == 2
-    with pytest.raises(ValueError, match="illiquid"):
-        nowcast(snaps, ENGINES, NowcastSplit("illiquid"))
     assert isinstance(cells, pd.DataFrame)
+
+
+def test_illiquid_nowcast_scores_the_one_sided_quotes_against_their_mark(run: SimResult) -> None:
+    snapshot = next(iter(run.snapshots()))
+    q = snapshot.quotes
+    k = np.log(q["strike"] / q["forward"])
+    otm = np.where(k >= 0, q["is_call"], ~q["is_call"])
+    one_sided = q[(q["bid"].notna() != q["ask"].notna()) & otm]
+    assert len(one_sided) > 10  # the simulated book's wings have no bid
+    pred, cells = nowcast([snapshot], ENGINES, NowcastSplit("illiquid"))
+    assert set(pred["protocol"]) == {"nowcast-illiquid"} and len(cells) == len(ENGINES)
+    ssvi = pred[pred["engine"] == "ssvi"].set_index("instrument")
+    assert set(ssvi.index) == set(one_sided["instrument"])
+    marks = one_sided.set_index("instrument")["mark_iv"]
+    np.testing.assert_allclose(ssvi["mid_iv"], marks.reindex(ssvi.index))
+    assert ssvi["bid_iv"].isna().all() == one_sided["bid"].isna().all()
+    card = scorecard(pred).set_index("engine")
+    # a bid-only or ask-only quote is "inside" when the model is on its side of the one price
+    assert card.loc["ssvi", "inside_spread_pct"] > 50 and np.isnan(
+        card.loc["ssvi", "half_spread_rmse"]
+    )

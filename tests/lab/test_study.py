@@ -32,7 +32,7 @@ in_regime = "calm"
 ssvi = {{}}
 "black76-flat" = {{}}
 [protocols]
-nowcast = {{ mode = "wings", test_size = 0.2 }}
+nowcast = [{{ mode = "wings", test_size = 0.2 }}, {{ mode = "illiquid" }}]
 forecast = {{ horizon = 1 }}
 hedging = true
 """
@@ -53,9 +53,9 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     out = tmp_path / "out"
     card = run_study(Study.from_toml(study_file), out)
     assert set(card["regime"]) == {"calm", "crash"}
-    assert set(card["protocol"]) == {"nowcast-wings", "forecast-1"}
+    assert set(card["protocol"]) == {"nowcast-wings", "nowcast-illiquid", "forecast-1"}
     assert set(card["scenario"]) == {"market"}
-    assert len(card) == 2 * 2 * 2
+    assert len(card) == 2 * 3 * 2
     calm = card[card["regime"] == "calm"]
     assert (calm["gen_gap"] == 1.0).all()
     assert card["hedge_err_std"].notna().all() and card["true_iv_rmse_vol_pts"].notna().all()
@@ -86,6 +86,11 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
             "[stress]\nscenarios = ['meteor']",
             "scenario 'meteor' is unknown",
+        ),
+        (
+            "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\n"
+            "nowcast = [{ mode = 'wings' }, { mode = 'edges' }]",
+            "mode 'edges' is unknown",
         ),
         (
             "[data]\ndataset = 'mine'\n[engines]\nsvi = {}\n[protocols]\nhedging = true",
@@ -121,7 +126,11 @@ def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
         ["engine", "protocol", "regime", "scenario"]
     )
     stressed = card.xs("vol-up-20", level="scenario")
-    assert set(stressed.index.get_level_values("protocol")) == {"nowcast-wings", "shock"}
+    assert set(stressed.index.get_level_values("protocol")) == {
+        "nowcast-wings",
+        "nowcast-illiquid",
+        "shock",
+    }
     # the stressed surface is the truth: every stressed prediction is scored against it
     assert stressed["true_iv_rmse_vol_pts"].notna().all()
     assert stressed["hedge_err_std"].notna().all()

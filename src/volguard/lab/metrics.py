@@ -9,7 +9,8 @@ Input is a predictions table, one row per predicted quote:
 ``scenario``
 ``ts``              snapshot time of the quote
 ``model_iv``        the engine's implied vol (decimal)
-``mid_iv``          the quote's mid implied vol; ``bid_iv``, ``ask_iv`` where two-sided
+``mid_iv``          the quote's mid implied vol (a one-sided quote: the venue's mark vol);
+                    ``bid_iv``, ``ask_iv`` where quoted
 ``vega``            Black-76 vega at the mid vol, USD per 1.00 of vol
 ``model_price``,    USD per 1 underlying (``price``: the mid); ``forward`` converts to coin
 ``price``,
@@ -54,7 +55,8 @@ def quote_errors(predictions: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         ``iv_err_vol_pts``, ``half_spreads`` (error over the half bid-ask spread in vol),
-        ``inside`` (model vol within [bid_iv, ask_iv]), ``price_err_usd``,
+        ``inside`` (model vol within [bid_iv, ask_iv]; for a one-sided quote, at or above its
+        bid or at or below its ask), ``price_err_usd``,
         ``price_err_coin``, ``vega_w`` (vega weight) and, where truth is known,
         ``true_iv_err_vol_pts``, ``delta_err``, ``gamma_err_rel``, ``vega_err_rel``.
     """
@@ -67,13 +69,19 @@ def quote_errors(predictions: pd.DataFrame) -> pd.DataFrame:
 
     err = (col("model_iv") - col("mid_iv")) * 100.0
     half = (col("ask_iv") - col("bid_iv")) / 2.0 * 100.0
+    has_bid, has_ask = np.isfinite(col("bid_iv")), np.isfinite(col("ask_iv"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {
             "iv_err_vol_pts": err,
             "half_spreads": np.where(half > 0, err / half, np.nan),
-            "inside": np.where(
-                np.isfinite(col("bid_iv")) & np.isfinite(col("ask_iv")),
-                (col("model_iv") >= col("bid_iv")) & (col("model_iv") <= col("ask_iv")),
+            # a one-sided quote: the model on the right side of its one price
+            "inside": np.select(
+                [has_bid & has_ask, has_bid, has_ask],
+                [
+                    (col("model_iv") >= col("bid_iv")) & (col("model_iv") <= col("ask_iv")),
+                    col("model_iv") >= col("bid_iv"),
+                    col("model_iv") <= col("ask_iv"),
+                ],
                 np.nan,
             ),
             "price_err_usd": col("model_price") - col("price"),

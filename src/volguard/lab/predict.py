@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from volguard.kernels.api import black76_greeks
+from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.lab.splits import NowcastSplit
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
@@ -87,20 +87,48 @@ def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot)
     )
 
 
+def _one_sided_table(snapshot: MarketSnapshot) -> pd.DataFrame:
+    """The out-of-the-money quotes with one side only, scored against the venue's mark vol."""
+    q = snapshot.quotes
+    has_bid = q["bid"].notna() & (q["bid"] > 0)
+    has_ask = q["ask"].notna()
+    f = q["forward"].to_numpy(float)
+    strike = q["strike"].to_numpy(float)
+    k = np.log(strike / f)
+    call = q["is_call"].to_numpy(bool)
+    rows = q[(has_bid != has_ask) & np.where(k >= 0, call, ~call) & q["mark_iv"].notna()]
+    rows = rows[rows["t"] > 0].assign(k=lambda r: np.log(r["strike"] / r["forward"]))
+    args = [rows[c].to_numpy(float) for c in ("forward", "strike", "t")]
+    call = rows["is_call"].to_numpy(bool)
+    bid_iv = implied_vol(rows["bid"].to_numpy(float, na_value=np.nan), *args, call)
+    ask_iv = implied_vol(rows["ask"].to_numpy(float, na_value=np.nan), *args, call)
+    mark = rows["mark_iv"].to_numpy(float)
+    g = black76_greeks(*args, mark, call)
+    table = rows[["instrument", "expiry", "strike", "is_call", "forward", "t", "k"]].assign(
+        ts=snapshot.ts, mid_iv=mark, bid_iv=bid_iv, ask_iv=ask_iv, vega=g["vega"], price=g["price"]
+    )
+    return table.reset_index(drop=True)
+
+
 def nowcast_snapshot(
     snapshot: MarketSnapshot, engines: Mapping[str, SurfaceEngine], split: NowcastSplit
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`nowcast` on one snapshot."""
-    if split.mode == "illiquid":
-        raise ValueError("nowcast scores two-sided quotes; mode 'illiquid' has none to hold out")
     protocol = f"nowcast-{split.mode}"
-    predictions, cells = [], []
-    table = _quote_table(snapshot)
     quotes = snapshot.quotes
-    for i, (train, test) in enumerate(split.split(table)):
-        if len(test) == 0 or len(train) == 0:
-            continue
-        visible = quotes[quotes["instrument"].isin(table["instrument"].iloc[train])]
+    if split.mode == "illiquid":
+        table = _one_sided_table(snapshot)
+        two_sided = quotes[quotes["bid"].notna() & (quotes["bid"] > 0) & quotes["ask"].notna()]
+        folds = [(two_sided, np.arange(len(table)))] if len(table) and len(two_sided) else []
+    else:
+        table = _quote_table(snapshot)
+        folds = [
+            (quotes[quotes["instrument"].isin(table["instrument"].iloc[train])], test)
+            for train, test in split.split(table)
+            if len(train) and len(test)
+        ]
+    predictions, cells = [], []
+    for i, (visible, test) in enumerate(folds):
         fits = fit_engines(engines, MarketSnapshot.from_quotes(visible))
         for name, (fitted, cell) in fits.items():
             cells.append(
@@ -119,10 +147,9 @@ def nowcast(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predictions and cells of ``split`` on every snapshot (protocol ``nowcast-<mode>``).
 
-    Raises
-    ------
-    ValueError
-        For ``mode="illiquid"``: one-sided quotes have no mid vol to score against here.
+    ``mode="illiquid"`` fits on the two-sided quotes and predicts the out-of-the-money quotes
+    with one side only; they have no mid, so their ``mid_iv`` is the venue's mark vol and the
+    one quoted side's vol is kept (``inside``: the model on that side's right).
     """
     parts = [nowcast_snapshot(snapshot, engines, split) for snapshot in snapshots]
     return _joined(parts)

@@ -80,6 +80,16 @@ class NowcastSplit:
     n_splits: int = 1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("random", "wings", "illiquid", "expiry"):
+            raise ValueError(
+                f"mode {self.mode!r} is unknown; expected random, wings, illiquid or expiry"
+            )
+        if not 0 < self.test_size < 1:
+            raise ValueError(f"test_size must be in (0, 1), got {self.test_size}")
+        if self.n_splits < 1:
+            raise ValueError(f"n_splits must be >= 1, got {self.n_splits}")
+
     def get_n_splits(self, panel: pd.DataFrame | None = None) -> int:
         """Splits per panel (for ``expiry``: the interior expiries of the panel's snapshots)."""
         if self.mode == "random":
@@ -92,8 +102,6 @@ class NowcastSplit:
 
     def split(self, panel: pd.DataFrame) -> Iterator[Split]:
         """Yield ``(train, test)`` row positions; every split stays within one snapshot set."""
-        if self.mode not in ("random", "wings", "illiquid", "expiry"):
-            raise ValueError(f"mode {self.mode!r} is unknown")
         side = ("bid", "ask") if "bid" in panel else ("bid_iv", "ask_iv")  # prices, else vols
         bid = panel[side[0]].to_numpy(dtype=float, na_value=np.nan)
         ask = panel[side[1]].to_numpy(dtype=float, na_value=np.nan)

@@ -23,7 +23,7 @@
     "black76-flat" = {}
 
     [protocols]
-    nowcast = { mode = "random", test_size = 0.2 }
+    nowcast = [{ mode = "wings", test_size = 0.2 }, { mode = "illiquid" }]   # or one table
     forecast = { horizon = 1 }
     hedging = true
 
@@ -139,6 +139,12 @@ class Study:
                 f"{path}: [data] dataset {doc['data']['dataset']!r} is unknown; "
                 f"expected one of {sorted(DATASETS)}"
             )
+        nowcast = doc["protocols"].get("nowcast", [])
+        for settings in [nowcast] if isinstance(nowcast, dict) else nowcast:
+            try:
+                NowcastSplit(**settings)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}: [protocols] nowcast {settings}: {exc}") from exc
         stressed = dict(doc.get("stress", {}))
         for name in stressed.get("scenarios", []):
             if name not in LIBRARY:
@@ -157,6 +163,12 @@ class Study:
             stress=stressed,
             seed=int(doc.get("seed", 0)),
         )
+
+    @property
+    def nowcast_splits(self) -> list[NowcastSplit]:
+        """The nowcast protocol's splits: one table of settings, or a list of them."""
+        settings = self.protocols.get("nowcast", [])
+        return [NowcastSplit(**s) for s in ([settings] if isinstance(settings, dict) else settings)]
 
     @property
     def underlyings(self) -> list[str]:
@@ -283,8 +295,8 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         truth: pd.DataFrame | None = None,
     ) -> None:
         found: list[tuple[pd.DataFrame, pd.DataFrame]] = []
-        if "nowcast" in protocols:
-            found.append(nowcast_snapshot(snapshot, engines, NowcastSplit(**protocols["nowcast"])))
+        for split in study.nowcast_splits:
+            found.append(nowcast_snapshot(snapshot, engines, split))
         if "forecast" in protocols and later is not None:
             found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol))
         for pred, fit_cells in found:
