@@ -98,12 +98,12 @@ def _one_sided_table(snapshot: MarketSnapshot) -> pd.DataFrame:
     call = q["is_call"].to_numpy(bool)
     rows = q[(has_bid != has_ask) & np.where(k >= 0, call, ~call) & q["mark_iv"].notna()]
     rows = rows[rows["t"] > 0].assign(k=lambda r: np.log(r["strike"] / r["forward"]))
-    args = [rows[c].to_numpy(float) for c in ("forward", "strike", "t")]
+    f, strike, t = (rows[c].to_numpy(float) for c in ("forward", "strike", "t"))
     call = rows["is_call"].to_numpy(bool)
-    bid_iv = implied_vol(rows["bid"].to_numpy(float, na_value=np.nan), *args, call)
-    ask_iv = implied_vol(rows["ask"].to_numpy(float, na_value=np.nan), *args, call)
+    bid_iv = implied_vol(rows["bid"].to_numpy(float, na_value=np.nan), f, strike, t, call)
+    ask_iv = implied_vol(rows["ask"].to_numpy(float, na_value=np.nan), f, strike, t, call)
     mark = rows["mark_iv"].to_numpy(float)
-    g = black76_greeks(*args, mark, call)
+    g = black76_greeks(f, strike, t, mark, call)
     table = rows[["instrument", "expiry", "strike", "is_call", "forward", "t", "k"]].assign(
         ts=snapshot.ts, mid_iv=mark, bid_iv=bid_iv, ask_iv=ask_iv, vega=g["vega"], price=g["price"]
     )
