@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from volguard.lab.metrics import generalization_gap, quote_errors, scorecard
+from volguard.lab.metrics import (
+    generalization_gap,
+    quote_errors,
+    scorecard,
+    selection_overfitting,
+)
 
 
 def predictions(seed: int = 0) -> pd.DataFrame:
@@ -105,3 +110,11 @@ def test_quote_errors_are_nan_without_the_columns() -> None:
     err = quote_errors(pd.DataFrame({"model_iv": [0.5], "mid_iv": [0.4]}))
     assert err["iv_err_vol_pts"].iloc[0] == pytest.approx(10.0)
     assert np.isnan(err["delta_err"].iloc[0])
+
+
+def test_selection_overfitting_finds_the_better_engine_and_no_overfitting() -> None:
+    pred = predictions(5)  # engine b twice as wrong in the crash, a tie in calm
+    table = selection_overfitting(pred, n_splits=4).set_index("protocol")
+    assert table.loc["nowcast", "best_engine"] == "a" and table.loc["nowcast", "snapshots"] == 60
+    # a is better in the crash and a tie in calm: chosen in-sample, it rarely ranks low out of it
+    assert table.loc["nowcast", "pbo"] <= 0.5

@@ -62,6 +62,8 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     saved = pd.read_csv(out / "scorecard.csv")
     assert len(saved) == len(card)
     first = json.loads((out / "study.json").read_text())
+    chosen = {row["protocol"]: row for row in first["selection"]}
+    assert chosen["forecast-1"]["best_engine"] == "ssvi" and chosen["forecast-1"]["snapshots"] == 6
     assert first["cells_cached"] == 0 and first["cells"] == 7  # one per snapshot
     regimes = pd.read_parquet(out / "regimes.parquet")
     assert len(regimes) == 7 and {"atm_30d", "regime"} <= set(regimes)

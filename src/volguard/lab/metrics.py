@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
+from volguard.lab.splits import probability_of_backtest_overfitting
 
 LABELS: tuple[str, ...] = ("engine", "protocol", "regime", "scenario")
 """The columns a scorecard row is keyed by."""
@@ -211,4 +212,35 @@ def generalization_gap(
                     "gen_gap_hi": float(np.quantile(ratio, 1 - alpha)),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def selection_overfitting(predictions: pd.DataFrame, n_splits: int = 8) -> pd.DataFrame:
+    """Per protocol: the engine with the lowest IV RMSE over all snapshots and the probability
+    that choosing the best engine on half the snapshots overfits
+    (:func:`~volguard.lab.splits.probability_of_backtest_overfitting`, each snapshot's score
+    minus its IV RMSE; snapshots where an engine has no prediction are left out).
+
+    Returns
+    -------
+    DataFrame
+        ``protocol, snapshots, best_engine, pbo`` (``pbo`` NaN with fewer than ``n_splits``
+        snapshots or one engine).
+    """
+    err = quote_errors(predictions)["iv_err_vol_pts"].to_numpy() ** 2
+    frame = predictions[["protocol", "engine", "ts"]].assign(sq=err)
+    rows = []
+    for protocol, g in frame.groupby("protocol", sort=True):
+        per_snap = g.groupby(["ts", "engine"])["sq"].mean().unstack("engine").dropna()
+        score = -np.sqrt(per_snap.to_numpy())
+        overall = np.sqrt(g.groupby("engine")["sq"].mean())
+        enough = score.shape[1] >= 2 and score.shape[0] >= n_splits
+        rows.append(
+            {
+                "protocol": protocol,
+                "snapshots": len(per_snap),
+                "best_engine": str(overall.idxmin()),
+                "pbo": probability_of_backtest_overfitting(score, n_splits) if enough else np.nan,
+            }
+        )
     return pd.DataFrame(rows)

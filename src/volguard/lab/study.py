@@ -68,7 +68,7 @@ from volguard.data.store import open_store
 from volguard.errors import ConfigError
 from volguard.lab.executors import make_executor
 from volguard.lab.hedging import fit_min_variance, hedge_step, hedge_summary
-from volguard.lab.metrics import generalization_gap, scorecard
+from volguard.lab.metrics import generalization_gap, scorecard, selection_overfitting
 from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
@@ -435,8 +435,10 @@ def run_study(
     write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
     write_atomic(out / "hedging.parquet", parquet_bytes(steps))
     write_atomic(out / "regimes.parquet", parquet_bytes(regimes))
+    selection = selection_overfitting(market) if len(market) else pd.DataFrame()
     about = {
         "study": study.__dict__,
+        "selection": selection.to_dict("records"),
         "cells": len(plan),
         "cells_cached": cached,
         "snapshots": {u: len(s) for u, s in snapshots.items()},
