@@ -605,6 +605,8 @@ def _cos(
     dpsi: ComplexArray | None = None
     if use_numba and not want_grad:
         psi = _nb.log_cf_nb(u, tcol, p8)
+    elif use_numba:
+        psi, dpsi = _nb.log_cf_grad_nb(u, tcol, p8, 8 if len(params) > 5 else 5)
     else:
         uc = u.astype(np.complex128)
         parts = _heston_log_cf(uc, tcol, params, grad=want_grad)
