@@ -34,9 +34,7 @@ import pandas as pd
 
 from volguard.data.files import write_atomic
 from volguard.lab.hedging import hedge_summary
-
-MARKET = "market"
-"""The scenario of the snapshots as they were (``volguard.lab.study.MARKET``)."""
+from volguard.lab.study import MARKET
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("header", "Study"),
