@@ -27,8 +27,11 @@ transform of an input adds nothing.
 
 Out of the training domain
 --------------------------
-Trees extrapolate flat: beyond the trained log-moneyness range the predicted total variance is
-that of the nearest trained ``k`` (flat implied vol in the wings); before the shortest and
+Trees extrapolate flat. A flat wing beyond a rising one is a concave kink in total variance,
+hence negative density (butterfly arbitrage) at the edge of the trained log-moneyness range, so
+the engine does not keep it: beyond the trained ``k`` range total variance continues linearly
+with the slope of the outer 0.15 of the range, pointing outward and at most Lee's bound 2
+(0 when the tree's wing points inward; the slope's size never decreases with ``t``). Before the shortest and
 after the longest trained ``t`` the engine holds the implied vol of the nearest trained ``t``
 (total variance proportional to ``t``); a state outside the trained range of a feature gets
 the prediction of the nearest trained value, and the fit result warns about it.
@@ -404,18 +407,17 @@ class GBMSurface(SurfaceEngine):
             raise ValueError(f"smoothing must be >= 0 (log-moneyness); received {self.smoothing}")
         state = state_features(quotes)
         k_lo, k_hi = model.k_range
-        pad = 4 * self.smoothing
-        n_k = max(2, math.ceil((k_hi - k_lo + 2 * pad) / 0.01) + 1)
-        grid_k = np.linspace(k_lo - pad, k_hi + pad, n_k)
+        grid_k = np.linspace(k_lo, k_hi, max(2, math.ceil((k_hi - k_lo) / 0.01) + 1))
         t_lo, t_hi = model.t_range
         own = np.unique(quotes.t)
         grid_t = np.unique(
             np.concatenate([np.geomspace(t_lo, t_hi, 48), own[(own > t_lo) & (own < t_hi)]])
         )
-        w = model.predict(grid_k[None, :], grid_t[:, None], state)
+        raw = model.predict(grid_k[None, :], grid_t[:, None], state)
+        self.wing_slope_ = _wing_slopes(raw, grid_k)
         self.grid_k_ = grid_k
         self.grid_t_ = grid_t
-        self.grid_w_ = _smooth_rows(w, grid_k, self.smoothing)
+        self.grid_w_ = _smooth_rows(raw, grid_k, self.smoothing, self.wing_slope_)
         self.state_ = state
         return dict(state), True, None, tuple(model.outside(state))
 
@@ -431,12 +433,42 @@ class GBMSurface(SurfaceEngine):
         lo = (1 - b) * gw[j, i] + b * gw[j, i + 1]
         hi = (1 - b) * gw[j + 1, i] + b * gw[j + 1, i + 1]
         w = (1 - a) * lo + a * hi
+        slope_lo = (1 - a) * self.wing_slope_[0][j] + a * self.wing_slope_[0][j + 1]
+        slope_hi = (1 - a) * self.wing_slope_[1][j] + a * self.wing_slope_[1][j + 1]
+        w = w + np.minimum(k_arr - gk[0], 0) * slope_lo + np.maximum(k_arr - gk[-1], 0) * slope_hi
         out: FloatArray = w * t_arr / tc  # implied vol held outside the trained t range
         return out
 
 
-def _smooth_rows(w: FloatArray, grid_k: FloatArray, width: float) -> FloatArray:
-    """Gaussian smoothing of each row of ``w`` along the (uniform) ``grid_k``, edges held."""
+WING_SPAN = 0.15
+"""Log-moneyness span at each end of the trained range that sets the wing slopes."""
+LEE_SLOPE = 2.0
+"""Lee's (2004) bound on the slope of total variance in ``k`` at extreme strikes."""
+
+
+def _wing_slopes(w: FloatArray, grid_k: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Slopes ``dw/dk`` of the left and right wings (one per row of ``w``).
+
+    The slope over the outer ``WING_SPAN`` of the trained range, pointing outward (left
+    ``<= 0``, right ``>= 0``), at most Lee's bound 2 in size, made non-decreasing in size along
+    the rows (increasing ``t``) so the extrapolated wings keep the calendar order.
+    """
+    m = int(np.clip(np.searchsorted(grid_k, grid_k[0] + WING_SPAN), 1, grid_k.size - 1))
+    left = (w[:, m] - w[:, 0]) / (grid_k[m] - grid_k[0])
+    right = (w[:, -1] - w[:, -1 - m]) / (grid_k[-1] - grid_k[-1 - m])
+    left = -np.maximum.accumulate(np.clip(-left, 0.0, LEE_SLOPE))
+    right = np.maximum.accumulate(np.clip(right, 0.0, LEE_SLOPE))
+    return left, right
+
+
+def _smooth_rows(
+    w: FloatArray, grid_k: FloatArray, width: float, wings: tuple[FloatArray, FloatArray]
+) -> FloatArray:
+    """Gaussian smoothing of each row of ``w`` along the uniform ``grid_k``.
+
+    Rows are continued beyond the grid along the wing slopes ``wings`` (as ``total_variance``
+    extrapolates them), so the ends are smoothed without a kink.
+    """
     if width <= 0:
         return w
     step = float(grid_k[1] - grid_k[0])
@@ -444,6 +476,9 @@ def _smooth_rows(w: FloatArray, grid_k: FloatArray, width: float) -> FloatArray:
     x = np.arange(-half, half + 1) * step
     kernel = np.exp(-0.5 * (x / width) ** 2)
     kernel /= kernel.sum()
-    padded = np.pad(w, ((0, 0), (half, half)), mode="edge")
+    reach = np.arange(1, half + 1) * step
+    left = w[:, :1] + wings[0][:, None] * -reach[::-1][None, :]
+    right = w[:, -1:] + wings[1][:, None] * reach[None, :]
+    padded = np.concatenate([left, w, right], axis=1)
     out: FloatArray = np.stack([np.convolve(row, kernel, mode="valid") for row in padded])
     return out
