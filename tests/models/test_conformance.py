@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from volguard.market import MarketSnapshot
 from tests.models.conftest import synthetic_snapshot
+from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, SurfaceEngine
 from volguard.models import make_engine as _make_engine
 

@@ -130,7 +130,6 @@ def state_features(quotes: FitQuotes) -> dict[str, float]:
     """
     if len(quotes) == 0:
         raise ValueError("state features need at least one fit quote; received none")
-    times, _ = expiry_atm(quotes)
     skews = np.empty(len(quotes.expiries))
     slice_t = np.empty(len(quotes.expiries))
     for i in range(len(quotes.expiries)):

@@ -31,10 +31,11 @@ Trees extrapolate flat. A flat wing beyond a rising one is a concave kink in tot
 hence negative density (butterfly arbitrage) at the edge of the trained log-moneyness range, so
 the engine does not keep it: beyond the trained ``k`` range total variance continues linearly
 with the slope of the outer 0.15 of the range, pointing outward and at most Lee's bound 2
-(0 when the tree's wing points inward; the slope's size never decreases with ``t``). Before the shortest and
-after the longest trained ``t`` the engine holds the implied vol of the nearest trained ``t``
-(total variance proportional to ``t``); a state outside the trained range of a feature gets
-the prediction of the nearest trained value, and the fit result warns about it.
+(0 when the tree's wing points inward; the slope's size never decreases with ``t``). Before
+the shortest and after the longest trained ``t`` the engine holds the implied vol of the
+nearest trained ``t`` (total variance proportional to ``t``); a state outside the trained
+range of a feature gets the prediction of the nearest trained value, and the fit result warns
+about it.
 
 Smoothing
 ---------
@@ -326,7 +327,8 @@ def train_gbm(
     fit_kwargs: dict[str, Any] = {"sample_weight": rows.weight, "feature_name": list(rows.names)}
     if validation is not None:
         held = training_rows(validation, features=features, weighting=weighting)
-        fit_kwargs["eval_set"] = [(held.inputs, held.target)]
+        fit_kwargs["eval_X"] = (held.inputs,)
+        fit_kwargs["eval_y"] = (held.target,)
         fit_kwargs["eval_sample_weight"] = [held.weight]
         fit_kwargs["callbacks"] = [lgb.early_stopping(early_stopping_rounds, verbose=False)]
     model.fit(rows.inputs, rows.target, **fit_kwargs)
