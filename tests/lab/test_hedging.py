@@ -33,6 +33,14 @@ def test_summary_by_hand() -> None:
     assert out.loc["x", "turnover"] == pytest.approx((0.4 + 0.2 + 0.4) / 3)
     assert out.loc["x", "mean_cost"] == pytest.approx((0.4 + 0.2 + 0.4) / 3)
     assert out.loc["bs", "reduction_vs_bs"] == 0.0
+    # in basis points of the forward (100): errors x 100
+    assert out.loc["x", "hedge_err_std_bp"] == pytest.approx(100 * np.std([0.2, 0.1, 0.0]))
+    # x's errors (0.2, 0.1, 0) less costs (0.4, 0.2, 0.4): worst 5 % is -0.4 (a loss of 0.4)
+    assert out.loc["x", "hedge_err_cvar95"] == pytest.approx(0.4)
+    assert out.loc["x", "hedge_err_cvar95_bp"] == pytest.approx(40.0)
+    assert out.loc["x", "reduction_vs_bs"] == pytest.approx(
+        1 - np.var([0.2, 0.1, 0.0]) / np.var([0.0, 0.0, -0.2])
+    )
 
 
 def test_min_variance_fit_recovers_planted_coefficients() -> None:

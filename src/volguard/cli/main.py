@@ -571,12 +571,13 @@ def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
         "iv_rmse_vol_pts": "IV RMSE",
         "inside_spread_pct": "inside%",
         "gen_gap": "gap",
-        "hedge_err_std": "hedge sd",
+        "hedge_err_std_bp": "hedge sd bp",
     }
     columns = [c for c in shown if c in card]
     table = Table(
         title=f"scorecard: {path}",
-        caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; hedge sd in USD",
+        caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; "
+        "hedge sd in bp of the forward",
         box=box.SIMPLE,
     )
     for column in columns:

@@ -176,32 +176,44 @@ def hedge_summary(
     -------
     DataFrame
         ``delta, n, hedge_err_std`` (USD), ``hedge_err_cvar95`` (mean of the worst 5 % of
-        ``e`` minus cost, as a loss, USD), ``mean_cost`` (USD per option-step), ``turnover``
-        (mean ``|delta change|`` per step), ``reduction_vs_bs`` (``1 - var(e) / var(e_bs)``
-        on the same rows).
+        ``e`` minus cost, as a loss, USD), ``hedge_err_std_bp`` and ``hedge_err_cvar95_bp``
+        (the same in basis points of the forward, comparable across underlyings and prices),
+        ``mean_cost`` (USD per option-step), ``turnover`` (mean ``|delta change|`` per step),
+        ``reduction_vs_bs`` (``1 - var(e) / var(e_bs)`` of the errors in basis points, on the
+        same rows).
     """
     rows = []
     ordered = steps.sort_values(["instrument", "ts"])
     first = ~ordered["instrument"].duplicated()
-    base_err = (ordered["d_value"] - ordered["delta_bs"] * ordered["d_forward"]).to_numpy(float)
+    forward = ordered["forward"].to_numpy(float)
+    move = ordered["d_forward"].to_numpy(float)
+    value = ordered["d_value"].to_numpy(float)
+    base_bp = (value - ordered["delta_bs"].to_numpy(float) * move) / forward * 1e4
     for name in deltas:
         delta = ordered[f"delta_{name}"].to_numpy(float)
-        err = ordered["d_value"].to_numpy(float) - delta * ordered["d_forward"].to_numpy(float)
+        err = value - delta * move
         prev = np.where(first.to_numpy(), 0.0, np.roll(delta, 1))
         turnover = np.abs(delta - prev)
-        cost = turnover * ordered["forward"].to_numpy(float) * futures_cost
-        ok = np.isfinite(err) & np.isfinite(base_err)
-        pnl = err[ok] - cost[ok]
-        worst = np.sort(pnl)[: max(1, int(np.ceil(0.05 * pnl.size)))]
+        cost = turnover * forward * futures_cost
+        ok = np.isfinite(err) & np.isfinite(base_bp)
+        err_bp = err / forward * 1e4
         rows.append(
             {
                 "delta": name,
                 "n": int(ok.sum()),
                 "hedge_err_std": float(np.std(err[ok])),
-                "hedge_err_cvar95": float(-np.mean(worst)),
+                "hedge_err_cvar95": _cvar95(err[ok] - cost[ok]),
+                "hedge_err_std_bp": float(np.std(err_bp[ok])),
+                "hedge_err_cvar95_bp": _cvar95((err[ok] - cost[ok]) / forward[ok] * 1e4),
                 "mean_cost": float(np.mean(cost[ok])),
                 "turnover": float(np.mean(turnover[ok])),
-                "reduction_vs_bs": float(1 - np.var(err[ok]) / np.var(base_err[ok])),
+                "reduction_vs_bs": float(1 - np.var(err_bp[ok]) / np.var(base_bp[ok])),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _cvar95(pnl: FloatArray) -> float:
+    """Mean of the worst 5 % of ``pnl``, as a loss."""
+    worst = np.sort(pnl)[: max(1, int(np.ceil(0.05 * pnl.size)))]
+    return float(-np.mean(worst))

@@ -465,7 +465,7 @@ def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | Non
     rows = []
     for (regime, scenario), group in steps.groupby(["regime", "scenario"], observed=True):
         summary = hedge_summary(group, deltas).set_index("delta")
-        stds = summary["hedge_err_std"].astype(float)
+        stds = summary["hedge_err_std_bp"].astype(float)
         for name in engines:
             row = summary.loc[name]
             mv = 1 - (stds[name] / stds["mv"]) ** 2 if len(train) else np.nan
@@ -474,8 +474,10 @@ def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | Non
                     "engine": name,
                     "regime": regime,
                     "scenario": scenario,
-                    "hedge_err_std": stds[name],
+                    "hedge_err_std": row["hedge_err_std"],
                     "hedge_err_cvar95": row["hedge_err_cvar95"],
+                    "hedge_err_std_bp": stds[name],
+                    "hedge_err_cvar95_bp": row["hedge_err_cvar95_bp"],
                     "hedge_err_reduction_vs_bs": row["reduction_vs_bs"],
                     "hedge_err_reduction_vs_mv": mv,
                 }

@@ -68,8 +68,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "failures": ("failed fits", "int"),
     "arb_violations": ("arb. violations", "int"),
     "gen_gap": ("gen. gap [90% CI]", "gap"),
-    "hedge_err_std": ("hedge err sd (USD)", ".2f"),
-    "hedge_err_cvar95": ("hedge CVaR95 (USD)", ".2f"),
+    "hedge_err_std_bp": ("hedge err sd (bp)", ".2f"),
+    "hedge_err_cvar95_bp": ("hedge CVaR95 (bp)", ".2f"),
     "hedge_err_reduction_vs_bs": ("var. reduction vs BS", "pct"),
     "hedge_err_reduction_vs_mv": ("var. reduction vs MV", "pct"),
 }
@@ -675,8 +675,12 @@ def _hedging(inputs: _Inputs) -> str:
     fig = go.Figure()
     table = []
     for name in deltas:
-        # the hedge error of a delta column, USD per 1 underlying (volguard.lab.hedging)
-        err = steps["d_value"] - steps[f"delta_{name}"] * steps["d_forward"]
+        # the hedge error of a delta column in bp of the forward (volguard.lab.hedging)
+        err = (
+            (steps["d_value"] - steps[f"delta_{name}"] * steps["d_forward"])
+            / steps["forward"]
+            * 1e4
+        )
         for i, regime in enumerate(regimes):
             fig.add_trace(
                 go.Box(
@@ -696,30 +700,33 @@ def _hedging(inputs: _Inputs) -> str:
         table.append(summary.assign(regime=regime))
     summary = pd.concat(table, ignore_index=True)
     # heavy tails would flatten the boxes: show +-4 of the largest sd, the tails are in the table
-    reach = 4 * float(summary["hedge_err_std"].max())
+    reach = 4 * float(summary["hedge_err_std_bp"].max())
     fig.update_xaxes(categoryorder="array", categoryarray=regimes)
     fig.update_layout(
-        boxmode="group", height=480, yaxis_title="hedge error (USD per option and step)"
+        boxmode="group",
+        height=480,
+        yaxis_title="hedge error (bp of the forward per option and step)",
     )
     if np.isfinite(reach) and reach > 0:
         fig.update_yaxes(range=[-reach, reach])
     head = (
-        "<tr><th>regime</th><th>delta</th><th>steps</th><th>sd (USD)</th>"
-        "<th>CVaR95 (USD)</th><th>var. reduction vs BS</th></tr>"
+        "<tr><th>regime</th><th>delta</th><th>steps</th><th>sd (bp)</th>"
+        "<th>CVaR95 (bp)</th><th>var. reduction vs BS</th></tr>"
     )
     rows = "\n".join(
         f"<tr><td>{_format(r.regime, 's')}</td><td>{_format(r.delta, 's')}</td>"
         f'<td class="num">{_format(r.n, "int")}</td>'
-        f'<td class="num">{_format(r.hedge_err_std, ".2f")}</td>'
-        f'<td class="num">{_format(r.hedge_err_cvar95, ".2f")}</td>'
+        f'<td class="num">{_format(r.hedge_err_std_bp, ".2f")}</td>'
+        f'<td class="num">{_format(r.hedge_err_cvar95_bp, ".2f")}</td>'
         f'<td class="num">{_format(r.reduction_vs_bs, "pct")}</td></tr>'
         for r in summary.itertuples(index=False)
     )
     return (
         _note(
             "Hedge error of one option over one step, <code>d_value - delta * d_forward</code> "
-            "(USD per 1 underlying), market scenario, per regime and delta: Black-76 at the "
-            "quote's vol (bs) and each engine's sticky-moneyness delta. CVaR95: the mean of the "
+            "in basis points of the forward (comparable across underlyings), market scenario, per "
+            "regime and delta: Black-76 at the quote's vol (bs) and each engine's sticky-strike "
+            "delta. CVaR95: the mean of the "
             "worst 5% after futures costs, as a loss. The axis shows &plusmn;4 of the largest sd "
             "(zoom out for the tails)."
         )
@@ -879,9 +886,9 @@ def _stress(inputs: _Inputs) -> str:
             f"; market: {base_name}" if base_name and base_name != protocol else ""
         )
         panels.append((title, label(pd.concat([base, part])), "iv_rmse_vol_pts"))
-    if "hedge_err_std" in card and stressed["hedge_err_std"].notna().any():
+    if "hedge_err_std_bp" in card and stressed["hedge_err_std_bp"].notna().any():
         hedge = card.drop_duplicates(["engine", "regime", "scenario"])
-        panels.append(("hedge error sd (USD)", label(hedge), "hedge_err_std"))
+        panels.append(("hedge error sd (bp of the forward)", label(hedge), "hedge_err_std_bp"))
     fig = make_subplots(rows=len(panels), cols=1, subplot_titles=[p[0] for p in panels])
     for row, (_, frame, value) in enumerate(panels, start=1):
         regimes = inputs.sort_regimes(frame["regime"])

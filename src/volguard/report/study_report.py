@@ -15,7 +15,7 @@ COLUMNS: dict[str, str] = {
     "gen_gap": "gen. gap",
     "gen_gap_lo": "gap lo",
     "gen_gap_hi": "gap hi",
-    "hedge_err_std": "hedge err sd (USD)",
+    "hedge_err_std_bp": "hedge err sd (bp)",
     "fit_ms": "fit ms",
     "failures": "failed fits",
 }
