@@ -111,9 +111,14 @@ def _one_sided_table(snapshot: MarketSnapshot) -> pd.DataFrame:
 
 
 def nowcast_snapshot(
-    snapshot: MarketSnapshot, engines: Mapping[str, SurfaceEngine], split: NowcastSplit
+    snapshot: MarketSnapshot,
+    engines: Mapping[str, SurfaceEngine],
+    split: NowcastSplit,
+    fits: Mapping[str, tuple[SurfaceEngine | None, dict[str, object]]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """:func:`nowcast` on one snapshot."""
+    """:func:`nowcast` on one snapshot. ``fits``: the engines already fitted on the whole
+    snapshot (:func:`fit_engines`), which ``illiquid`` reuses: engines fit the two-sided quotes
+    only, so its fit is that one."""
     protocol = f"nowcast-{split.mode}"
     quotes = snapshot.quotes
     if split.mode == "illiquid":
@@ -121,6 +126,7 @@ def nowcast_snapshot(
         two_sided = quotes[quotes["bid"].notna() & (quotes["bid"] > 0) & quotes["ask"].notna()]
         folds = [(two_sided, np.arange(len(table)))] if len(table) and len(two_sided) else []
     else:
+        fits = None
         table = _quote_table(snapshot)
         folds = [
             (quotes[quotes["instrument"].isin(table["instrument"].iloc[train])], test)
@@ -129,8 +135,8 @@ def nowcast_snapshot(
         ]
     predictions, cells = [], []
     for i, (visible, test) in enumerate(folds):
-        fits = fit_engines(engines, MarketSnapshot.from_quotes(visible))
-        for name, (fitted, cell) in fits.items():
+        fold_fits = fits or fit_engines(engines, MarketSnapshot.from_quotes(visible))
+        for name, (fitted, cell) in fold_fits.items():
             cells.append(
                 {"engine": name, "protocol": protocol, "ts": snapshot.ts, "split": i, **cell}
             )

@@ -296,7 +296,8 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
     ) -> None:
         found: list[tuple[pd.DataFrame, pd.DataFrame]] = []
         for split in study.nowcast_splits:
-            found.append(nowcast_snapshot(snapshot, engines, split))
+            own = fits if snapshot is cell.now and fits else None  # stressed: fitted anew
+            found.append(nowcast_snapshot(snapshot, engines, split, own))
         if "forecast" in protocols and later is not None:
             found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol))
         for pred, fit_cells in found:
