@@ -166,3 +166,35 @@ def test_ray_and_process_pool_give_the_local_scorecard(study_file: Path, tmp_pat
     pd.testing.assert_frame_equal(pooled.drop(columns=timing), local.drop(columns=timing))
     pd.testing.assert_frame_equal(on_ray.drop(columns=timing), local.drop(columns=timing))
     assert json.loads((tmp_path / "ray" / "study.json").read_text())["executor"] == "ray"
+
+
+def test_learned_engines_train_on_the_first_half_of_the_training_regime(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = study_file.read_text().replace('"black76-flat" = {}', "gbm = { half_life_days = 1.0 }")
+    study_file.write_text(text)
+    study = Study.from_toml(study_file)
+    out = tmp_path / "out"
+    card = run_study(study, out)
+    pred = pd.read_parquet(out / "predictions.parquet")
+    regimes = pd.read_parquet(out / "regimes.parquet")
+    calm = regimes.loc[regimes["regime"] == "calm", "ts"].sort_values()
+    last_trained = calm.iloc[len(calm) // 2 - 1]  # 4 calm snapshots: trained on the first 2
+    gbm = pred[pred["engine"] == "gbm"]
+    assert len(gbm) and gbm["ts"].min() > last_trained  # scored only after its training data
+    assert pred.loc[pred["engine"] == "ssvi", "ts"].min() < last_trained
+    rows = card[(card["engine"] == "gbm") & (card["protocol"] == "forecast-1")]
+    assert set(rows["regime"]) == {"calm", "crash"} and rows["gen_gap"].notna().all()
+    # the cache knows the training: a second run reads every cell back
+    again = run_study(study, out)
+    assert json.loads((out / "study.json").read_text())["cells_cached"] == 7
+    pd.testing.assert_frame_equal(again, card)
+
+
+def test_learned_engines_need_snapshots_of_their_training_regime(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = study_file.read_text().replace('"black76-flat" = {}', "gbm = {}")
+    study_file.write_text(text + '[training]\nregime = "rally"\n')
+    with pytest.raises(ConfigError, match=r"in_regime\), which has no BTC snapshot"):
+        run_study(Study.from_toml(study_file), tmp_path / "out")

@@ -79,11 +79,13 @@ from volguard.sim.simulator import simulate
 from volguard.sim.stress import Reference, stress
 from volguard.sim.stress_library import LIBRARY
 
-SECTIONS = {"name", "seed", "data", "regimes", "engines", "protocols", "stress"}
+SECTIONS = {"name", "seed", "data", "regimes", "engines", "protocols", "stress", "training"}
 DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")}
 """Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
 MARKET = "market"
 """The scenario of the snapshots as they were (no stress)."""
+TRAIN_SHARE = 0.5
+"""Share of the training regime's snapshots (the first, in time) that learned engines train on."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Study:
     protocols: dict[str, Any]
     regimes: dict[str, Any] = field(default_factory=lambda: {"method": "rules"})
     stress: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     @classmethod
@@ -152,6 +155,9 @@ class Study:
                     f"{path}: [stress] scenario {name!r} is unknown; "
                     f"expected one of {sorted(LIBRARY)}"
                 )
+        share = float(doc.get("training", {}).get("share", TRAIN_SHARE))
+        if not 0 < share < 1:
+            raise ConfigError(f"{path}: [training] share must be in (0, 1), got {share}")
         if int(stressed.get("every", 1)) < 1:
             raise ConfigError(f"{path}: [stress] every must be >= 1, got {stressed['every']}")
         return cls(
@@ -161,6 +167,7 @@ class Study:
             protocols=dict(doc["protocols"]),
             regimes=dict(doc.get("regimes", {"method": "rules"})),
             stress=stressed,
+            training=dict(doc.get("training", {})),
             seed=int(doc.get("seed", 0)),
         )
 
@@ -262,9 +269,13 @@ class _Cell:
     nxt: MarketSnapshot | None
     later: MarketSnapshot | None
     stressed: tuple[str, ...]
+    models: dict[str, Any] = field(default_factory=dict)
+    trained_on: str = ""
 
     def key(self, study: Study) -> str:
         what = {
+            "trained_on": self.trained_on,
+            "learned": sorted(self.models),
             "data": study.data,
             "seed": study.seed,
             "engines": study.engines,
@@ -279,7 +290,11 @@ class _Cell:
 
 def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
     """Every protocol of the study on one cell: predictions, fit cells and hedge steps."""
-    engines = {name: make_engine(name, **params) for name, params in study.engines.items()}
+    engines = {
+        name: make_engine(name, **_engine_settings(name, params), **_model(cell, name))
+        for name, params in study.engines.items()
+        if not _learned(name) or name in cell.models
+    }
     protocols = study.protocols
     horizon = int(protocols.get("forecast", {}).get("horizon", 1))
     fitting = "forecast" in protocols or bool(protocols.get("hedging")) or bool(cell.stressed)
@@ -335,13 +350,73 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _plan(study: Study, snapshots: dict[str, list[MarketSnapshot]]) -> list[_Cell]:
+def _learned(name: str) -> bool:
+    return bool(getattr(ENGINES[name], "needs_training", False))
+
+
+def _engine_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of engine ``name`` that are its constructor's (a learned engine's others are
+    training settings)."""
+    if not _learned(name):
+        return settings
+    own = set(ENGINES[name]().get_params())
+    return {k: v for k, v in settings.items() if k in own}
+
+
+def _model(cell: _Cell, name: str) -> dict[str, Any]:
+    return {"model": cell.models[name]} if name in cell.models else {}
+
+
+def _train(
+    study: Study, snapshots: dict[str, list[MarketSnapshot]], regimes: pd.DataFrame
+) -> dict[str, tuple[dict[str, Any], MarketSnapshot, str]]:
+    """Per underlying: the learned engines' models, the last training snapshot and a fingerprint
+    of the training set. Learned engines train on the first ``[training] share`` of the
+    snapshots of ``[training] regime`` (default: the in-regime) and are scored after them only.
+
+    Raises
+    ------
+    ConfigError
+        If a learned engine is named and the training regime has no snapshot.
+    """
+    learned = [name for name in study.engines if _learned(name)]
+    if not learned:
+        return {}
+    regime = study.training.get("regime", study.regimes.get("in_regime"))
+    share = float(study.training.get("share", TRAIN_SHARE))
+    trained = {}
+    for underlying, snaps in snapshots.items():
+        labels = regimes[regimes["underlying"] == underlying].set_index("ts")["regime"]
+        pool = [s for s in snaps if labels.get(s.ts) == regime]
+        if not pool:
+            raise ConfigError(
+                f"learned engines {learned} train on regime {regime!r} ([training] regime, "
+                f"else [regimes] in_regime), which has no {underlying} snapshot"
+            )
+        train = pool[: max(1, int(len(pool) * share))]
+        models = {}
+        for name in learned:
+            own = set(_engine_settings(name, study.engines[name]))
+            settings = {k: v for k, v in study.engines[name].items() if k not in own}
+            models[name] = ENGINES[name].train(train, seed=study.seed, **settings)
+        fingerprint = f"{regime}:{train[0].ts}:{train[-1].ts}:{len(train)}"
+        trained[underlying] = (models, train[-1], fingerprint)
+    return trained
+
+
+def _plan(
+    study: Study,
+    snapshots: dict[str, list[MarketSnapshot]],
+    trained: dict[str, tuple[dict[str, Any], MarketSnapshot, str]],
+) -> list[_Cell]:
     horizon = int(study.protocols.get("forecast", {}).get("horizon", 1))
     every = int(study.stress.get("every", 1))
     names = tuple(study.stress.get("scenarios", ()))
     plan = []
     for underlying, snaps in snapshots.items():
+        models, last, fingerprint = trained.get(underlying, ({}, None, ""))
         for i, now in enumerate(snaps):
+            after = last is not None and now.ts > last.ts
             plan.append(
                 _Cell(
                     underlying,
@@ -350,6 +425,8 @@ def _plan(study: Study, snapshots: dict[str, list[MarketSnapshot]]) -> list[_Cel
                     snaps[i + 1] if i + 1 < len(snaps) else None,
                     snaps[i + horizon] if i + horizon < len(snaps) else None,
                     names if i % every == 0 else (),
+                    models if after else {},
+                    fingerprint if after else "",
                 )
             )
     return plan
@@ -375,7 +452,7 @@ def run_study(
     cache = out / "cache"
     snapshots, truth = load_data(study, out)
     regimes = label_regimes(study, snapshots, truth)
-    plan = _plan(study, snapshots)
+    plan = _plan(study, snapshots, _train(study, snapshots, regimes))
     keys = [cell.key(study) for cell in plan]
     results: dict[str, dict[str, pd.DataFrame]] = {}
     for key in keys:
@@ -427,7 +504,7 @@ def run_study(
         card = card.merge(gap, on=["engine", "protocol", "regime", "scenario"], how="left")
     if len(steps):
         card = card.merge(
-            _hedging_table(steps, list(study.engines), in_regime),
+            _hedging_table(steps, [e for e in study.engines if f"delta_{e}" in steps], in_regime),
             on=["engine", "regime", "scenario"],
             how="left",
         )
@@ -465,11 +542,14 @@ def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | Non
         deltas.append("mv")
     rows = []
     for (regime, scenario), group in steps.groupby(["regime", "scenario"], observed=True):
-        summary = hedge_summary(group, deltas).set_index("delta")
+        present = [
+            d for d in deltas if group[f"delta_{d}"].notna().any()
+        ]  # learned: after training
+        summary = hedge_summary(group, present).set_index("delta")
         stds = summary["hedge_err_std_bp"].astype(float)
-        for name in engines:
+        for name in (e for e in engines if e in summary.index):
             row = summary.loc[name]
-            mv = 1 - (stds[name] / stds["mv"]) ** 2 if len(train) else np.nan
+            mv = 1 - (stds[name] / stds["mv"]) ** 2 if "mv" in stds else np.nan
             rows.append(
                 {
                     "engine": name,
