@@ -422,7 +422,8 @@ def _scorecard(inputs: _Inputs) -> str:
             "snapshots as they were). Bold: the lowest IV RMSE of its protocol, regime and "
             "scenario. Vol errors in vol points (0.01 of vol); half-spreads: error over the "
             "quote's half bid-ask spread in vol; gap: RMSE over the in-regime RMSE with its "
-            "bootstrap interval; hedge errors in USD per option and step; variance reductions "
+            "bootstrap interval; hedge errors in bp of the forward per option and step; variance "
+            "reductions "
             "against Black-76 at the quote's vol (BS) and the minimum-variance delta (MV)."
         )
         + f'\n<div class="scroll">\n{scorecard_table(card)}\n</div>'
@@ -674,6 +675,7 @@ def _hedging(inputs: _Inputs) -> str:
     regimes = inputs.sort_regimes(steps["regime"])
     fig = go.Figure()
     table = []
+    reach = 0.0  # the widest whisker, for the axis
     for name in deltas:
         # the hedge error of a delta column in bp of the forward (volguard.lab.hedging)
         err = (
@@ -681,26 +683,31 @@ def _hedging(inputs: _Inputs) -> str:
             / steps["forward"]
             * 1e4
         )
-        for i, regime in enumerate(regimes):
-            fig.add_trace(
-                go.Box(
-                    x0=regime,
-                    y=err[steps["regime"] == regime].to_numpy(dtype=np.float32),  # display size
-                    name="Black-76 (bs)" if name == "bs" else name,
-                    offsetgroup=name,
-                    legendgroup=name,
-                    showlegend=i == 0,
-                    marker_color=inputs.engine_colour(name),
-                    boxpoints="outliers",
-                    marker_size=2,
-                )
+        # the boxes drawn from their quartiles and 1.5 IQR whiskers: a real study has
+        # hundreds of thousands of steps, too many to embed (the tails are in the table)
+        by_regime = err.groupby(steps["regime"])
+        q1, median, q3 = (by_regime.quantile(q).reindex(regimes) for q in (0.25, 0.5, 0.75))
+        lower = pd.concat([by_regime.min().reindex(regimes), q1 - 1.5 * (q3 - q1)], axis=1)
+        upper = pd.concat([by_regime.max().reindex(regimes), q3 + 1.5 * (q3 - q1)], axis=1)
+        reach = max(reach, float(np.nanmax(np.abs([lower.max(axis=1), upper.min(axis=1)]))))
+        fig.add_trace(
+            go.Box(
+                x=regimes,
+                q1=q1.tolist(),
+                median=median.tolist(),
+                q3=q3.tolist(),
+                lowerfence=lower.max(axis=1).tolist(),
+                upperfence=upper.min(axis=1).tolist(),
+                name="Black-76 (bs)" if name == "bs" else name,
+                offsetgroup=name,
+                legendgroup=name,
+                marker_color=inputs.engine_colour(name),
             )
+        )
     for regime in regimes:
         summary = hedge_summary(steps[steps["regime"] == regime], deltas)
         table.append(summary.assign(regime=regime))
     summary = pd.concat(table, ignore_index=True)
-    # heavy tails would flatten the boxes: show +-4 of the largest sd, the tails are in the table
-    reach = 4 * float(summary["hedge_err_std_bp"].max())
     fig.update_xaxes(categoryorder="array", categoryarray=regimes)
     fig.update_layout(
         boxmode="group",
@@ -708,7 +715,7 @@ def _hedging(inputs: _Inputs) -> str:
         yaxis_title="hedge error (bp of the forward per option and step)",
     )
     if np.isfinite(reach) and reach > 0:
-        fig.update_yaxes(range=[-reach, reach])
+        fig.update_yaxes(range=[-1.1 * reach, 1.1 * reach])
     head = (
         "<tr><th>regime</th><th>delta</th><th>steps</th><th>sd (bp)</th>"
         "<th>CVaR95 (bp)</th><th>var. reduction vs BS</th></tr>"
@@ -727,8 +734,8 @@ def _hedging(inputs: _Inputs) -> str:
             "in basis points of the forward (comparable across underlyings), market scenario, per "
             "regime and delta: Black-76 at the quote's vol (bs) and each engine's sticky-strike "
             "delta. CVaR95: the mean of the "
-            "worst 5% after futures costs, as a loss. The axis shows &plusmn;4 of the largest sd "
-            "(zoom out for the tails)."
+            "worst 5% after futures costs, as a loss. Boxes: quartiles, whiskers 1.5 IQR beyond "
+            "them (or to the extreme error); the tails are in the CVaR column."
         )
         + "\n"
         + _figure_html(fig, "hedging")
