@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from volguard.lab.metrics import scorecard
-from volguard.lab.predict import forecast, nowcast
+from volguard.lab.predict import PERSISTENCE, forecast, forecast_snapshot, nowcast
 from volguard.lab.splits import NowcastSplit
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
+from volguard.models.quotes import observed_vols
 from volguard.models.registry import make_engine
 from volguard.sim import SimResult, preset, simulate
 
@@ -90,3 +91,18 @@ def test_illiquid_nowcast_scores_the_one_sided_quotes_against_their_mark(run: Si
     assert card.loc["ssvi", "inside_spread_pct"] > 50 and np.isnan(
         card.loc["ssvi", "half_spread_rmse"]
     )
+
+
+def test_persistence_baselines(run: SimResult) -> None:
+    first, second = list(run.snapshots())[:2]
+    same, _ = forecast_snapshot({}, first, first, "forecast-0", baselines=True)
+    # the snapshot predicted by itself: both baselines give back every quote's mid vol
+    assert set(same["engine"]) == set(PERSISTENCE)
+    np.testing.assert_allclose(same["model_iv"], same["mid_iv"], atol=1e-12)
+    pred, cells = forecast_snapshot({}, first, second, "forecast-1", baselines=True)
+    assert len(cells) == 2 and (cells["fit_ms"] == 0).all()
+    strike = pred[pred["engine"] == "persist-strike"].set_index("instrument")["model_iv"]
+    before = observed_vols(first).set_index("instrument")["mid_iv"]
+    np.testing.assert_allclose(strike, before.reindex(strike.index))
+    moneyness = pred[pred["engine"] == "persist-moneyness"]
+    assert len(moneyness) >= len(strike)  # new strikes are interpolated, not dropped

@@ -55,15 +55,26 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     assert set(card["regime"]) == {"calm", "crash"}
     assert set(card["protocol"]) == {"nowcast-wings", "nowcast-illiquid", "forecast-1"}
     assert set(card["scenario"]) == {"market"}
-    assert len(card) == 2 * 3 * 2
+    assert len(card) == 2 * 3 * 2 + 2 * 2  # and the forecast's two persistence baselines
+    assert set(card.loc[card["protocol"] == "forecast-1", "engine"]) == {
+        "ssvi",
+        "black76-flat",
+        "persist-strike",
+        "persist-moneyness",
+    }
     calm = card[card["regime"] == "calm"]
     assert (calm["gen_gap"] == 1.0).all()
-    assert card["hedge_err_std"].notna().all() and card["true_iv_rmse_vol_pts"].notna().all()
+    engines = card[card["engine"].isin(["ssvi", "black76-flat"])]
+    assert engines["hedge_err_std"].notna().all() and card["true_iv_rmse_vol_pts"].notna().all()
     saved = pd.read_csv(out / "scorecard.csv")
     assert len(saved) == len(card)
     first = json.loads((out / "study.json").read_text())
     chosen = {row["protocol"]: row for row in first["selection"]}
-    assert chosen["forecast-1"]["best_engine"] == "ssvi" and chosen["forecast-1"]["snapshots"] == 6
+    pred = pd.read_parquet(out / "predictions.parquet")
+    forecasts = pred[pred["protocol"] == "forecast-1"]
+    sq = ((forecasts["model_iv"] - forecasts["mid_iv"]) ** 2).groupby(forecasts["engine"]).mean()
+    assert chosen["forecast-1"]["best_engine"] == sq.idxmin()
+    assert chosen["forecast-1"]["snapshots"] == 6
     assert first["cells_cached"] == 0 and first["cells"] == 7  # one per snapshot
     regimes = pd.read_parquet(out / "regimes.parquet")
     assert len(regimes) == 7 and {"atm_30d", "regime"} <= set(regimes)
@@ -135,7 +146,8 @@ def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
     }
     # the stressed surface is the truth: every stressed prediction is scored against it
     assert stressed["true_iv_rmse_vol_pts"].notna().all()
-    assert stressed["hedge_err_std"].notna().all()
+    hedged = stressed.loc[["ssvi", "black76-flat"]]  # the persistence baselines do not hedge
+    assert hedged["hedge_err_std"].notna().all()
     # vols up 20 %: engines fitted before the shock are far below the stressed truth; SSVI
     # fitted on the stressed quotes is not (flat Black misses the wings either way)
     pred = pd.read_parquet(out / "predictions.parquet")

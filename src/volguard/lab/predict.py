@@ -166,8 +166,10 @@ def forecast_snapshot(
     now: MarketSnapshot,
     later: MarketSnapshot,
     protocol: str,
+    baselines: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later``."""
+    """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later``; with
+    ``baselines``, so do the persistence baselines (:func:`persistence`)."""
     table = _quote_table(later)
     table = table[table["expiry"].isin(now.expiries)]
     predictions, cells = [], []
@@ -177,7 +179,57 @@ def forecast_snapshot(
             predictions.append(
                 _predict(fitted, table, later).assign(engine=name, protocol=protocol, split=0)
             )
+    if baselines and len(table):
+        for name, rows in persistence(_quote_table(now), table).items():
+            cells.append(
+                {"engine": name, "protocol": protocol, "ts": later.ts, "split": 0}
+                | {"fit_ms": 0.0, "failed": False, "arb_violations": 0}
+            )
+            predictions.append(rows.assign(engine=name, protocol=protocol, split=0))
     return _frames(predictions, cells)
+
+
+PERSISTENCE = ("persist-strike", "persist-moneyness")
+"""The forecast's engine-free baselines (:func:`persistence`)."""
+
+
+def persistence(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The quotes ``after`` predicted by the vols ``before``, two ways.
+
+    ``persist-strike``: each instrument keeps its mid vol (sticky strike; instruments new
+    since ``before`` are not predicted). ``persist-moneyness``: each expiry's smile keeps its
+    shape in ``k = ln(K/F)``, the mid vols ``before`` interpolated linearly at the new ``k``
+    (flat beyond the quoted range). Prices and greeks are Black-76 at those vols and the new
+    forwards. Both tables are quote tables (:func:`nowcast`'s columns) with the ``model_*``
+    columns.
+    """
+    sticky = after.merge(before[["instrument", "mid_iv"]], on="instrument", suffixes=("", "_then"))
+    moneyness = after.copy()
+    then = np.full(len(after), np.nan)
+    for expiry, rows in before.groupby("expiry"):
+        smile = rows.sort_values("k")
+        at = (after["expiry"] == expiry).to_numpy()
+        then[at] = np.interp(after["k"].to_numpy(float)[at], smile["k"], smile["mid_iv"])
+    moneyness["mid_iv_then"] = then
+    out = {}
+    for name, rows in zip(PERSISTENCE, (sticky, moneyness), strict=True):
+        rows = rows[np.isfinite(rows["mid_iv_then"])]
+        vol = rows["mid_iv_then"].to_numpy(float)
+        g = black76_greeks(
+            rows["forward"].to_numpy(float),
+            rows["strike"].to_numpy(float),
+            rows["t"].to_numpy(float),
+            vol,
+            rows["is_call"].to_numpy(bool),
+        )
+        out[name] = rows.drop(columns="mid_iv_then").assign(
+            model_iv=vol,
+            model_price=g["price"],
+            model_delta=g["delta"],
+            model_gamma=g["gamma"],
+            model_vega=g["vega"],
+        )
+    return out
 
 
 def forecast(

@@ -24,7 +24,7 @@
 
     [protocols]
     nowcast = [{ mode = "wings", test_size = 0.2 }, { mode = "illiquid" }]   # or one table
-    forecast = { horizon = 1 }
+    forecast = { horizon = 1 }   # baselines = false drops persist-strike, persist-moneyness
     hedging = true
 
     [stress]                      # optional: the protocols again on stressed snapshots
@@ -314,7 +314,8 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
             own = fits if snapshot is cell.now and fits else None  # stressed: fitted anew
             found.append(nowcast_snapshot(snapshot, engines, split, own))
         if "forecast" in protocols and later is not None:
-            found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol))
+            baselines = bool(protocols["forecast"].get("baselines", True))
+            found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol, baselines))
         for pred, fit_cells in found:
             if truth is not None and len(pred):
                 pred = pred.merge(truth, on="instrument", how="left")
