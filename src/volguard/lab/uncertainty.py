@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
-from volguard.errors import ConfigError, DataFileError
+from volguard.errors import ConfigError
 
 Method = Literal["split", "aci"]
 Score = Literal["abs", "half_spread"]
@@ -141,7 +141,9 @@ def aci_update(alpha_t: float, alpha: float, gamma: float, miss_rate: float) -> 
     return alpha_t + gamma * (alpha - miss_rate)
 
 
-def _check(level: float, method: str, score: str, window: int, gamma: float, min_history: int) -> None:
+def _check(
+    level: float, method: str, score: str, window: int, gamma: float, min_history: int
+) -> None:
     if not 0 < level < 1:
         raise ConfigError(f"level must be in (0, 1); got {level}")
     if method not in ("split", "aci"):
@@ -248,8 +250,8 @@ def conformal_intervals(
     ------
     ConfigError
         A setting outside its range, naming it and the value received.
-    DataFileError
-        ``ts``, ``model_iv`` or ``mid_iv`` missing.
+    ValueError
+        ``ts``, ``model_iv`` or ``mid_iv`` missing from ``predictions``.
 
     Notes
     -----
@@ -279,7 +281,10 @@ def conformal_intervals(
     _check(level, method, score, window, gamma, min_history)
     missing = [c for c in ("ts", "model_iv", "mid_iv") if c not in predictions]
     if missing:
-        raise DataFileError(f"predictions: missing column(s) {missing} for conformal intervals")
+        raise ValueError(
+            f"predictions: missing column(s) {missing}; conformal intervals need ts, model_iv and "
+            "mid_iv"
+        )
     model, mid = _col(predictions, "model_iv"), _col(predictions, "mid_iv")
     if score == "abs":
         scale = np.ones(len(predictions))
