@@ -28,6 +28,12 @@ counts the snapshots an interval method needs after a shift to cover at its nomi
 Quotes within a snapshot share the engine's fit, so their errors are correlated: coverage is
 exchangeable over snapshots rather than over quotes, and a single snapshot's coverage is noisy.
 
+:class:`volguard.guard.conformal.AdaptiveConformal` is the guard's streaming twin of ``aci``
+with the same update rule written out; it cannot call :func:`aci_update` (the guard never imports
+the lab, ``tests/test_layers.py``), and it takes an interpolated quantile and caps the width at
+the largest recent score where ``alpha_t <= 0``, where this module keeps the finite-sample
+quantile and the paper's whole-line interval.
+
 References
 ----------
 Vovk, V., Gammerman, A. and Shafer, G. (2005). *Algorithmic Learning in a Random World*.
