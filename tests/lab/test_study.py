@@ -71,6 +71,11 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     first = json.loads((out / "study.json").read_text())
     chosen = {row["protocol"]: row for row in first["selection"]}
     pred = pd.read_parquet(out / "predictions.parquet")
+    # every prediction after a group's first snapshot has a causal 90 % interval
+    assert {"lower_iv", "upper_iv", "covered"} <= set(pred)
+    assert (
+        card["coverage_pct"].between(30, 100).all() and (card["interval_width_vol_pts"] > 0).all()
+    )
     forecasts = pred[pred["protocol"] == "forecast-1"]
     sq = ((forecasts["model_iv"] - forecasts["mid_iv"]) ** 2).groupby(forecasts["engine"]).mean()
     assert chosen["forecast-1"]["best_engine"] == sq.idxmin()
@@ -95,6 +100,11 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
         ("[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nbacktest = 1", "unknown"),
         ("[engines]\nsvi = {}\n[protocols]\nhedging = true", "[data] is missing"),
         ("colour = 1", "unknown key(s) ['colour']"),
+        (
+            "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
+            "[uncertainty]\nconfidence = 0.9",
+            "[uncertainty] ['confidence'] unknown",
+        ),
         (
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
             "[stress]\nscenarios = ['meteor']",

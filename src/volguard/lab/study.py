@@ -27,6 +27,9 @@
     forecast = { horizon = 1 }   # baselines = false drops persist-strike, persist-moneyness
     hedging = true
 
+    [uncertainty]                 # optional: the conformal intervals of every prediction
+    level = 0.9                   # (method aci or split, window, gamma, score abs or half_spread)
+
     [stress]                      # optional: the protocols again on stressed snapshots
     scenarios = ["vol-up-20", "crash-combo"]   # names of volguard.sim.stress_library.LIBRARY
     every = 4                     # stress every 4th snapshot
@@ -72,6 +75,7 @@ from volguard.lab.metrics import generalization_gap, scorecard, selection_overfi
 from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
+from volguard.lab.uncertainty import conformal_intervals, coverage_table
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.registry import ENGINES, make_engine
 from volguard.sim.scenario import load_scenario
@@ -79,7 +83,19 @@ from volguard.sim.simulator import simulate
 from volguard.sim.stress import Reference, stress
 from volguard.sim.stress_library import LIBRARY
 
-SECTIONS = {"name", "seed", "data", "regimes", "engines", "protocols", "stress", "training"}
+SECTIONS = {
+    "name",
+    "seed",
+    "data",
+    "regimes",
+    "engines",
+    "protocols",
+    "stress",
+    "training",
+    "uncertainty",
+}
+UNCERTAINTY = {"level": 0.9, "method": "aci", "window": 20, "gamma": 0.05, "score": "abs"}
+"""Default settings of the conformal intervals every prediction gets (``[uncertainty]``)."""
 DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")}
 """Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
 MARKET = "market"
@@ -99,6 +115,7 @@ class Study:
     regimes: dict[str, Any] = field(default_factory=lambda: {"method": "rules"})
     stress: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    uncertainty: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
 
     @classmethod
@@ -155,6 +172,11 @@ class Study:
                     f"{path}: [stress] scenario {name!r} is unknown; "
                     f"expected one of {sorted(LIBRARY)}"
                 )
+        bad = sorted(set(doc.get("uncertainty", {})) - set(UNCERTAINTY))
+        if bad:
+            raise ConfigError(
+                f"{path}: [uncertainty] {bad} unknown; expected {sorted(UNCERTAINTY)}"
+            )
         share = float(doc.get("training", {}).get("share", TRAIN_SHARE))
         if not 0 < share < 1:
             raise ConfigError(f"{path}: [training] share must be in (0, 1), got {share}")
@@ -168,6 +190,7 @@ class Study:
             regimes=dict(doc.get("regimes", {"method": "rules"})),
             stress=stressed,
             training=dict(doc.get("training", {})),
+            uncertainty={**UNCERTAINTY, **doc.get("uncertainty", {})},
             seed=int(doc.get("seed", 0)),
         )
 
@@ -497,7 +520,21 @@ def run_study(
         known = predictions[unstressed].drop(columns=["true_iv"], errors="ignore")
         known = known.merge(truth[columns], on=["underlying", "ts", "instrument"], how="left")
         predictions = pd.concat([known, predictions[~unstressed]], ignore_index=True)
-    card = scorecard(predictions, cells, by=("engine", "protocol", "regime", "scenario"))
+    labels_by = ("engine", "protocol", "regime", "scenario")
+    settings = {**UNCERTAINTY, **study.uncertainty}
+    level = float(settings.pop("level"))
+    if len(predictions):
+        predictions = conformal_intervals(predictions, level, **settings)
+    card = scorecard(predictions, cells, by=labels_by)
+    if len(predictions):
+        coverage = coverage_table(predictions, labels_by, level=level)
+        card = card.merge(
+            coverage[[*labels_by, "coverage_pct", "median_width_vol_pts"]].rename(
+                columns={"median_width_vol_pts": "interval_width_vol_pts"}
+            ),
+            on=list(labels_by),
+            how="left",
+        )
     in_regime = study.regimes.get("in_regime")
     market = predictions[predictions["scenario"] == MARKET] if len(predictions) else predictions
     if in_regime is not None and in_regime in set(market["regime"]):
