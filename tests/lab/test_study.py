@@ -116,6 +116,11 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
             "mode 'edges' is unknown",
         ),
         (
+            "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
+            "[stress]\nadversarial = { engine = 'oracle' }",
+            "expected keys engine (a registered engine)",
+        ),
+        (
             "[data]\ndataset = 'mine'\n[engines]\nsvi = {}\n[protocols]\nhedging = true",
             "dataset 'mine' is unknown",
         ),
@@ -140,8 +145,9 @@ def test_cli_study(study_file: Path, tmp_path: Path) -> None:
 def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
     study_file: Path, tmp_path: Path
 ) -> None:
-    text = (
-        study_file.read_text() + '[stress]\nscenarios = ["vol-up-20", "crunch-mild"]\nevery = 3\n'
+    text = study_file.read_text() + (
+        '[stress]\nscenarios = ["vol-up-20", "crunch-mild"]\nevery = 3\n'
+        'adversarial = { engine = "ssvi", maxiter = 1, popsize = 1 }\n'
     )
     study_file.write_text(text)
     out = tmp_path / "out"
@@ -172,6 +178,11 @@ def test_stress_scenarios_rerun_every_protocol_on_stressed_snapshots(
     # stressed snapshots 0, 3, 6 only; the market's cells are unchanged
     pred = pd.read_parquet(out / "predictions.parquet")
     assert pred.loc[pred["scenario"] == "crunch-mild", "ts"].nunique() == 3
+    # the adversarial stress found for ssvi on each stressed snapshot hurts ssvi more than
+    # the named scenarios do (it was searched for that)
+    ssvi = pred[(pred["engine"] == "ssvi") & (pred["protocol"] == "nowcast-wings")]
+    err = ((ssvi["model_iv"] - ssvi["true_iv"]) ** 2).groupby(ssvi["scenario"]).mean()
+    assert err["adversarial"] > err[["vol-up-20", "crunch-mild"]].max()
     assert (
         not pred.loc[pred["scenario"] == "crunch-mild", "gen_gap" if "gen_gap" in pred else "ts"]
         .isna()

@@ -33,6 +33,7 @@
     [stress]                      # optional: the protocols again on stressed snapshots
     scenarios = ["vol-up-20", "crash-combo"]   # names of volguard.sim.stress_library.LIBRARY
     every = 4                     # stress every 4th snapshot
+    adversarial = { engine = "ssvi", maxiter = 3 }   # and the worst stress for ssvi found there
 
 :func:`run_study` evaluates every engine under every protocol on every snapshot. The unit of
 work is a *cell*, one snapshot of one underlying: each engine is fitted on the nowcast split's
@@ -78,9 +79,10 @@ from volguard.lab.splits import NowcastSplit
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.registry import ENGINES, make_engine
+from volguard.sim.adversarial import adversarial_search
 from volguard.sim.scenario import load_scenario
 from volguard.sim.simulator import simulate
-from volguard.sim.stress import Reference, stress
+from volguard.sim.stress import Reference, StressScenario, compose, stress
 from volguard.sim.stress_library import LIBRARY
 
 SECTIONS = {
@@ -100,6 +102,8 @@ DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")
 """Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
 MARKET = "market"
 """The scenario of the snapshots as they were (no stress)."""
+ADVERSARIAL = "adversarial"
+"""The scenario found by an adversarial search per stressed snapshot (``[stress] adversarial``)."""
 TRAIN_SHARE = 0.5
 """Share of the training regime's snapshots (the first, in time) that learned engines train on."""
 
@@ -180,6 +184,13 @@ class Study:
         share = float(doc.get("training", {}).get("share", TRAIN_SHARE))
         if not 0 < share < 1:
             raise ConfigError(f"{path}: [training] share must be in (0, 1), got {share}")
+        searched = stressed.get(ADVERSARIAL, {})
+        bad = sorted(set(searched) - {"engine", "objective", "maxiter", "popsize"})
+        if bad or searched.get("engine", "ssvi") not in ENGINES:
+            raise ConfigError(
+                f"{path}: [stress] adversarial {searched}: expected keys engine (a registered "
+                "engine), objective (iv_rmse, price_rmse, hedge_rmse), maxiter, popsize"
+            )
         if int(stressed.get("every", 1)) < 1:
             raise ConfigError(f"{path}: [stress] every must be >= 1, got {stressed['every']}")
         return cls(
@@ -306,6 +317,7 @@ class _Cell:
             "underlying": self.underlying,
             "ts": [str(s.ts) if s is not None else None for s in (self.now, self.nxt, self.later)],
             "stress": self.stressed,
+            "stress_settings": study.stress,
         }
         text = json.dumps(what, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -353,12 +365,30 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
     for offset, name in enumerate(cell.stressed):
         if reference is None:
             break
-        result = stress(reference, LIBRARY[name], seed=study.seed + cell.index + offset)
+        seed = study.seed + cell.index + offset
+        scenario = _adversarial(study, reference, seed) if name == ADVERSARIAL else LIBRARY[name]
+        result = stress(reference, scenario, seed=seed)
         truth = result.truth[["instrument", "iv"]].rename(columns={"iv": "true_iv"})
         score(result.snapshot, result.snapshot, result.snapshot, name, "shock", truth)
     return {
         part: _concat(frames).assign(underlying=cell.underlying) for part, frames in parts.items()
     }
+
+
+def _adversarial(study: Study, reference: Reference, seed: int) -> StressScenario:
+    """The stress that maximises ``[stress] adversarial``'s engine's error on this snapshot
+    (:func:`volguard.sim.adversarial.adversarial_search` over the library's parameter box)."""
+    settings = dict(study.stress[ADVERSARIAL])
+    engine = make_engine(str(settings.pop("engine", "ssvi")))
+    found = adversarial_search(
+        engine,
+        reference,
+        objective=settings.get("objective", "iv_rmse"),
+        seed=seed,
+        maxiter=int(settings.get("maxiter", 3)),
+        popsize=int(settings.get("popsize", 1)),
+    )
+    return compose(found.worst_params, ADVERSARIAL)
 
 
 def _reference(snapshot: MarketSnapshot) -> Reference | None:
@@ -436,6 +466,7 @@ def _plan(
     horizon = int(study.protocols.get("forecast", {}).get("horizon", 1))
     every = int(study.stress.get("every", 1))
     names = tuple(study.stress.get("scenarios", ()))
+    names += (ADVERSARIAL,) if ADVERSARIAL in study.stress else ()
     plan = []
     for underlying, snaps in snapshots.items():
         models, last, fingerprint = trained.get(underlying, ({}, None, ""))
