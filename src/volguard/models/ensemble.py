@@ -113,7 +113,7 @@ def validation_rows(
     ...     "forward": 95.0, "is_call": [s >= 95 for s in range(90, 102)], "t": 0.1,
     ...     "bid": 1.0, "ask": 1.1})
     >>> validation_rows(rows, 0.25, 0).tolist()  # two of expiry a, none of b (4 rows <= 5)
-    [0, 7]
+    [5, 7]
     """
     rng = np.random.default_rng(seed)
     f = quotes["forward"].to_numpy(dtype=float, na_value=np.nan)
