@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from volguard.models.base import SurfaceEngine
+from volguard.models.ensemble import EnsembleSurface
 from volguard.models.learned.gbm import GBMSurface
 from volguard.models.parametric.black76_flat import Black76Flat
 from volguard.models.parametric.heston import Bates, Heston
@@ -15,6 +16,7 @@ from volguard.models.parametric.svi import SVI
 ENGINES: dict[str, type[SurfaceEngine]] = {
     cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, SABR, Heston, Bates, GBMSurface)
 }
+ENGINES[EnsembleSurface.name] = EnsembleSurface  # combines the engines above by name
 
 
 def make_engine(name: str, **settings: Any) -> SurfaceEngine:

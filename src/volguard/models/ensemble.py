@@ -1,0 +1,491 @@
+"""``ensemble``: a convex combination of registered engines, weighted on a validation split.
+
+Fit, on one snapshot:
+
+1. **Split.** The two-sided out-of-the-money rows of the snapshot (the side
+   :func:`~volguard.models.quotes.fit_quotes` fits: puts below the forward, calls at and
+   above it) are split at random with ``seed``, stratified by expiry: each expiry holds out
+   ``round(validation_size * n)`` of its ``n`` rows but always keeps at least
+   :data:`MIN_TRAIN` of them for training (the most any slice engine needs, ``svi``'s 5), so
+   every expiry keeps quotes and expiries with ``MIN_TRAIN`` rows or fewer hold none out.
+2. **Score.** A fresh member is fitted (its own ``fit``) on the snapshot without the held-out
+   rows, ``MarketSnapshot.from_quotes(visible rows)`` as the lab builds its sub-snapshots,
+   and scored on the held-out fit quotes by the weighted mean squared vol error
+   ``MSE_j = sum_i w_i (sigma_j(k_i, t_i) - sigma_i)^2 / sum_i w_i``, ``w_i`` the ensemble's
+   ``weighting`` (``vega``: Black vega at the mid vol; ``none``: unweighted).
+3. **Weigh.** ``weights="inverse-mse"``: ``pi_j = (1 / MSE_j) / sum_l (1 / MSE_l)``, the
+   inverse-variance weights of a combination of unbiased forecasts with uncorrelated errors
+   (Bates and Granger 1969); ``"equal"``: ``1 / m``; ``"stacking"``: Breiman's (1996)
+   stacked regression, non-negative least squares of the held-out mid vols on the members'
+   held-out vols (weighted by ``sqrt(w_i)``, no intercept), normalised to sum 1.
+4. **Refit.** Every member is refitted on all the quotes; the weights are kept.
+
+The surface is ``w(k, t) = sum_j pi_j w_j(k, t)``: a convex combination of total variances.
+It keeps calendar monotonicity (each ``w_j`` non-decreasing in ``t`` makes the sum so) and
+positivity, but **not** butterfly freedom (Durrleman's ``g(k)`` is not linear in ``w``):
+the base class's arbitrage check reports what the combination has.
+
+Disagreement: at each point the weighted standard deviation of the members' implied vols,
+``D(k, t) = sqrt(sum_j pi_j (sigma_j - sigma_bar)^2)``, ``sigma_bar = sum_j pi_j sigma_j``
+(vol units, decimal), per contract through :meth:`EnsembleSurface.disagreement_at` so the lab
+and the guard can export it per quote. It is a spread of model opinions, not a confidence
+interval: members that share a bias agree.
+
+Failures: a member whose fit raises (``ValueError``, ``ArithmeticError``, ``LinAlgError``) on
+the training part or on all the quotes, or predicts a non-finite vol on the held-out quotes,
+gets weight 0 and is named in the result's ``warnings`` and ``fallback``; if every member
+fails, ``fit`` raises ``ValueError``. When no row is held out (every expiry has ``MIN_TRAIN``
+quotes or fewer) the weights are equal, with a warning.
+
+References
+----------
+Bates, J. M. and Granger, C. W. J. (1969), The combination of forecasts, Operational Research
+Quarterly 20(4), 451-468, doi:10.2307/3008764. Breiman, L. (1996), Stacked regressions,
+Machine Learning 24, 49-64, doi:10.1007/BF00117832.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+from sklearn.base import clone
+
+from volguard._typing import FloatArray
+from volguard.market.snapshot import MarketSnapshot
+from volguard.models.base import SurfaceEngine
+from volguard.models.quotes import FitQuotes, fit_quotes
+
+WEIGHTS: tuple[str, ...] = ("inverse-mse", "equal", "stacking")
+MIN_TRAIN = 5
+"""Rows of each expiry always kept for training (``svi`` fits a slice from 5 quotes)."""
+MIN_MSE = 1e-12
+"""Floor of a validation MSE (decimal vol squared: 1e-4 vol pts RMSE), so a perfect member
+gets a finite inverse-MSE weight."""
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+"""What a member's failed fit raises (engines validate their input and report numerics)."""
+
+
+def member_labels(members: Sequence[str]) -> tuple[str, ...]:
+    """Names of the members in results: the engine name, ``name#2``, ``name#3`` for repeats.
+
+    Examples
+    --------
+    >>> member_labels(["sabr", "svi", "sabr"])
+    ('sabr', 'svi', 'sabr#2')
+    """
+    seen: Counter[str] = Counter()
+    labels = []
+    for name in members:
+        seen[name] += 1
+        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return tuple(labels)
+
+
+def validation_rows(
+    quotes: pd.DataFrame, validation_size: float, seed: int | np.random.Generator
+) -> np.ndarray:
+    """Positions of the held-out rows: a random share of each expiry's two-sided OTM rows.
+
+    Parameters
+    ----------
+    quotes : DataFrame
+        Quote-schema rows of one snapshot (``expiry, strike, is_call, forward, t`` and
+        ``bid, ask`` or ``bid_iv, ask_iv``).
+    validation_size : float
+        Share held out per expiry, in ``(0, 1)``.
+    seed : int or numpy.random.Generator
+        Seed of the draw.
+
+    Returns
+    -------
+    ndarray of int, shape (n_held_out,)
+        Row positions, ascending. Each expiry with ``n`` candidate rows holds out
+        ``min(round(validation_size * n), max(n - MIN_TRAIN, 0))``.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"expiry": ["a"] * 8 + ["b"] * 4, "strike": range(90, 102),
+    ...     "forward": 95.0, "is_call": [s >= 95 for s in range(90, 102)], "t": 0.1,
+    ...     "bid": 1.0, "ask": 1.1})
+    >>> validation_rows(rows, 0.25, 0).tolist()  # two of expiry a, none of b (4 rows <= 5)
+    [5, 7]
+    """
+    rng = np.random.default_rng(seed)
+    f = quotes["forward"].to_numpy(dtype=float, na_value=np.nan)
+    strike = quotes["strike"].to_numpy(dtype=float)
+    is_call = quotes["is_call"].to_numpy(dtype=bool, na_value=False)
+    t = quotes["t"].to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.log(strike / f)
+
+    def side(price: str, vol: str) -> np.ndarray:
+        ok = np.zeros(len(quotes), dtype=bool)
+        for column in (price, vol):
+            if column in quotes:
+                ok |= np.isfinite(quotes[column].to_numpy(dtype=float, na_value=np.nan))
+        return ok
+
+    candidate = np.where(k >= 0, is_call, ~is_call) & np.isfinite(k) & (t > 0)
+    candidate &= side("bid", "bid_iv") & side("ask", "ask_iv")
+    expiry = pd.Series(quotes["expiry"].to_numpy()).astype(str).to_numpy()
+    held: list[np.ndarray] = []
+    for e in np.unique(expiry[candidate]):
+        rows = np.flatnonzero(candidate & (expiry == e))
+        n_val = min(round(validation_size * rows.size), max(rows.size - MIN_TRAIN, 0))
+        if n_val > 0:
+            held.append(rng.choice(rows, size=n_val, replace=False))
+    return np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+
+
+def combination_weights(
+    method: str, predictions: FloatArray, target: FloatArray, weight: FloatArray
+) -> FloatArray:
+    """Weights of the members from their held-out predictions.
+
+    Parameters
+    ----------
+    method : {'inverse-mse', 'equal', 'stacking'}
+        See the module docstring.
+    predictions : ndarray, shape (m, n)
+        Each usable member's implied vols (decimal) at the ``n`` held-out quotes.
+    target : ndarray, shape (n,)
+        The held-out mid vols, decimal.
+    weight : ndarray, shape (n,)
+        Quote weights, ``>= 0``.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        Non-negative weights summing to 1.
+
+    Notes
+    -----
+    Inverse MSE: ``pi_j ∝ 1 / max(MSE_j, MIN_MSE)``. Stacking: ``min_{pi >= 0} sum_i w_i
+    (sigma_i - sum_j pi_j sigma_ij)^2`` by Lawson-Hanson NNLS, then ``pi / sum(pi)``; where
+    every coefficient is 0 it falls back to inverse MSE.
+
+    Examples
+    --------
+    >>> target = np.array([0.5, 0.6, 0.7])
+    >>> pred = np.stack([target + 0.01, target + 0.02])
+    >>> combination_weights("inverse-mse", pred, target, np.ones(3)).round(3).tolist()
+    [0.8, 0.2]
+    >>> combination_weights("equal", pred, target, np.ones(3)).tolist()
+    [0.5, 0.5]
+    """
+    m = predictions.shape[0]
+    if method == "equal" or predictions.shape[1] == 0:
+        return np.full(m, 1.0 / m)
+    mse = np.sum(weight * (predictions - target) ** 2, axis=1) / np.sum(weight)
+    inverse = 1.0 / np.maximum(mse, MIN_MSE)
+    if method == "stacking":
+        sw = np.sqrt(np.maximum(weight, 0.0))
+        coef = nnls(predictions.T * sw[:, None], target * sw)[0]
+        if coef.sum() > 0:
+            out: FloatArray = coef / coef.sum()
+            return out
+    out = inverse / inverse.sum()
+    return out
+
+
+class EnsembleSurface(SurfaceEngine):
+    """A weighted combination of registered engines, with their disagreement per quote.
+
+    See the module docstring for the split, the weights, the surface and the disagreement.
+
+    Parameters
+    ----------
+    members : sequence of str, default ('ssvi', 'sabr', 'svi')
+        Registered engine names (repeats allowed); engines that need training (learned ones)
+        are refused.
+    member_settings : mapping or sequence of mappings, optional
+        Constructor settings of the members: a mapping ``name -> settings`` (applied to every
+        member of that name) or one mapping per member. A member's ``weighting`` defaults to
+        the ensemble's.
+    weights : {'inverse-mse', 'equal', 'stacking'}
+        How the members are combined (module docstring).
+    validation_size : float, default 0.25
+        Share of each expiry's quotes held out to weigh the members, in ``(0, 1)``.
+    seed : int, default 0
+        Seed of the train/validation split.
+    weighting : {'vega', 'spread', 'open_interest', 'none'}
+        Quote weights of the validation score (and the members' default).
+
+    Attributes
+    ----------
+    members_ : list of SurfaceEngine or None
+        The members fitted on all the quotes (None where the fit failed).
+    weights_ : ndarray, shape (m,)
+        The combination weights, summing to 1 (0 for failed members).
+    labels_ : tuple of str
+        The members' names in results (:func:`member_labels`).
+
+    Examples
+    --------
+    >>> EnsembleSurface(members=("sabr", "svi")).get_params()["members"]
+    ('sabr', 'svi')
+    """
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        members: Sequence[str] = ("ssvi", "sabr", "svi"),
+        member_settings: Mapping[str, Mapping[str, Any]]
+        | Sequence[Mapping[str, Any]]
+        | None = None,
+        weights: str = "inverse-mse",
+        validation_size: float = 0.25,
+        seed: int = 0,
+        weighting: str = "vega",
+    ) -> None:
+        self.members = members
+        self.member_settings = member_settings
+        self.weights = weights
+        self.validation_size = validation_size
+        self.seed = seed
+        self.weighting = weighting
+
+    # ------------------------------------------------------------------------ settings
+    def _member_engines(self) -> list[SurfaceEngine]:
+        """Fresh, unfitted members; validates the settings.
+
+        Raises
+        ------
+        ValueError
+            If a setting is invalid, a member is not registered or needs training.
+        """
+        from volguard.models.registry import ENGINES  # the registry imports this module
+
+        if isinstance(self.members, str) or len(self.members) == 0:
+            raise ValueError(
+                f"members must be a non-empty sequence of engine names, got {self.members!r}"
+            )
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"weights {self.weights!r} is unknown; expected one of {WEIGHTS}")
+        if not 0.0 < float(self.validation_size) < 1.0:
+            raise ValueError(f"validation_size must be in (0, 1), got {self.validation_size!r}")
+        settings = self.member_settings
+        if (
+            settings is not None
+            and not isinstance(settings, Mapping)
+            and len(settings) != len(self.members)
+        ):
+            raise ValueError(
+                f"member_settings has {len(settings)} entries for {len(self.members)} members;"
+                " give one mapping per member or a mapping name -> settings"
+            )
+        engines = []
+        for i, name in enumerate(self.members):
+            if name not in ENGINES:
+                raise ValueError(
+                    f"ensemble member {name!r} is unknown; expected one of {sorted(ENGINES)}"
+                )
+            if getattr(ENGINES[name], "needs_training", False):
+                raise ValueError(
+                    f"ensemble member {name!r} needs a trained model (learned engine); "
+                    "learned members are not supported"
+                )
+            if settings is None:
+                own: Mapping[str, Any] = {}
+            elif isinstance(settings, Mapping):
+                own = settings.get(name, {})
+            else:
+                own = settings[i]
+            engines.append(ENGINES[name](**{"weighting": self.weighting, **own}))
+        return engines
+
+    # ------------------------------------------------------------------------- fitting
+    def fit(self, snapshot: MarketSnapshot, y: None = None) -> Self:
+        """Weigh the members on a validation split of ``snapshot`` and refit them on all of it.
+
+        Raises
+        ------
+        ValueError
+            If a setting is invalid, the snapshot has no quote to fit, or every member fails.
+        """
+        self._member_engines()  # validate before any work
+        self._snapshot = snapshot  # read by _calibrate, which the base gives quotes only
+        try:
+            return super().fit(snapshot, y)
+        finally:
+            del self._snapshot
+
+    def _calibrate(
+        self, quotes: FitQuotes
+    ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
+        snapshot = self._snapshot
+        prototypes = self._member_engines()
+        labels = member_labels(self.members)
+        m = len(prototypes)
+        rows = snapshot.quotes
+        held = validation_rows(rows, float(self.validation_size), self.seed)
+        notes: list[str] = []
+        validation: FitQuotes | None = None
+        if held.size:
+            validation = fit_quotes(MarketSnapshot.from_quotes(rows.iloc[held]), self.weighting)
+        usable = np.zeros(m, dtype=bool)
+        predictions = np.full((m, len(validation) if validation is not None else 0), np.nan)
+        if validation is None or len(validation) == 0:
+            validation = None
+            usable[:] = True
+            notes.append("no quote could be held out (every expiry too small): equal weights")
+        else:
+            keep = np.ones(len(rows), dtype=bool)
+            keep[held] = False
+            visible = MarketSnapshot.from_quotes(rows[keep])
+            for j, prototype in enumerate(prototypes):
+                try:
+                    member = clone(prototype).fit(visible)
+                except FIT_ERRORS as exc:
+                    notes.append(f"member {labels[j]} failed on the training split: {exc}")
+                    continue
+                predictions[j] = member.implied_vol(validation.k, validation.t)
+                usable[j] = bool(np.all(np.isfinite(predictions[j])))
+                if not usable[j]:
+                    notes.append(f"member {labels[j]} predicts non-finite vols on the validation")
+
+        rmse: list[float | None] = [None] * m
+        score: list[float | None] = [None] * m
+        for j in range(m):
+            if validation is not None and usable[j]:
+                error = predictions[j] - validation.mid_iv
+                rmse[j] = float(np.sqrt(np.mean(error**2)) * 100)
+                mse = np.sum(validation.weight * error**2) / np.sum(validation.weight)
+                score[j] = float(np.sqrt(mse) * 100)
+        fitted: list[SurfaceEngine | None] = [None] * m
+        for j in range(m):
+            if not usable[j]:
+                continue
+            try:
+                fitted[j] = clone(prototypes[j]).fit(snapshot)
+            except FIT_ERRORS as exc:
+                notes.append(f"member {labels[j]} failed on all the quotes: {exc}")
+                usable[j] = False
+        if not usable.any():
+            raise ValueError(
+                f"every ensemble member failed to fit {snapshot!r}: {'; '.join(notes)}"
+            )
+        weights = np.zeros(m)
+        if validation is not None:
+            weights[usable] = combination_weights(
+                str(self.weights), predictions[usable], validation.mid_iv, validation.weight
+            )
+        else:
+            weights[usable] = 1.0 / usable.sum()
+
+        self.members_ = fitted
+        self.weights_ = weights
+        self.labels_ = labels
+        failed = [labels[j] for j in range(m) if not usable[j]]
+        member_results = [f.result_ if f is not None else None for f in fitted]
+        params: dict[str, Any] = {
+            "weights_method": str(self.weights),
+            "n_validation": len(validation) if validation is not None else 0,
+            "weights": {label: float(w) for label, w in zip(labels, weights, strict=True)},
+            "validation_rmse_vol_pts": dict(zip(labels, rmse, strict=True)),
+            "validation_weighted_rmse_vol_pts": dict(zip(labels, score, strict=True)),
+            "fallback": {
+                label: (r.fallback if r is not None else "failed")
+                for label, r in zip(labels, member_results, strict=True)
+            },
+            "member_params": {
+                label: (r.params if r is not None else None)
+                for label, r in zip(labels, member_results, strict=True)
+            },
+        }
+        converged = all(r.converged for r in member_results if r is not None)
+        fallback = f"members failed, weight 0: {', '.join(failed)}" if failed else None
+        for label, r in zip(labels, member_results, strict=True):
+            if r is not None:
+                notes.extend(f"{label}: {w}" for w in r.warnings)
+        return params, converged, fallback, tuple(notes)
+
+    # ------------------------------------------------------------------------ surface
+    def _active(self) -> list[tuple[float, SurfaceEngine]]:
+        return [
+            (float(w), member)
+            for w, member in zip(self.weights_, self.members_, strict=True)
+            if member is not None and w > 0
+        ]
+
+    def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
+        """``sum_j pi_j w_j(k, t)``: the weighted total variance of the members."""
+        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+        out: FloatArray = np.zeros(k_arr.shape)
+        for w, member in self._active():
+            out = out + w * member.total_variance(k_arr, t_arr)
+        return out
+
+    def member_vols(self, k: FloatArray, t: FloatArray) -> FloatArray:
+        """Each member's implied vol (decimal) at ``k`` and ``t`` (NaN for failed members).
+
+        Returns
+        -------
+        ndarray, shape (m, *broadcast(k, t).shape)
+            Row ``j`` is member ``labels_[j]`` (weights in ``weights_``).
+        """
+        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+        out: FloatArray = np.full((len(self.members_), *k_arr.shape), np.nan)
+        for j, member in enumerate(self.members_):
+            if member is not None:
+                out[j] = member.implied_vol(k_arr, t_arr)
+        return out
+
+    def member_frame(self, k: FloatArray, t: FloatArray) -> pd.DataFrame:
+        """:meth:`member_vols` as a table: ``k``, ``t``, one column per member label, ``iv``
+        (the ensemble's) and ``disagreement``, one row per point of ``broadcast(k, t)``."""
+        k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
+        vols = self.member_vols(k_arr, t_arr)
+        frame = pd.DataFrame({"k": k_arr.ravel(), "t": t_arr.ravel()})
+        for label, v in zip(self.labels_, vols, strict=True):
+            frame[label] = v.ravel()
+        frame["iv"] = self.implied_vol(k_arr, t_arr).ravel()
+        frame["disagreement"] = self._spread(vols).ravel()
+        return frame
+
+    def _spread(self, vols: FloatArray) -> FloatArray:
+        active = np.array(
+            [m is not None and w > 0 for w, m in zip(self.weights_, self.members_, strict=True)]
+        )
+        pi = self.weights_[active] / self.weights_[active].sum()
+        v = vols[active]
+        pi = pi.reshape(-1, *([1] * (v.ndim - 1)))
+        mean = np.sum(pi * v, axis=0)
+        out: FloatArray = np.sqrt(np.sum(pi * (v - mean) ** 2, axis=0))
+        return out
+
+    def disagreement(self, k: FloatArray, t: FloatArray) -> FloatArray:
+        """Weighted standard deviation of the members' implied vols (decimal vol).
+
+        Parameters
+        ----------
+        k : array_like
+            Forward log-moneyness ``ln(K/F)``.
+        t : array_like
+            Years to expiry (ACT/365), ``> 0``; broadcast with ``k``.
+
+        Returns
+        -------
+        ndarray, shape broadcast(k, t)
+            ``sqrt(sum_j pi_j (sigma_j - sigma_bar)^2)`` with ``sigma_bar = sum_j pi_j
+            sigma_j`` over the members with positive weight; 0 where they agree.
+        """
+        return self._spread(self.member_vols(k, t))
+
+    def disagreement_at(self, contracts: pd.DataFrame, context: MarketSnapshot) -> FloatArray:
+        """:meth:`disagreement` per contract (``expiry``, ``strike``, ``is_call`` columns) in
+        ``context`` (its forwards and time), the inputs of :meth:`greeks`; decimal vol.
+
+        Raises
+        ------
+        ValueError
+            If a contract's expiry has no forward in ``context`` or is not after its time.
+        """
+        f, strike, t, _ = self.contract_inputs(contracts, context)
+        return self.disagreement(np.log(strike / f), t)
