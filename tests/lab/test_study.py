@@ -231,3 +231,17 @@ def test_learned_engines_need_snapshots_of_their_training_regime(
     study_file.write_text(text + '[training]\nregime = "rally"\n')
     with pytest.raises(ConfigError, match=r"in_regime\), which has no BTC snapshot"):
         run_study(Study.from_toml(study_file), tmp_path / "out")
+
+
+def test_an_ensemble_reports_its_disagreement_per_quote(study_file: Path, tmp_path: Path) -> None:
+    text = study_file.read_text().replace(
+        '"black76-flat" = {}', 'ensemble = { members = ["ssvi", "sabr"] }'
+    )
+    study_file.write_text(text)
+    card = run_study(Study.from_toml(study_file), tmp_path / "out")
+    pred = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    ensemble = pred[pred["engine"] == "ensemble"]
+    assert len(ensemble) and (ensemble["disagreement_vol_pts"] >= 0).all()
+    assert pred.loc[pred["engine"] == "ssvi", "disagreement_vol_pts"].isna().all()
+    rows = card[card["engine"] == "ensemble"]
+    assert (rows["disagreement_vol_pts"] > 0).all()

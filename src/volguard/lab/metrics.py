@@ -124,8 +124,9 @@ def _group_metrics(e: pd.DataFrame) -> dict[str, float]:
 def scorecard(
     predictions: pd.DataFrame, cells: pd.DataFrame | None = None, by: Sequence[str] = LABELS
 ) -> pd.DataFrame:
-    """One row per group of ``by`` (those present): the error metrics, and from ``cells`` the
-    median ``fit_ms``, the number of ``failures`` and the sum of ``arb_violations``.
+    """One row per group of ``by`` (those present): the error metrics, the median
+    ``disagreement_vol_pts`` where ensembles report it, and from ``cells`` the median
+    ``fit_ms``, the number of ``failures`` and the sum of ``arb_violations``.
 
     Examples
     --------
@@ -144,6 +145,9 @@ def scorecard(
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(keys, key, strict=True)), **_group_metrics(e)})
     table = pd.DataFrame(rows)
+    if "disagreement_vol_pts" in predictions and keys:  # ensembles' member spread
+        spread = predictions.groupby(keys, observed=True, dropna=False)["disagreement_vol_pts"]
+        table = table.merge(spread.median().reset_index(), on=keys, how="left")
     if cells is not None and len(cells):
         cell_keys = [k for k in keys if k in cells]
         agg = cells.groupby(cell_keys, observed=True, dropna=False).agg(

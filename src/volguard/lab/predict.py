@@ -11,7 +11,8 @@ Two protocols on snapshots of one underlying:
 Quotes are the two-sided out-of-the-money ones of
 :func:`~volguard.models.quotes.observed_vols`. Each prediction row carries the quote
 (``mid_iv``, ``bid_iv``, ``ask_iv``, ``vega`` and ``price`` at the mid vol) and the engine's
-``model_iv``, ``model_price``, ``model_delta``, ``model_gamma`` and ``model_vega``; each fit is a
+``model_iv``, ``model_price``, ``model_delta``, ``model_gamma`` and ``model_vega`` (and, for an
+ensemble, ``disagreement_vol_pts``: its members' spread at the quote); each fit is a
 cell with ``fit_ms``, ``failed`` and ``arb_violations``. An engine that fails to fit gives a
 failed cell and no predictions, never an exception.
 """
@@ -78,13 +79,16 @@ def fit_engines(
 def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot) -> pd.DataFrame:
     contracts = rows[["expiry", "strike", "is_call"]]
     greeks = fitted.greeks(contracts, context, delta="sticky-moneyness")
-    return rows.assign(
+    out = rows.assign(
         model_iv=greeks["iv"],
         model_price=greeks["price"],
         model_delta=greeks["delta"],
         model_gamma=greeks["gamma"],
         model_vega=greeks["vega"],
     )
+    if hasattr(fitted, "disagreement_at"):  # an ensemble: its members' spread per quote
+        out["disagreement_vol_pts"] = 100.0 * fitted.disagreement_at(contracts, context)
+    return out
 
 
 def _one_sided_table(snapshot: MarketSnapshot) -> pd.DataFrame:

@@ -64,6 +64,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "delta_rmse": ("delta RMSE", ".4f"),
     "gamma_rel_rmse": ("gamma rel. RMSE", ".3f"),
     "vega_rel_rmse": ("vega rel. RMSE", ".3f"),
+    "disagreement_vol_pts": ("ensemble disagreement (vol pts, median)", ".2f"),
     "coverage_pct": ("interval coverage %", ".1f"),
     "interval_width_vol_pts": ("interval width (vol pts)", ".2f"),
     "fit_ms": ("fit ms (median)", ".1f"),
