@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from volguard.models.base import SurfaceEngine
+from volguard.models.hybrid import HybridSurface
 from volguard.models.learned.gbm import GBMSurface
+from volguard.models.learned.nn import NNSurface
 from volguard.models.parametric.black76_flat import Black76Flat
 from volguard.models.parametric.heston import Bates, Heston
 from volguard.models.parametric.sabr import SABR
@@ -13,7 +15,19 @@ from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 
 ENGINES: dict[str, type[SurfaceEngine]] = {
-    cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, SABR, Heston, Bates, GBMSurface)
+    cls.name: cls
+    for cls in (
+        Black76Flat,
+        SVI,
+        SSVI,
+        ESSVI,
+        SABR,
+        Heston,
+        Bates,
+        GBMSurface,
+        NNSurface,
+        HybridSurface,
+    )
 }
 
 
