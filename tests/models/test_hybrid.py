@@ -72,9 +72,7 @@ def test_returns_to_its_prior_out_of_domain(crash: MarketSnapshot, model: Hybrid
 
 def test_shrink_distance_zero_is_the_prior(calm: list[MarketSnapshot], model: HybridModel) -> None:
     engine = make_engine("hybrid", model=model, shrink_distance=0.0).fit(calm[5])
-    np.testing.assert_array_equal(
-        engine.total_variance(K, T), engine.prior_.total_variance(K, T)
-    )
+    np.testing.assert_array_equal(engine.total_variance(K, T), engine.prior_.total_variance(K, T))
     never = make_engine("hybrid", model=model, shrink_distance=np.inf).fit(calm[5])
     assert never.shrink_ == 1.0
     with pytest.raises(ValueError, match="shrink_distance must be >= 0"):

@@ -61,7 +61,6 @@ from volguard.models.base import SurfaceEngine
 from volguard.models.learned.features import FEATURES, state_features
 from volguard.models.learned.gbm import age_weights
 from volguard.models.learned.nn import (
-    EDGE_SHARE,
     INSTALL_HINT,
     MESH_BATCH,
     MESH_POINTS,
@@ -457,7 +456,8 @@ class HybridSurface(SurfaceEngine):
             raise TypeError(f"model must be a HybridModel; received {type(model).__name__}")
         if not self.shrink_distance >= 0:
             raise ValueError(
-                f"shrink_distance must be >= 0 (standardised units); received {self.shrink_distance}"
+                "shrink_distance must be >= 0 (standardised units); "
+                f"received {self.shrink_distance}"
             )
         return model
 

@@ -12,11 +12,11 @@ surface at the 30-day ATM vol, and ``ln t`` spreads the short expiries where smi
 Training (:func:`train_nn`, needs PyTorch: ``pip install 'volguard[ml]'``)
 --------------------------------------------------------------------------
 Weighted squared loss on ``y`` (quote weight x age decay ``0.5 ** (age_days / half_life_days)``)
-plus the soft no-arbitrage penalties of Deep Smoothing (Ackerer, Tagasovska and Vatter 2020) on
-a synthetic mesh (``MESH_POINTS`` per training snapshot, at most ``MESH_POOL`` in all: log-moneyness
-uniform over the trained range, one point in 8 on its ends, time log-uniform over the trained
-range, the snapshot's state; ``MESH_BATCH`` of them drawn afresh at each step), with the derivatives by automatic
-differentiation:
+plus the soft no-arbitrage penalties of Deep Smoothing (Ackerer, Tagasovska and Vatter 2020)
+on a synthetic mesh, with the derivatives by automatic differentiation. The mesh: ``MESH_POINTS``
+points per training snapshot (at most ``MESH_POOL`` in all), log-moneyness uniform over the
+trained range with one point in 8 on its ends, time log-uniform over the trained range, the
+snapshot's state; ``MESH_BATCH`` of them are drawn afresh at each step. The penalties:
 
 - calendar: ``dw/dt >= 0``, as ``relu(-d ln w / d ln t) = relu(-(1 + dz/d ln t))``;
 - butterfly: Durrleman's ``g(k) >= 0`` from ``w``, ``w_k = w z_k``, ``w_kk = w (z_kk + z_k^2)``,
@@ -26,10 +26,10 @@ differentiation:
 
 AdamW (decoupled weight decay), full batch, early stopping on ``validation`` snapshots when
 given (the best checkpoint kept). Deterministic: the initial weights and the mesh draws come
-from a local ``torch.Generator``, the mesh from a NumPy generator, both seeded with ``seed``; one thread;
-``torch.use_deterministic_algorithms(True)``; float32 (half the time of float64;
-the weights are kept as float64 for the NumPy inference). Process-wide torch settings are restored
-afterwards.
+from a local ``torch.Generator``, the mesh from a NumPy generator, both seeded with ``seed``;
+one thread; ``torch.use_deterministic_algorithms(True)``; float32 (half the time of float64;
+the weights are kept as float64 for the NumPy inference). Process-wide torch settings are
+restored afterwards.
 
 Inference without PyTorch
 -------------------------
@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -135,7 +136,7 @@ def import_torch() -> Any:
 def _layers(sizes: tuple[int, ...], params: bytes) -> tuple[tuple[FloatArray, FloatArray], ...]:
     flat = np.frombuffer(params, dtype="<f8")
     out, at = [], 0
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for n_in, n_out in itertools.pairwise(sizes):
         w = flat[at : at + n_in * n_out].reshape(n_out, n_in)
         at += n_in * n_out
         b = flat[at : at + n_out]
@@ -190,12 +191,15 @@ class TorchMLP:
         self.shift = torch.tensor(shift, dtype=torch.float32)
         self.scale = torch.tensor(scale, dtype=torch.float32)
         self.params: list[Any] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for n_in, n_out in itertools.pairwise(sizes):
             bound = float(np.sqrt(6.0 / (n_in + n_out)))  # Glorot uniform
             w = torch.empty(n_out, n_in, dtype=torch.float32).uniform_(
                 -bound, bound, generator=generator
             )
-            self.params += [w.requires_grad_(), torch.zeros(n_out, dtype=torch.float32).requires_grad_()]
+            self.params += [
+                w.requires_grad_(),
+                torch.zeros(n_out, dtype=torch.float32).requires_grad_(),
+            ]
         with torch.no_grad():  # start at output 0: the flat surface (nn) or the prior (hybrid)
             self.params[-2].mul_(0.0)
 
@@ -364,7 +368,11 @@ class NNSurfaceModel:
         """
         k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
         n = k_arr.size
-        cols = [k_arr.ravel(), np.log(t_arr.ravel()), *(np.full(n, state[f]) for f in self.features)]
+        cols = [
+            k_arr.ravel(),
+            np.log(t_arr.ravel()),
+            *(np.full(n, state[f]) for f in self.features),
+        ]
         z = self.mlp(np.column_stack(cols))
         w = np.exp(z) * t_arr.ravel() * state[NORMALISER] ** 2
         out: FloatArray = np.maximum(w, MIN_VARIANCE).reshape(k_arr.shape)
@@ -448,7 +456,9 @@ def train_nn(
     if epochs < 1 or not hidden or min(hidden) < 1:
         raise ValueError(f"epochs and hidden widths must be >= 1; received {epochs}, {hidden}")
     snaps = list(snapshots)
-    rows = training_rows(snaps, features=features, half_life_days=half_life_days, weighting=weighting)
+    rows = training_rows(
+        snaps, features=features, half_life_days=half_life_days, weighting=weighting
+    )
     x = _inputs(rows)
     n_snap = len(rows.ts)
     first_of = np.searchsorted(rows.snapshot, np.arange(n_snap))
