@@ -6,7 +6,9 @@ from typing import Any
 
 from volguard.models.base import SurfaceEngine
 from volguard.models.ensemble import EnsembleSurface
+from volguard.models.hybrid import HybridSurface
 from volguard.models.learned.gbm import GBMSurface
+from volguard.models.learned.nn import NNSurface
 from volguard.models.parametric.black76_flat import Black76Flat
 from volguard.models.parametric.heston import Bates, Heston
 from volguard.models.parametric.sabr import SABR
@@ -14,7 +16,19 @@ from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 
 ENGINES: dict[str, type[SurfaceEngine]] = {
-    cls.name: cls for cls in (Black76Flat, SVI, SSVI, ESSVI, SABR, Heston, Bates, GBMSurface)
+    cls.name: cls
+    for cls in (
+        Black76Flat,
+        SVI,
+        SSVI,
+        ESSVI,
+        SABR,
+        Heston,
+        Bates,
+        GBMSurface,
+        NNSurface,
+        HybridSurface,
+    )
 }
 ENGINES[EnsembleSurface.name] = EnsembleSurface  # combines the engines above by name
 
