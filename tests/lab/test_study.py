@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -245,3 +246,25 @@ def test_an_ensemble_reports_its_disagreement_per_quote(study_file: Path, tmp_pa
     assert pred.loc[pred["engine"] == "ssvi", "disagreement_vol_pts"].isna().all()
     rows = card[card["engine"] == "ensemble"]
     assert (rows["disagreement_vol_pts"] > 0).all()
+
+
+def test_aliases_and_walk_forward_retraining(study_file: Path, tmp_path: Path) -> None:
+    engines = (
+        '"gbm-slow" = { engine = "gbm", half_life_days = 30.0 }\n'
+        '"gbm-fast" = { engine = "gbm", half_life_days = 0.5 }'
+    )
+    text = study_file.read_text().replace('"black76-flat" = {}', engines)
+    study_file.write_text(text + "[training]\nretrain_every = 2\n")
+    out = tmp_path / "out"
+    card = run_study(Study.from_toml(study_file), out)
+    assert {"gbm-slow", "gbm-fast"} <= set(card["engine"])
+    about = json.loads((out / "study.json").read_text())["training"]["BTC"]
+    # first trained on calm snapshots 0-1, then again before snapshots 4 and 6 on all before
+    assert [entry["from_snapshot"] for entry in about] == [2, 4, 6]
+    assert about[-1]["trained_on"].endswith(":6")
+    pred = pd.read_parquet(out / "predictions.parquet")
+    slow = pred[pred["engine"] == "gbm-slow"].set_index(["protocol", "ts", "instrument"])
+    fast = pred[pred["engine"] == "gbm-fast"].set_index(["protocol", "ts", "instrument"])
+    # the half-lives differ only once the training set spans more than a day
+    late = slow.index.get_level_values("ts") >= slow.index.get_level_values("ts").unique()[-1]
+    assert not np.allclose(slow.loc[late, "model_iv"], fast.loc[slow.index[late], "model_iv"])

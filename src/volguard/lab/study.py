@@ -21,6 +21,7 @@
     [engines]                     # registered names and their settings
     ssvi = {}
     "black76-flat" = {}
+    # "gbm-fast" = { engine = "gbm", half_life_days = 5 }   # an alias: the same engine again
 
     [protocols]
     nowcast = [{ mode = "wings", test_size = 0.2 }, { mode = "illiquid" }]   # or one table
@@ -141,10 +142,11 @@ class Study:
         for key in ("data", "engines", "protocols"):
             if not isinstance(doc.get(key), dict) or not doc[key]:
                 raise ConfigError(f"{path}: [{key}] is missing or empty")
-        for name in doc["engines"]:
-            if name not in ENGINES:
+        for name, settings in doc["engines"].items():
+            base = settings.get("engine", name) if isinstance(settings, dict) else name
+            if base not in ENGINES:
                 raise ConfigError(
-                    f"{path}: [engines] {name!r} is not an engine; "
+                    f"{path}: [engines] {base!r} is not an engine; "
                     f"expected one of {sorted(ENGINES)}"
                 )
         bad = sorted(set(doc["protocols"]) - {"nowcast", "forecast", "hedging"})
@@ -184,6 +186,9 @@ class Study:
         share = float(doc.get("training", {}).get("share", TRAIN_SHARE))
         if not 0 < share < 1:
             raise ConfigError(f"{path}: [training] share must be in (0, 1), got {share}")
+        retrain = int(doc.get("training", {}).get("retrain_every", 0))
+        if retrain < 0:
+            raise ConfigError(f"{path}: [training] retrain_every must be >= 0, got {retrain}")
         searched = stressed.get(ADVERSARIAL, {})
         bad = sorted(set(searched) - {"engine", "objective", "maxiter", "popsize"})
         if bad or searched.get("engine", "ssvi") not in ENGINES:
@@ -326,9 +331,9 @@ class _Cell:
 def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
     """Every protocol of the study on one cell: predictions, fit cells and hedge steps."""
     engines = {
-        name: make_engine(name, **_engine_settings(name, params), **_model(cell, name))
-        for name, params in study.engines.items()
-        if not _learned(name) or name in cell.models
+        name: make_engine(_base(study, name), **_engine_settings(study, name), **_model(cell, name))
+        for name in study.engines
+        if not _learned(study, name) or name in cell.models
     }
     protocols = study.protocols
     horizon = int(protocols.get("forecast", {}).get("horizon", 1))
@@ -404,16 +409,22 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _learned(name: str) -> bool:
-    return bool(getattr(ENGINES[name], "needs_training", False))
+def _base(study: Study, name: str) -> str:
+    """The registered engine behind a study's engine name (``engine = ...`` for an alias)."""
+    return str(study.engines[name].get("engine", name))
 
 
-def _engine_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings of engine ``name`` that are its constructor's (a learned engine's others are
-    training settings)."""
-    if not _learned(name):
+def _learned(study: Study, name: str) -> bool:
+    return bool(getattr(ENGINES[_base(study, name)], "needs_training", False))
+
+
+def _engine_settings(study: Study, name: str) -> dict[str, Any]:
+    """The settings of the study's engine ``name`` that are its constructor's (a learned
+    engine's others are training settings)."""
+    settings = {k: v for k, v in study.engines[name].items() if k != "engine"}
+    if not _learned(study, name):
         return settings
-    own = set(ENGINES[name]().get_params())
+    own = set(ENGINES[_base(study, name)]().get_params())
     return {k: v for k, v in settings.items() if k in own}
 
 
@@ -421,24 +432,32 @@ def _model(cell: _Cell, name: str) -> dict[str, Any]:
     return {"model": cell.models[name]} if name in cell.models else {}
 
 
+Trained = list[tuple[int, dict[str, Any], str]]
+"""Per underlying: ``(first snapshot index, models, fingerprint)``, in order; a model serves
+the snapshots from its first index to the next entry's."""
+
+
 def _train(
     study: Study, snapshots: dict[str, list[MarketSnapshot]], regimes: pd.DataFrame
-) -> dict[str, tuple[dict[str, Any], MarketSnapshot, str]]:
-    """Per underlying: the learned engines' models, the last training snapshot and a fingerprint
-    of the training set. Learned engines train on the first ``[training] share`` of the
-    snapshots of ``[training] regime`` (default: the in-regime) and are scored after them only.
+) -> dict[str, Trained]:
+    """The learned engines' models per underlying. They first train on the first
+    ``[training] share`` of the snapshots of ``[training] regime`` (default: the in-regime)
+    and serve every later snapshot; with ``retrain_every = n`` they train again every ``n``
+    snapshots on every snapshot before (the half-life of their sample weights decides how far
+    back they look), and each model serves only snapshots after its training data.
 
     Raises
     ------
     ConfigError
         If a learned engine is named and the training regime has no snapshot.
     """
-    learned = [name for name in study.engines if _learned(name)]
+    learned = [name for name in study.engines if _learned(study, name)]
     if not learned:
         return {}
     regime = study.training.get("regime", study.regimes.get("in_regime"))
     share = float(study.training.get("share", TRAIN_SHARE))
-    trained = {}
+    every = int(study.training.get("retrain_every", 0))
+    trained: dict[str, Trained] = {}
     for underlying, snaps in snapshots.items():
         labels = regimes[regimes["underlying"] == underlying].set_index("ts")["regime"]
         pool = [s for s in snaps if labels.get(s.ts) == regime]
@@ -447,21 +466,35 @@ def _train(
                 f"learned engines {learned} train on regime {regime!r} ([training] regime, "
                 f"else [regimes] in_regime), which has no {underlying} snapshot"
             )
-        train = pool[: max(1, int(len(pool) * share))]
-        models = {}
-        for name in learned:
-            own = set(_engine_settings(name, study.engines[name]))
-            settings = {k: v for k, v in study.engines[name].items() if k not in own}
-            models[name] = ENGINES[name].train(train, seed=study.seed, **settings)
-        fingerprint = f"{regime}:{train[0].ts}:{train[-1].ts}:{len(train)}"
-        trained[underlying] = (models, train[-1], fingerprint)
+        first = pool[: max(1, int(len(pool) * share))]
+        start = next(i for i, snap in enumerate(snaps) if snap is first[-1]) + 1
+        sets = [(start, first)]
+        if every:
+            sets += [(i, snaps[:i]) for i in range(start + every, len(snaps), every)]
+        trained[underlying] = [
+            (
+                i,
+                _models(study, learned, train),
+                f"{regime}:{train[0].ts}:{train[-1].ts}:{len(train)}",
+            )
+            for i, train in sets
+        ]
     return trained
+
+
+def _models(study: Study, learned: list[str], train: list[MarketSnapshot]) -> dict[str, Any]:
+    models = {}
+    for name in learned:
+        own = set(_engine_settings(study, name)) | {"engine"}
+        settings = {k: v for k, v in study.engines[name].items() if k not in own}
+        models[name] = ENGINES[_base(study, name)].train(train, seed=study.seed, **settings)
+    return models
 
 
 def _plan(
     study: Study,
     snapshots: dict[str, list[MarketSnapshot]],
-    trained: dict[str, tuple[dict[str, Any], MarketSnapshot, str]],
+    trained: dict[str, Trained],
 ) -> list[_Cell]:
     horizon = int(study.protocols.get("forecast", {}).get("horizon", 1))
     every = int(study.stress.get("every", 1))
@@ -469,9 +502,10 @@ def _plan(
     names += (ADVERSARIAL,) if ADVERSARIAL in study.stress else ()
     plan = []
     for underlying, snaps in snapshots.items():
-        models, last, fingerprint = trained.get(underlying, ({}, None, ""))
+        serving = trained.get(underlying, [])
         for i, now in enumerate(snaps):
-            after = last is not None and now.ts > last.ts
+            current = [entry for entry in serving if entry[0] <= i]
+            _, models, fingerprint = current[-1] if current else (0, {}, "")
             plan.append(
                 _Cell(
                     underlying,
@@ -480,8 +514,8 @@ def _plan(
                     snaps[i + 1] if i + 1 < len(snaps) else None,
                     snaps[i + horizon] if i + horizon < len(snaps) else None,
                     names if i % every == 0 else (),
-                    models if after else {},
-                    fingerprint if after else "",
+                    models,
+                    fingerprint,
                 )
             )
     return plan
@@ -507,7 +541,8 @@ def run_study(
     cache = out / "cache"
     snapshots, truth = load_data(study, out)
     regimes = label_regimes(study, snapshots, truth)
-    plan = _plan(study, snapshots, _train(study, snapshots, regimes))
+    trained = _train(study, snapshots, regimes)
+    plan = _plan(study, snapshots, trained)
     keys = [cell.key(study) for cell in plan]
     results: dict[str, dict[str, pd.DataFrame]] = {}
     for key in keys:
@@ -586,6 +621,10 @@ def run_study(
     about = {
         "study": study.__dict__,
         "selection": selection.to_dict("records"),
+        "training": {
+            u: [{"from_snapshot": i, "trained_on": fingerprint} for i, _, fingerprint in entries]
+            for u, entries in trained.items()
+        },
         "cells": len(plan),
         "cells_cached": cached,
         "snapshots": {u: len(s) for u, s in snapshots.items()},
