@@ -44,6 +44,8 @@ bench: $(BENCH_STAMP) $(STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/bench_svi.py
 	$(BENCH_VENV)/bin/python benchmarks/bench_simulator.py
 	$(BIN)/python benchmarks/bench_guard.py
+	$(BIN)/python benchmarks/bench_study.py
+	$(BIN)/python benchmarks/bench_learned.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache
