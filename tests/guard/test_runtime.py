@@ -79,3 +79,19 @@ def test_reset_forgets_everything(make_store: Callable[..., QuoteStore]) -> None
     guard.reset()
     assert guard.decision is None and guard.guarded.empty and guard.monitor.n_updates == 0
     assert [(s, r) for _, s, r, _ in run_guard(store, guard)] == first
+
+
+def test_an_ensemble_widens_its_quotes_by_its_members_disagreement(
+    make_store: Callable[..., QuoteStore],
+) -> None:
+    store = make_store(12, 20)  # calm only
+    guarded = {}
+    for premium in (0.0, 2.0):
+        settings = GuardSettings(warmup=8, disagreement_premium=premium)
+        guard = Guard(make_engine("ensemble"), make_engine("black76-flat"), settings)
+        guarded[premium] = run_guard(store, guard)[-1][3]
+    plain, premium = guarded[0.0], guarded[2.0]
+    assert (plain["disagreement_iv"] > 0).all()
+    np.testing.assert_allclose(plain["disagreement_iv"], premium["disagreement_iv"])
+    extra = (premium["ask_iv"] - premium["bid_iv"]) - (plain["ask_iv"] - plain["bid_iv"])
+    np.testing.assert_allclose(extra, 2 * 2.0 * plain["disagreement_iv"], rtol=1e-9)

@@ -15,7 +15,8 @@ Per snapshot, in order (nothing here looks ahead):
 4. let the :class:`~volguard.guard.policy.Policy` decide, swap in a validated refit, fit the
    fallback engine on the liquid quotes when the state is FALLBACK or worse;
 5. publish guarded quotes: the served engine's vol, its conformal interval, and bid/ask vols
-   widened by the policy's multiplier times the interval half-width.
+   widened by the policy's multiplier times the interval half-width, plus, when the served
+   engine is an ensemble, a premium proportional to its members' disagreement.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class GuardSettings:
     vol points) are scored, and a snapshot with fewer such quotes is skipped as illiquid
     (a broken book says nothing about the engine);
     ``liquid_spread``: the fallback is fitted on quotes whose price spread is at most this share
-    of their mid; ``alpha``, ``gamma``, ``aci_window``: the conformal intervals.
+    of their mid; ``alpha``, ``gamma``, ``aci_window``: the conformal intervals;
+    ``disagreement_premium``: when the served engine is an ensemble, each quoted side moves out
+    by this many times its members' vol disagreement at the quote (a premium for model
+    uncertainty, on top of the state's widening).
     """
 
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -78,6 +82,7 @@ class GuardSettings:
     alpha: float = 0.1
     gamma: float = 0.05
     aci_window: int = 5
+    disagreement_premium: float = 1.0
 
 
 class Guard:
@@ -409,7 +414,14 @@ class Guard:
         if not math.isfinite(width):
             width = 1.0  # no score yet: one half-spread
         lower, upper = model - width * half, model + width * half
+        members = getattr(self._served, "disagreement", None)  # an ensemble's member spread
+        spread = (
+            members(out["k"].to_numpy(dtype=float), out["t"].to_numpy(dtype=float))
+            if callable(members)
+            else np.zeros(len(out))
+        )
         quote_half = half * (1.0 + self._policy.settings.widen[state] * width)
+        quote_half = quote_half + self.settings.disagreement_premium * spread
         bid_iv = np.maximum(model - quote_half, MIN_VOL)
         ask_iv = model + quote_half
         f, strike, t = (out[c].to_numpy(dtype=float) for c in ("forward", "strike", "t"))
@@ -423,6 +435,7 @@ class Guard:
                 "model_iv": model,
                 "lower_iv": lower,
                 "upper_iv": upper,
+                "disagreement_iv": spread,
                 "bid_iv": bid_iv,
                 "ask_iv": ask_iv,
                 "bid_usd": black76_price(f, strike, t, bid_iv, is_call),
