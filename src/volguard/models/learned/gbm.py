@@ -63,6 +63,7 @@ from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import MIN_VARIANCE, SurfaceEngine
 from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.parametric.svi import LEE_SLOPE
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 INPUTS: tuple[str, ...] = ("k", "t")
@@ -444,8 +445,6 @@ class GBMSurface(SurfaceEngine):
 
 WING_SPAN = 0.15
 """Log-moneyness span at each end of the trained range that sets the wing slopes."""
-LEE_SLOPE = 2.0
-"""Lee's (2004) bound on the slope of total variance in ``k`` at extreme strikes."""
 
 
 def _wing_slopes(w: FloatArray, grid_k: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -458,9 +457,18 @@ def _wing_slopes(w: FloatArray, grid_k: FloatArray) -> tuple[FloatArray, FloatAr
     m = int(np.clip(np.searchsorted(grid_k, grid_k[0] + WING_SPAN), 1, grid_k.size - 1))
     left = (w[:, m] - w[:, 0]) / (grid_k[m] - grid_k[0])
     right = (w[:, -1] - w[:, -1 - m]) / (grid_k[-1] - grid_k[-1 - m])
-    left = -np.maximum.accumulate(np.clip(-left, 0.0, LEE_SLOPE))
-    right = np.maximum.accumulate(np.clip(right, 0.0, LEE_SLOPE))
-    return left, right
+    return outward_wings(left, right)
+
+
+def outward_wings(left: FloatArray, right: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Wing slopes ``dw/dk`` (one per expiry, increasing ``t``) made safe to extrapolate:
+    pointing outward (left ``<= 0``, right ``>= 0``), at most Lee's (2004) bound 2 in size
+    (:data:`volguard.models.parametric.svi.LEE_SLOPE`), and non-decreasing in size with ``t``
+    so the linear wings keep the calendar order."""
+    return (
+        -np.maximum.accumulate(np.clip(-left, 0.0, LEE_SLOPE)),
+        np.maximum.accumulate(np.clip(right, 0.0, LEE_SLOPE)),
+    )
 
 
 def _smooth_rows(

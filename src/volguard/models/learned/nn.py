@@ -67,7 +67,7 @@ from volguard._typing import BoolArray, FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import MIN_VARIANCE, SurfaceEngine
 from volguard.models.learned.features import FEATURES, state_features
-from volguard.models.learned.gbm import LEE_SLOPE, NORMALISER, TrainingRows, training_rows
+from volguard.models.learned.gbm import NORMALISER, TrainingRows, outward_wings, training_rows
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 HIDDEN: tuple[int, ...] = (32, 32, 32)
@@ -565,17 +565,14 @@ def wing_slopes(
     k_range: tuple[float, float],
     grid_t: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
-    """Tangent slopes ``dw/dk`` of ``w`` at the two ends of ``k_range`` on ``grid_t``: pointing
-    outward (left ``<= 0``, right ``>= 0``), at most Lee's bound 2 in size, non-decreasing in
-    size along ``grid_t`` (so the linear wings keep the calendar order)."""
+    """Tangent slopes ``dw/dk`` of ``w`` at the two ends of ``k_range`` on ``grid_t``, made safe
+    by :func:`~volguard.models.learned.gbm.outward_wings`."""
     slopes = []
     for edge in k_range:
         up = w(np.full(grid_t.size, edge + SLOPE_STEP), grid_t)
         dn = w(np.full(grid_t.size, edge - SLOPE_STEP), grid_t)
         slopes.append((up - dn) / (2 * SLOPE_STEP))
-    left = -np.maximum.accumulate(np.clip(-slopes[0], 0.0, LEE_SLOPE))
-    right = np.maximum.accumulate(np.clip(slopes[1], 0.0, LEE_SLOPE))
-    return left, right
+    return outward_wings(slopes[0], slopes[1])
 
 
 class NNSurface(SurfaceEngine):
