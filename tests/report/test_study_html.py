@@ -34,6 +34,8 @@ in_regime = "calm"
 [engines]
 ssvi = {{}}
 "black76-flat" = {{}}
+"gbm-fast" = {{ engine = "gbm", half_life_days = 0.5 }}
+"gbm-slow" = {{ engine = "gbm", half_life_days = 5.0 }}
 [protocols]
 nowcast = {{ mode = "wings", test_size = 0.2 }}
 forecast = {{ horizon = 1 }}
@@ -43,7 +45,7 @@ scenarios = ["vol-up-20", "crash-combo"]
 every = 3
 """
 
-FIGURES = ("gap", "regimes", "smiles", "hedging", "timeline", "stress")
+FIGURES = ("gap", "regimes", "sweep", "smiles", "hedging", "timeline", "stress")
 """The sections with a chart (``<div id="fig-<name>">``)."""
 
 
@@ -139,9 +141,11 @@ def test_scorecard_table_has_every_row_and_marks_the_best_engine(study_dir: Path
 def test_hedging_table_has_each_regime_and_delta(study_dir: Path) -> None:
     rows = _table_rows((study_dir / "report.html").read_text(encoding="utf-8"), "hedging-table")
     steps = pd.read_parquet(study_dir / "hedging.parquet")
-    regimes = set(steps.loc[steps["scenario"] == "market", "regime"])
+    market = steps[steps["scenario"] == "market"]
+    deltas = ("bs", "ssvi", "black76-flat", "gbm-fast", "gbm-slow")
+    # a learned engine hedges only after its training snapshots
     assert {(cells[0], cells[1]) for _, cells in rows} == {
-        (r, d) for r in regimes for d in ("bs", "ssvi", "black76-flat")
+        (r, d) for r, g in market.groupby("regime") for d in deltas if g[f"delta_{d}"].notna().any()
     }
 
 
