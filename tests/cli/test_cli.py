@@ -116,7 +116,9 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "| quotes |" in text and "## Scorecard" in text and "| **sabr** |" in text
     card = pd.read_csv(tmp_path / "demo" / "study" / "scorecard.csv")
-    assert set(card["engine"]) == {"black76-flat", "svi", "ssvi", "essvi", "sabr"}
+    engines = {"black76-flat", "svi", "ssvi", "essvi", "sabr"}
+    assert set(card["engine"]) == engines | {"persist-strike", "persist-moneyness"}
+    assert set(card.loc[card["protocol"] == "nowcast-wings", "engine"]) == engines
     # a second run replaces the store rather than piling onto it
     again = runner.invoke(app, args)
     assert again.exit_code == 0
