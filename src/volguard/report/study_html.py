@@ -91,7 +91,17 @@ ENGINE_COLOURS = (
     "#bcbd22",
 )
 REGIME_COLOURS = {"calm": "#2ca02c", "crash": "#d62728", "stress": "#d62728"}
-OTHER_REGIME_COLOURS = ("#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+OTHER_REGIME_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#7f7f7f",
+)
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
@@ -594,6 +604,7 @@ def _sweep(inputs: _Inputs) -> str:
                         mode="lines+markers",
                         name=str(regime),
                         legendgroup=str(regime),
+                        line_color=inputs.regime_colour(str(regime)),
                         showlegend=row == 1 and col == 1,
                         text=order,
                         hovertemplate="%{text}<br>" + setting + " %{x}: %{y:.2f} vol pts"
