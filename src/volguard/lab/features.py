@@ -11,8 +11,10 @@ features whose importance is positive in every fold (or a share of them);
 
 A state feature is constant within a snapshot (one value per snapshot, read from its own fit
 quotes), so permuting it across the held-out quotes would be meaningless: the per-snapshot
-values are permuted between the held-out snapshots instead, and each snapshot's quotes are
-predicted with another snapshot's value. ``k`` and ``t`` vary within a snapshot and are
+values are permuted between the held-out snapshots instead, by a derangement (a permutation
+without a fixed point), so each snapshot's quotes are predicted with another snapshot's value
+(with the few snapshots of a short regime a plain permutation often leaves a snapshot its own
+value: for two snapshots, half the time). ``k`` and ``t`` vary within a snapshot and are
 permuted across all held-out quotes (reported for reference: they are inputs, not selectable).
 
 References
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volguard._typing import FloatArray
+from volguard._typing import FloatArray, IntArray
 from volguard.lab.splits import LeaveOneRegimeOut
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.learned.features import FEATURES, state_features
@@ -109,6 +111,25 @@ def _model_vol(
     return out
 
 
+def derangement(n: int, rng: np.random.Generator) -> IntArray:
+    """A uniform random permutation of ``range(n)`` without a fixed point (``n >= 2``), by
+    rejection (about ``e`` draws on average).
+
+    Examples
+    --------
+    >>> derangement(2, np.random.default_rng(0)).tolist()
+    [1, 0]
+    >>> p = derangement(5, np.random.default_rng(1)); bool((p != np.arange(5)).all())
+    True
+    """
+    if n < 2:
+        raise ValueError(f"a derangement needs n >= 2; received {n}")
+    while True:
+        p: IntArray = rng.permutation(n)
+        if (p != np.arange(n)).all():
+            return p
+
+
 def _rmse_vol_pts(vol: FloatArray, mid_iv: FloatArray) -> float:
     err = vol - mid_iv
     err = err[np.isfinite(err)]
@@ -134,7 +155,7 @@ def _fold_importance(
             else:
                 j = FEATURES.index(name)
                 states = states.copy()
-                states[:, j] = states[rng.permutation(len(held.rows)), j]
+                states[:, j] = states[derangement(len(held.rows), rng), j]
             vol = _model_vol(model, held, k, t, states)
             # the de-normalisation of a permuted atm_vol_30d rounds: same answer, same vol
             vol = np.where(np.isclose(vol, base_vol, rtol=ROUNDING, atol=0.0), base_vol, vol)
@@ -221,17 +242,20 @@ def feature_importance(
     -----
     With ``e(.)`` the held-out RMSE (vol points, unweighted over the held-out quotes) of the
     model's implied vol ``sigma(k, t, s) = sqrt(w(k, t, s) / t)`` against the mid vols, and
-    ``pi_r`` the ``r``-th permutation of input ``j``,
+    ``pi_r`` the ``r``-th random permutation of input ``j`` (a derangement for a state feature),
 
         importance_j = (1 / R) sum_r [ e(x with column j permuted by pi_r) - e(x) ]
 
     the permutation importance of Breiman (2001), the empirical model reliance of Fisher et al.
     (2019) in difference form. The state features are permuted between the held-out snapshots
-    (a state feature is one number per snapshot), ``k`` and ``t`` across all held-out quotes. A
+    (a state feature is one number per snapshot) by uniform random derangements: snapshot
+    ``i`` then gets the value of each other snapshot with the same probability ``1 / (n - 1)``,
+    so each draw estimates Fisher et al.'s switched error ``e_switch`` (every snapshot paired
+    with every other) without its ``n (n - 1)`` predictions. ``k`` and ``t`` are permuted across
+    all held-out quotes. A
     feature constant across the held-out snapshots, or one the model never splits on, has
     importance exactly 0 (predictions within a relative ``ROUNDING`` of the unpermuted ones
-    count as equal). With few held-out snapshots a draw may be the identity (probability
-    ``1 / n!``), which shrinks the mean towards 0.
+    count as equal).
 
     The model is the raw trained surface, not the fitted engine (no smoothing, no wing
     continuation): the importance is the model's reliance on its inputs. The learned target is
