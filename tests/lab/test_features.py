@@ -10,6 +10,7 @@ import pytest
 
 from volguard.lab.features import (
     COLUMNS,
+    derangement,
     feature_importance,
     select_stable_features,
     stability_report,
@@ -81,6 +82,16 @@ def test_a_feature_constant_across_the_held_out_snapshots_has_zero_importance(
     held = copies[copies["fold"] == "crash"].set_index("feature")["importance"]
     assert (held[list(FEATURES)] == 0.0).all()
     assert held["k"] > 1.0
+
+
+def test_derangements_leave_no_snapshot_its_own_value_and_are_uniform() -> None:
+    rng = np.random.default_rng(0)
+    draws = [tuple(derangement(3, rng).tolist()) for _ in range(400)]
+    # the two derangements of three snapshots, each about half the time
+    assert set(draws) == {(1, 2, 0), (2, 0, 1)}
+    assert 150 < draws.count((1, 2, 0)) < 250
+    with pytest.raises(ValueError, match="n >= 2"):
+        derangement(1, rng)
 
 
 def test_only_the_trained_features_are_permuted(

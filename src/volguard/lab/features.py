@@ -479,6 +479,7 @@ __all__ = [
     "COLUMNS",
     "PERMUTABLE",
     "StabilityReport",
+    "derangement",
     "feature_importance",
     "select_stable_features",
     "stability_report",
