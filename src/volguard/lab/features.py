@@ -78,9 +78,13 @@ class _Held:
     atm: FloatArray
 
 
-def _held_out(snapshots: Sequence[MarketSnapshot]) -> _Held:
+def _held_out(snapshots: Sequence[MarketSnapshot]) -> _Held | None:
+    """The held-out quotes of ``snapshots`` (those without a fit quote left out); None if
+    fewer than two snapshots have one (nothing to permute between)."""
     blocks = [fit_quotes(s, "none") for s in snapshots]
     blocks = [q for q in blocks if len(q)]
+    if len(blocks) < 2:
+        return None
     states = [state_features(q) for q in blocks]
     stops = np.cumsum([len(q) for q in blocks])
     starts = stops - np.array([len(q) for q in blocks])
@@ -215,7 +219,8 @@ def feature_importance(
         ``numpy.random.default_rng([seed, i, j])``, so the draws do not depend on the other
         inputs).
     min_snapshots : int
-        Smallest regime held out (``>= 2``: one snapshot has nothing to permute with).
+        Smallest regime held out, in snapshots with a fit quote (``>= 2``: one snapshot has
+        nothing to permute with).
         Smaller regimes are still trained on when another regime is held out.
     train_settings : mapping, optional
         Further training settings (e.g. ``{"half_life_days": 7}``, ``{"epochs": 100}``);
@@ -302,11 +307,13 @@ def feature_importance(
     for train, test in LeaveOneRegimeOut().split(None, groups=labels):
         if test.size < min_snapshots or train.size == 0:
             continue
+        held = _held_out([snaps[i] for i in test])
+        if held is None or len(held.rows) < min_snapshots:
+            continue
         fold = str(labels[test[0]])
         model = ENGINES[engine].train(
             [snaps[i] for i in train], seed=seed, features=tuple(features), **settings
         )
-        held = _held_out([snaps[i] for i in test])
         base, inputs = _fold_importance(model, held, names, n_repeats, seed, fold_no)
         for name, mean, std in inputs:
             rows.append((fold, name, mean, std, base, len(held.rows), held.k.size))
