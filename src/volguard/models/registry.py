@@ -6,6 +6,7 @@ from typing import Any
 
 from volguard.models.base import SurfaceEngine
 from volguard.models.ensemble import EnsembleSurface
+from volguard.models.gp import GPSurface
 from volguard.models.hybrid import HybridSurface
 from volguard.models.learned.gbm import GBMSurface
 from volguard.models.learned.nn import NNSurface
@@ -28,6 +29,7 @@ ENGINES: dict[str, type[SurfaceEngine]] = {
         GBMSurface,
         NNSurface,
         HybridSurface,
+        GPSurface,
     )
 }
 ENGINES[EnsembleSurface.name] = EnsembleSurface  # combines the engines above by name
