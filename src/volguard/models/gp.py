@@ -68,7 +68,12 @@ from volguard.models.learned.gbm import outward_wings
 from volguard.models.quotes import FitQuotes
 
 SPREAD_Z = float(np.sqrt(3.0))
-"""Half-spread / noise std: a true vol uniform on [bid, ask] has std ``half_spread / sqrt 3``."""
+"""Half-spread / noise std: a true vol uniform on [bid, ask] has std ``half_spread / sqrt 3``.
+
+With 1 instead (noise std = half-spread) the 90 % intervals held the simulated true vols more
+often (83-87 % of quotes against 75-88 %) but the smoother mean bent back toward ``m`` before
+the last quotes of wide-spread wings: calls concave in strike near ``k = -0.55`` on the
+conformance suite's fixture."""
 MIN_NOISE_VOL = 1e-4
 """Floor (vol) of a quote's noise std, for quotes with a zero or missing half-spread."""
 MIN_VOL = 1e-3
