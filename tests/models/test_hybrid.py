@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from tests.models._learned import calm_btc, rmse_vol_pts
 from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, make_engine
-from volguard.models.hybrid import HybridModel, HybridSurface, train_hybrid
-from volguard.models.quotes import fit_quotes
+from volguard.models.hybrid import HybridModel, train_hybrid
 from volguard.sim import preset, simulate
 
 TINY = {"hidden": (16, 16), "epochs": 150, "learning_rate": 0.01}
@@ -26,8 +26,7 @@ T = np.array([0.01, 0.05, 0.1, 0.25, 0.5])[None, :]
 @pytest.fixture(scope="module")
 def calm() -> list[MarketSnapshot]:
     """Eight calm BTC snapshots, 12 hours apart (simulated, seed 1)."""
-    scenario = replace(preset("calm-2026-01"), script=(("calm", 5.0),))
-    return list(simulate(scenario, days=4, freq="12h", seed=1).snapshots("BTC"))
+    return list(calm_btc(4))
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +42,6 @@ def model(calm: list[MarketSnapshot]) -> HybridModel:
     return train_hybrid(calm[:5], **TINY)  # type: ignore[arg-type]
 
 
-def _rmse_vol_pts(engine: HybridSurface | object, snapshot: MarketSnapshot) -> float:
-    q = fit_quotes(snapshot)
-    iv = engine.implied_vol(q.k, q.t)  # type: ignore[attr-defined]
-    return 100 * float(np.sqrt(np.mean((iv - q.mid_iv) ** 2)))
-
-
 def test_no_worse_than_its_prior_in_domain(calm: list[MarketSnapshot], model: HybridModel) -> None:
     # trained on five calm snapshots, asked for the next three (12 to 36 hours later): hybrid
     # 3.6 to 4.6 vol points, ssvi fitted to each snapshot 5.6 to 6.7; the bound allows the
@@ -56,7 +49,7 @@ def test_no_worse_than_its_prior_in_domain(calm: list[MarketSnapshot], model: Hy
     for later in calm[5:]:
         engine = make_engine("hybrid", model=model).fit(later)
         assert engine.shrink_ > 0.5
-        hybrid, prior = _rmse_vol_pts(engine, later), _rmse_vol_pts(engine.prior_, later)
+        hybrid, prior = rmse_vol_pts(engine, later), rmse_vol_pts(engine.prior_, later)
         assert hybrid <= prior + 0.25
         assert engine.result_.arbitrage.total <= engine.prior_.result_.arbitrage.total
 

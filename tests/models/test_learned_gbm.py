@@ -4,36 +4,28 @@ from __future__ import annotations
 
 import math
 import pickle
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
+from tests.models._learned import calm_btc, rmse_vol_pts
 from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, make_engine
 from volguard.models.learned import GBMSurfaceModel, train_gbm, training_rows
 from volguard.models.learned.gbm import age_weights
 from volguard.models.quotes import fit_quotes
-from volguard.sim import preset, simulate
 
 
 @pytest.fixture(scope="module")
 def calm() -> list[MarketSnapshot]:
     """Six calm BTC snapshots, 12 hours apart (simulated, seed 1)."""
-    scenario = replace(preset("calm-2026-01"), script=(("calm", 5.0),))
-    return list(simulate(scenario, days=3, freq="12h", seed=1).snapshots("BTC"))
+    return list(calm_btc(3))
 
 
 @pytest.fixture(scope="module")
 def model(calm: list[MarketSnapshot]) -> GBMSurfaceModel:
     return train_gbm(calm[:5])
-
-
-def _rmse_vol_pts(engine_name: str, snapshot: MarketSnapshot, **settings: object) -> float:
-    q = fit_quotes(snapshot)
-    engine = make_engine(engine_name, **settings).fit(snapshot)
-    return 100 * float(np.sqrt(np.mean((engine.implied_vol(q.k, q.t) - q.mid_iv) ** 2)))
 
 
 def test_predicts_a_later_snapshot_better_than_flat(
@@ -43,8 +35,8 @@ def test_predicts_a_later_snapshot_better_than_flat(
     # points against 5.72 for black76-flat fitted to that snapshot itself (unweighted RMSE of
     # the mid vols of its 287 fit quotes)
     later = calm[5]
-    gbm = _rmse_vol_pts("gbm", later, model=model)
-    flat = _rmse_vol_pts("black76-flat", later)
+    gbm = rmse_vol_pts(make_engine("gbm", model=model).fit(later), later)
+    flat = rmse_vol_pts(make_engine("black76-flat").fit(later), later)
     assert gbm < 4.5 and gbm < 0.8 * flat
 
 

@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import pickle
 import sys
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 
+from tests.models._learned import calm_btc, rmse_vol_pts
 from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, make_engine
 from volguard.models.learned.nn import MLP, NNSurfaceModel, train_nn
-from volguard.models.quotes import fit_quotes
-from volguard.sim import preset, simulate
 
 TINY = {"hidden": (16, 16), "epochs": 200, "learning_rate": 0.02}
-"""Test-sized training: two hidden layers of 16, 150 full-batch steps (about a second)."""
+"""Test-sized training: two hidden layers of 16, 200 full-batch steps (about a second)."""
 
 
 @pytest.fixture(scope="module")
 def calm() -> list[MarketSnapshot]:
     """Six calm BTC snapshots, 12 hours apart (simulated, seed 1)."""
-    scenario = replace(preset("calm-2026-01"), script=(("calm", 5.0),))
-    return list(simulate(scenario, days=3, freq="12h", seed=1).snapshots("BTC"))
+    return list(calm_btc(3))
 
 
 @pytest.fixture(scope="module")
 def model(calm: list[MarketSnapshot]) -> NNSurfaceModel:
     pytest.importorskip("torch")
     return train_nn(calm[:5], **TINY)  # type: ignore[arg-type]
-
-
-def _rmse_vol_pts(engine_name: str, snapshot: MarketSnapshot, **settings: object) -> float:
-    q = fit_quotes(snapshot)
-    engine = make_engine(engine_name, **settings).fit(snapshot)
-    return 100 * float(np.sqrt(np.mean((engine.implied_vol(q.k, q.t) - q.mid_iv) ** 2)))
 
 
 def test_predicts_a_later_snapshot_better_than_flat(
@@ -46,8 +37,8 @@ def test_predicts_a_later_snapshot_better_than_flat(
     # vol points against 5.72 for black76-flat fitted to that snapshot itself (unweighted RMSE
     # of the mid vols of its fit quotes)
     later = calm[5]
-    nn = _rmse_vol_pts("nn", later, model=model)
-    flat = _rmse_vol_pts("black76-flat", later)
+    nn = rmse_vol_pts(make_engine("nn", model=model).fit(later), later)
+    flat = rmse_vol_pts(make_engine("black76-flat").fit(later), later)
     assert nn < 4.5 and nn < 0.8 * flat
 
 
