@@ -268,3 +268,29 @@ def test_aliases_and_walk_forward_retraining(study_file: Path, tmp_path: Path) -
     # the half-lives differ only once the training set spans more than a day
     late = slow.index.get_level_values("ts") >= slow.index.get_level_values("ts").unique()[-1]
     assert not np.allclose(slow.loc[late, "model_iv"], fast.loc[slow.index[late], "model_iv"])
+
+
+def test_a_held_out_regime_early_stops_training_and_is_never_trained_on(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = study_file.read_text().replace('"black76-flat" = {}', "gbm = {}")
+    study_file.write_text(text + '[training]\nretrain_every = 2\nvalidation = "crash"\n')
+    out = tmp_path / "out"
+    run_study(Study.from_toml(study_file), out)
+    about = json.loads((out / "study.json").read_text())["training"]["BTC"]
+    regimes = pd.read_parquet(out / "regimes.parquet").sort_values("ts")
+    crash = regimes.index[regimes["regime"].to_numpy() == "crash"]
+    assert len(crash) and about[0]["trained_on"].endswith(":2")  # no crash seen yet
+    # the last model has seen crash snapshots: they validate it and it trains on the rest
+    seen = about[-1]["from_snapshot"]
+    n_crash = int((regimes["regime"].iloc[:seen] == "crash").sum())
+    assert n_crash > 0
+    assert about[-1]["trained_on"].endswith(f":{seen - n_crash}|validation crash:{n_crash}")
+
+
+def test_the_validation_regime_cannot_be_the_training_regime(
+    study_file: Path, tmp_path: Path
+) -> None:
+    study_file.write_text(study_file.read_text() + '[training]\nvalidation = "calm"\n')
+    with pytest.raises(ConfigError, match="validation 'calm' is the training regime"):
+        Study.from_toml(study_file)

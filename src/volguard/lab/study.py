@@ -28,6 +28,12 @@
     forecast = { horizon = 1 }   # baselines = false drops persist-strike, persist-moneyness
     hedging = true
 
+    [training]                    # optional, for learned engines (gbm, nn, hybrid)
+    share = 0.5                   # train on the first half of the training regime ...
+    # regime = "calm"             # (default: in_regime)
+    # retrain_every = 10          # ... and again every 10 snapshots on all before (walk-forward)
+    # validation = "crash"        # held out of training; its past snapshots stop it early
+
     [uncertainty]                 # optional: the conformal intervals of every prediction
     level = 0.9                   # (method aci or split, window, gamma, score abs or half_spread)
 
@@ -192,6 +198,14 @@ class Study:
         retrain = int(doc.get("training", {}).get("retrain_every", 0))
         if retrain < 0:
             raise ConfigError(f"{path}: [training] retrain_every must be >= 0, got {retrain}")
+        training = doc.get("training", {})
+        if "validation" in training and training["validation"] == training.get(
+            "regime", doc.get("regimes", {}).get("in_regime")
+        ):
+            raise ConfigError(
+                f"{path}: [training] validation {training['validation']!r} is the training "
+                "regime; early stopping needs a regime held out of training"
+            )
         searched = stressed.get(ADVERSARIAL, {})
         bad = sorted(set(searched) - {"engine", "objective", "maxiter", "popsize"})
         if bad or searched.get("engine", "ssvi") not in ENGINES:
@@ -447,7 +461,9 @@ def _train(
     ``[training] share`` of the snapshots of ``[training] regime`` (default: the in-regime)
     and serve every later snapshot; with ``retrain_every = n`` they train again every ``n``
     snapshots on every snapshot before (the half-life of their sample weights decides how far
-    back they look), and each model serves only snapshots after its training data.
+    back they look), and each model serves only snapshots after its training data. With
+    ``[training] validation = "regime"``, that regime's snapshots are held out of every training
+    set, and those already past early-stop the training (a model with none trains in full).
 
     Raises
     ------
@@ -460,6 +476,7 @@ def _train(
     regime = study.training.get("regime", study.regimes.get("in_regime"))
     share = float(study.training.get("share", TRAIN_SHARE))
     every = int(study.training.get("retrain_every", 0))
+    held_out = study.training.get("validation")
     trained: dict[str, Trained] = {}
     for underlying, snaps in snapshots.items():
         labels = regimes[regimes["underlying"] == underlying].set_index("ts")["regime"]
@@ -474,22 +491,31 @@ def _train(
         sets = [(start, first)]
         if every:
             sets += [(i, snaps[:i]) for i in range(start + every, len(snaps), every)]
-        trained[underlying] = [
-            (
-                i,
-                _models(study, learned, train),
-                f"{regime}:{train[0].ts}:{train[-1].ts}:{len(train)}",
-            )
-            for i, train in sets
-        ]
+        entries = []
+        for i, seen in sets:
+            # the held-out regime's past snapshots stop the training early; never trained on
+            validation = [s for s in seen if labels.get(s.ts) == held_out]
+            train = [s for s in seen if labels.get(s.ts) != held_out]
+            fingerprint = f"{regime}:{train[0].ts}:{train[-1].ts}:{len(train)}"
+            if validation:
+                fingerprint += f"|validation {held_out}:{len(validation)}"
+            entries.append((i, _models(study, learned, train, validation), fingerprint))
+        trained[underlying] = entries
     return trained
 
 
-def _models(study: Study, learned: list[str], train: list[MarketSnapshot]) -> dict[str, Any]:
+def _models(
+    study: Study,
+    learned: list[str],
+    train: list[MarketSnapshot],
+    validation: list[MarketSnapshot],
+) -> dict[str, Any]:
     models = {}
     for name in learned:
         own = set(_engine_settings(study, name)) | {"engine"}
         settings = {k: v for k, v in study.engines[name].items() if k not in own}
+        if validation:
+            settings["validation"] = validation
         models[name] = ENGINES[_base(study, name)].train(train, seed=study.seed, **settings)
     return models
 
