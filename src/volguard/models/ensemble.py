@@ -53,6 +53,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
+from scipy.stats import norm
 from sklearn.base import clone
 
 from volguard._typing import FloatArray
@@ -116,6 +117,17 @@ def validation_rows(
     [5, 7]
     """
     rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for rows in expiry_candidates(quotes):
+        n_val = min(round(validation_size * rows.size), max(rows.size - MIN_TRAIN, 0))
+        if n_val > 0:
+            held.append(rng.choice(rows, size=n_val, replace=False))
+    return np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+
+
+def expiry_candidates(quotes: pd.DataFrame) -> list[np.ndarray]:
+    """Positions of each expiry's two-sided out-of-the-money rows (the rows engines fit and
+    a validation split may hold out), one array per expiry, expiries in sorted order."""
     f = quotes["forward"].to_numpy(dtype=float, na_value=np.nan)
     strike = quotes["strike"].to_numpy(dtype=float)
     is_call = quotes["is_call"].to_numpy(dtype=bool, na_value=False)
@@ -133,13 +145,7 @@ def validation_rows(
     candidate = np.where(k >= 0, is_call, ~is_call) & np.isfinite(k) & (t > 0)
     candidate &= side("bid", "bid_iv") & side("ask", "ask_iv")
     expiry = pd.Series(quotes["expiry"].to_numpy()).astype(str).to_numpy()
-    held: list[np.ndarray] = []
-    for e in np.unique(expiry[candidate]):
-        rows = np.flatnonzero(candidate & (expiry == e))
-        n_val = min(round(validation_size * rows.size), max(rows.size - MIN_TRAIN, 0))
-        if n_val > 0:
-            held.append(rng.choice(rows, size=n_val, replace=False))
-    return np.sort(np.concatenate(held)) if held else np.array([], dtype=int)
+    return [np.flatnonzero(candidate & (expiry == e)) for e in np.unique(expiry[candidate])]
 
 
 def combination_weights(
@@ -489,3 +495,29 @@ class EnsembleSurface(SurfaceEngine):
         """
         f, strike, t, _ = self.contract_inputs(contracts, context)
         return self.disagreement(np.log(strike / f), t)
+
+    def interval(
+        self, contracts: pd.DataFrame, context: MarketSnapshot, level: float = 0.9
+    ) -> tuple[FloatArray, FloatArray]:
+        """The members' spread as an interval: ``sigma -/+ z D``, ``z = Phi^{-1}((1 + level)/2)``.
+
+        The deep-ensemble reading of disagreement (Lakshminarayanan, Pritzel and Blundell 2017,
+        arXiv:1612.01474): it treats the members as draws of a Gaussian posterior. Members fitted
+        to the same quotes share their bias, so it is narrow where all are wrong; the lab reports
+        its coverage, and :class:`~volguard.models.conformal.ConformalSurface` gives a
+        calibrated one.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is not in ``(0, 1)``, or as :meth:`contract_inputs`.
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1); received {level}")
+        f, strike, t, _ = self.contract_inputs(contracts, context)
+        k = np.log(strike / f)
+        centre = self.implied_vol(k, t)
+        half = float(norm.ppf(0.5 + level / 2)) * self.disagreement(k, t)
+        lower: FloatArray = np.maximum(centre - half, 0.0)
+        upper: FloatArray = centre + half
+        return lower, upper

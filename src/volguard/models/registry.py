@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from volguard.models.base import SurfaceEngine
+from volguard.models.conformal import ConformalSurface
 from volguard.models.ensemble import EnsembleSurface
 from volguard.models.gp import GPSurface
 from volguard.models.hybrid import HybridSurface
@@ -33,6 +34,7 @@ ENGINES: dict[str, type[SurfaceEngine]] = {
     )
 }
 ENGINES[EnsembleSurface.name] = EnsembleSurface  # combines the engines above by name
+ENGINES[ConformalSurface.name] = ConformalSurface  # wraps any of them with intervals
 
 
 def make_engine(name: str, **settings: Any) -> SurfaceEngine:
