@@ -294,3 +294,25 @@ def test_the_validation_regime_cannot_be_the_training_regime(
     study_file.write_text(study_file.read_text() + '[training]\nvalidation = "calm"\n')
     with pytest.raises(ConfigError, match="validation 'calm' is the training regime"):
         Study.from_toml(study_file)
+
+
+def test_engines_own_intervals_are_scored_beside_the_lab_s(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = study_file.read_text().replace(
+        '"black76-flat" = {}', 'conformal = { base = "svi", folds = 2 }'
+    )
+    study_file.write_text(text)
+    card = run_study(Study.from_toml(study_file), tmp_path / "out")
+    pred = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    own = pred[pred["engine"] == "conformal"]
+    assert len(own) and (own["engine_lower_iv"] <= own["engine_upper_iv"]).all()
+    assert pred.loc[pred["engine"] == "ssvi", "engine_lower_iv"].isna().all()
+    rows = card[card["engine"] == "conformal"]
+    assert rows["engine_coverage_pct"].between(0, 100).all()
+    assert (rows["engine_width_vol_pts"] > 0).all()
+    assert card.loc[card["engine"] == "ssvi", "engine_coverage_pct"].isna().all()
+    mid, lo, hi = (own[c] for c in ("mid_iv", "engine_lower_iv", "engine_upper_iv"))
+    pooled = 100 * ((lo <= mid) & (mid <= hi))[mid.notna()].mean()
+    weights = rows["n"] / rows["n"].sum()
+    assert pooled == pytest.approx(float((rows["engine_coverage_pct"] * weights).sum()), rel=0.05)

@@ -125,7 +125,9 @@ def scorecard(
     predictions: pd.DataFrame, cells: pd.DataFrame | None = None, by: Sequence[str] = LABELS
 ) -> pd.DataFrame:
     """One row per group of ``by`` (those present): the error metrics, the median
-    ``disagreement_vol_pts`` where ensembles report it, and from ``cells`` the median
+    ``disagreement_vol_pts`` where ensembles report it, ``engine_coverage_pct`` and
+    ``engine_width_vol_pts`` where engines give their own intervals (``engine_lower_iv``,
+    ``engine_upper_iv``: gp, ensemble, conformal), and from ``cells`` the median
     ``fit_ms``, the number of ``failures`` and the sum of ``arb_violations``.
 
     Examples
@@ -148,6 +150,8 @@ def scorecard(
     if "disagreement_vol_pts" in predictions and keys:  # ensembles' member spread
         spread = predictions.groupby(keys, observed=True, dropna=False)["disagreement_vol_pts"]
         table = table.merge(spread.median().reset_index(), on=keys, how="left")
+    if "engine_lower_iv" in predictions and keys:  # engines' own intervals
+        table = table.merge(_engine_intervals(predictions, keys), on=keys, how="left")
     if cells is not None and len(cells):
         cell_keys = [k for k in keys if k in cells]
         agg = cells.groupby(cell_keys, observed=True, dropna=False).agg(
@@ -157,6 +161,22 @@ def scorecard(
         )
         table = table.merge(agg.reset_index(), on=cell_keys, how="left")
     return table
+
+
+def _engine_intervals(predictions: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Coverage of the mid vol (percent) and median width (vol points) of the engines' own
+    intervals, over the quotes that have one, per group of ``keys``."""
+    lower, upper = predictions["engine_lower_iv"], predictions["engine_upper_iv"]
+    has = lower.notna() & upper.notna() & predictions["mid_iv"].notna()
+    inside = (lower <= predictions["mid_iv"]) & (predictions["mid_iv"] <= upper)
+    frame = predictions.loc[has, keys].assign(
+        engine_coverage_pct=100.0 * inside[has], engine_width_vol_pts=100.0 * (upper - lower)[has]
+    )
+    grouped = frame.groupby(keys, observed=True, dropna=False)
+    return grouped.agg(
+        engine_coverage_pct=("engine_coverage_pct", "mean"),
+        engine_width_vol_pts=("engine_width_vol_pts", "median"),
+    ).reset_index()
 
 
 def generalization_gap(

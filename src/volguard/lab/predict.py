@@ -76,7 +76,9 @@ def fit_engines(
     return fits
 
 
-def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot) -> pd.DataFrame:
+def _predict(
+    fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot, level: float
+) -> pd.DataFrame:
     contracts = rows[["expiry", "strike", "is_call"]]
     greeks = fitted.greeks(contracts, context, delta="sticky-moneyness")
     out = rows.assign(
@@ -88,6 +90,8 @@ def _predict(fitted: SurfaceEngine, rows: pd.DataFrame, context: MarketSnapshot)
     )
     if hasattr(fitted, "disagreement_at"):  # an ensemble: its members' spread per quote
         out["disagreement_vol_pts"] = 100.0 * fitted.disagreement_at(contracts, context)
+    if hasattr(fitted, "interval"):  # the engine's own interval: posterior, spread or CV+
+        out["engine_lower_iv"], out["engine_upper_iv"] = fitted.interval(contracts, context, level)
     return out
 
 
@@ -119,10 +123,12 @@ def nowcast_snapshot(
     engines: Mapping[str, SurfaceEngine],
     split: NowcastSplit,
     fits: Mapping[str, tuple[SurfaceEngine | None, dict[str, object]]] | None = None,
+    level: float = 0.9,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`nowcast` on one snapshot. ``fits``: the engines already fitted on the whole
     snapshot (:func:`fit_engines`), which ``illiquid`` reuses: engines fit the two-sided quotes
-    only, so its fit is that one."""
+    only, so its fit is that one. ``level``: of the engines' own intervals, where they give
+    one (``engine_lower_iv``, ``engine_upper_iv``)."""
     protocol = f"nowcast-{split.mode}"
     quotes = snapshot.quotes
     if split.mode == "illiquid":
@@ -145,7 +151,7 @@ def nowcast_snapshot(
                 {"engine": name, "protocol": protocol, "ts": snapshot.ts, "split": i, **cell}
             )
             if fitted is not None:
-                rows = _predict(fitted, table.iloc[test], snapshot)
+                rows = _predict(fitted, table.iloc[test], snapshot, level)
                 predictions.append(rows.assign(engine=name, protocol=protocol, split=i))
     return _frames(predictions, cells)
 
@@ -171,9 +177,11 @@ def forecast_snapshot(
     later: MarketSnapshot,
     protocol: str,
     baselines: bool = False,
+    level: float = 0.9,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later``; with
-    ``baselines``, so do the persistence baselines (:func:`persistence`)."""
+    ``baselines``, so do the persistence baselines (:func:`persistence`). ``level``: of the
+    engines' own intervals, where they give one."""
     table = _quote_table(later)
     table = table[table["expiry"].isin(now.expiries)]
     predictions, cells = [], []
@@ -181,7 +189,9 @@ def forecast_snapshot(
         cells.append({"engine": name, "protocol": protocol, "ts": later.ts, "split": 0, **cell})
         if fitted is not None and len(table):
             predictions.append(
-                _predict(fitted, table, later).assign(engine=name, protocol=protocol, split=0)
+                _predict(fitted, table, later, level).assign(
+                    engine=name, protocol=protocol, split=0
+                )
             )
     if baselines and len(table):
         for name, rows in persistence(_quote_table(now), table).items():

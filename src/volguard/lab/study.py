@@ -340,6 +340,7 @@ class _Cell:
             "ts": [str(s.ts) if s is not None else None for s in (self.now, self.nxt, self.later)],
             "stress": self.stressed,
             "stress_settings": study.stress,
+            "level": study.uncertainty["level"],  # of the engines' own intervals
         }
         text = json.dumps(what, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -353,6 +354,7 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         if not _learned(study, name) or name in cell.models
     }
     protocols = study.protocols
+    level = float(study.uncertainty["level"])
     horizon = int(protocols.get("forecast", {}).get("horizon", 1))
     fitting = "forecast" in protocols or bool(protocols.get("hedging")) or bool(cell.stressed)
     fits = fit_engines(engines, cell.now) if fitting else {}
@@ -369,10 +371,12 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         found: list[tuple[pd.DataFrame, pd.DataFrame]] = []
         for split in study.nowcast_splits:
             own = fits if snapshot is cell.now and fits else None  # stressed: fitted anew
-            found.append(nowcast_snapshot(snapshot, engines, split, own))
+            found.append(nowcast_snapshot(snapshot, engines, split, own, level))
         if "forecast" in protocols and later is not None:
             baselines = bool(protocols["forecast"].get("baselines", True))
-            found.append(forecast_snapshot(fits, cell.now, later, forecast_protocol, baselines))
+            found.append(
+                forecast_snapshot(fits, cell.now, later, forecast_protocol, baselines, level)
+            )
         for pred, fit_cells in found:
             if truth is not None and len(pred):
                 pred = pred.merge(truth, on="instrument", how="left")

@@ -73,13 +73,13 @@ def fold_rows(quotes: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
 
 
 class ConformalSurface(SurfaceEngine):
-    """An engine (``engine``) with CV+ intervals per quote (module docstring).
+    """An engine (``base``) with CV+ intervals per quote (module docstring).
 
     Parameters
     ----------
-    engine : str, default "ssvi"
+    base : str, default "ssvi"
         Registered name of the wrapped engine (a learned one needs ``model`` in its settings).
-    engine_settings : mapping, optional
+    base_settings : mapping, optional
         Its constructor settings.
     folds : int, default 5
         Cross-validation folds, ``>= 2``; each costs one more fit of the engine.
@@ -90,18 +90,18 @@ class ConformalSurface(SurfaceEngine):
 
     Attributes
     ----------
-    engine_ : SurfaceEngine
+    base_ : SurfaceEngine
         The engine fitted on all the quotes; it gives the surface.
-    fold_engines_ : list of SurfaceEngine
+    fold_bases_ : list of SurfaceEngine
         The engine fitted without each fold (folds whose fit failed are left out).
     residuals_ : ndarray
         ``R_i``, decimal vol, one per calibration quote.
     residual_fold_ : ndarray of int
-        Index into ``fold_engines_`` of the model that scored each residual.
+        Index into ``fold_bases_`` of the model that scored each residual.
 
     Examples
     --------
-    >>> ConformalSurface(engine="svi", folds=4).get_params()["folds"]
+    >>> ConformalSurface(base="svi", folds=4).get_params()["folds"]
     4
     """
 
@@ -109,14 +109,14 @@ class ConformalSurface(SurfaceEngine):
 
     def __init__(
         self,
-        engine: str = "ssvi",
-        engine_settings: Mapping[str, Any] | None = None,
+        base: str = "ssvi",
+        base_settings: Mapping[str, Any] | None = None,
         folds: int = 5,
         seed: int = 0,
         weighting: str = "vega",
     ) -> None:
-        self.engine = engine
-        self.engine_settings = engine_settings
+        self.base = base
+        self.base_settings = base_settings
         self.folds = folds
         self.seed = seed
         self.weighting = weighting
@@ -127,18 +127,18 @@ class ConformalSurface(SurfaceEngine):
         Raises
         ------
         ValueError
-            If ``engine`` is not registered, is ``conformal`` itself, or ``folds < 2``.
+            If ``base`` is not registered, is ``conformal`` itself, or ``folds < 2``.
         """
         from volguard.models.registry import ENGINES  # the registry imports this module
 
-        if self.engine not in ENGINES or self.engine == self.name:
+        if self.base not in ENGINES or self.base == self.name:
             raise ValueError(
-                f"engine {self.engine!r} cannot be wrapped; expected one of "
+                f"base {self.base!r} cannot be wrapped; expected one of "
                 f"{sorted(set(ENGINES) - {self.name})}"
             )
         if int(self.folds) < 2:
             raise ValueError(f"folds must be >= 2, got {self.folds!r}")
-        return ENGINES[self.engine](**{"weighting": self.weighting, **(self.engine_settings or {})})
+        return ENGINES[self.base](**{"weighting": self.weighting, **(self.base_settings or {})})
 
     def fit(self, snapshot: MarketSnapshot, y: None = None) -> Self:
         """Fit the engine on every fold's complement, then on all the quotes.
@@ -164,7 +164,7 @@ class ConformalSurface(SurfaceEngine):
         rows = snapshot.quotes
         labels = fold_rows(rows, int(self.folds), int(self.seed))
         notes: list[str] = []
-        fold_engines: list[SurfaceEngine] = []
+        fold_bases: list[SurfaceEngine] = []
         residuals: list[FloatArray] = []
         owner: list[np.ndarray] = []
         for j in range(int(self.folds)):
@@ -174,36 +174,36 @@ class ConformalSurface(SurfaceEngine):
             try:
                 fitted = clone(prototype).fit(MarketSnapshot.from_quotes(rows[~held]))
             except FIT_ERRORS as exc:
-                notes.append(f"fold {j} left out: {self.engine} failed without it: {exc}")
+                notes.append(f"fold {j} left out: {self.base} failed without it: {exc}")
                 continue
             scored = fit_quotes(MarketSnapshot.from_quotes(rows[held]), "none")
             error = np.abs(scored.mid_iv - fitted.implied_vol(scored.k, scored.t))
             ok = np.isfinite(error)
             residuals.append(error[ok])
-            owner.append(np.full(int(ok.sum()), len(fold_engines)))
-            fold_engines.append(fitted)
-        self.engine_ = clone(prototype).fit(snapshot)
-        self.fold_engines_ = fold_engines
+            owner.append(np.full(int(ok.sum()), len(fold_bases)))
+            fold_bases.append(fitted)
+        self.base_ = clone(prototype).fit(snapshot)
+        self.fold_bases_ = fold_bases
         self.residuals_ = np.concatenate(residuals) if residuals else np.empty(0)
         self.residual_fold_ = np.concatenate(owner) if owner else np.empty(0, dtype=int)
         if not self.residuals_.size:
             notes.append("no calibration quote: intervals are the whole half-line")
-        result = self.engine_.result_
+        result = self.base_.result_
         params: dict[str, Any] = {
-            "engine": self.engine,
-            "engine_params": result.params,
-            "folds_used": len(fold_engines),
+            "base": self.base,
+            "base_params": result.params,
+            "folds_used": len(fold_bases),
             "n_calibration": int(self.residuals_.size),
             "median_residual_vol_pts": float(np.median(self.residuals_) * 100)
             if self.residuals_.size
             else None,
         }
-        notes.extend(f"{self.engine}: {w}" for w in result.warnings)
+        notes.extend(f"{self.base}: {w}" for w in result.warnings)
         return params, result.converged, result.fallback, tuple(notes)
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
         """The wrapped engine's total variance (fitted on all the quotes)."""
-        w: FloatArray = self.engine_.total_variance(k, t)
+        w: FloatArray = self.base_.total_variance(k, t)
         return w
 
     def vol_interval(
@@ -224,7 +224,7 @@ class ConformalSurface(SurfaceEngine):
         if rank > n:
             return np.zeros(k_arr.shape), np.full(k_arr.shape, np.inf)
         fold_vols = np.stack(
-            [e.implied_vol(k_arr.ravel(), t_arr.ravel()) for e in self.fold_engines_]
+            [e.implied_vol(k_arr.ravel(), t_arr.ravel()) for e in self.fold_bases_]
         )
         centre = fold_vols[self.residual_fold_]  # (n, points): mu_{-j(i)}(x)
         r = self.residuals_[:, None]
