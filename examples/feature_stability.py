@@ -25,6 +25,8 @@ from volguard.data.ingest import build_store
 from volguard.data.store import open_store
 from volguard.lab.features import feature_importance, stability_report
 from volguard.lab.regimes import range_labels
+from volguard.market.history import with_realized_vol
+from volguard.models.learned.features import FEATURES
 
 REGIMES = {
     "calm-jan": ("2025-12-30", "2026-01-28"),
@@ -76,7 +78,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_store(Path(tmp) / "store", [("deribit-snapshot", f) for f in chosen])
         store = open_store(Path(tmp) / "store")
-        snaps = [store.snapshot_at("BTC", ts) for ts in store.timestamps("BTC")]
+        snaps = with_realized_vol([store.snapshot_at("BTC", ts) for ts in store.timestamps("BTC")])
     labels = range_labels(pd.Series([s.ts for s in snaps]), REGIMES)
     snaps = [s for s, lab in zip(snaps, labels, strict=True) if lab != "other"]
     labels = labels[labels != "other"].tolist()
@@ -84,7 +86,7 @@ def main() -> None:
     print(f"{len(snaps)} BTC snapshots (one file in {args.every}):", counts.to_dict())
 
     table = feature_importance(
-        snaps, labels, engine=args.engine, n_repeats=args.repeats, seed=args.seed
+        snaps, labels, engine=args.engine, features=FEATURES, n_repeats=args.repeats, seed=args.seed
     )
     elapsed = time.perf_counter() - start
     print(f"\n{args.engine}, {args.repeats} permutations, seed {args.seed} ({elapsed:.0f} s)")

@@ -16,7 +16,7 @@ from volguard.lab.features import (
     stability_report,
 )
 from volguard.market import MarketSnapshot
-from volguard.models.learned import FEATURES
+from volguard.models.learned import DEFAULT_FEATURES as FEATURES
 from volguard.sim import preset, simulate
 
 FAST = {"n_estimators": 100}

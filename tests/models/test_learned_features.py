@@ -8,8 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.models._learned import calm_btc
 from volguard.market import MarketSnapshot
-from volguard.models.learned import FEATURES, state_features
+from volguard.market.history import with_realized_vol
+from volguard.models import make_engine
+from volguard.models.learned import DEFAULT_FEATURES, FEATURES, state_features, train_gbm
 from volguard.models.learned.features import atm_vol_at
 from volguard.models.quotes import FitQuotes, fit_quotes
 from volguard.sim import preset, simulate
@@ -52,7 +55,7 @@ def test_one_expiry_and_one_quote_stay_finite() -> None:
         ),
     )
     f = state_features(single)
-    assert f["atm_skew_30d"] == 0.0 and all(np.isfinite(v) for v in f.values())
+    assert f["atm_skew_30d"] == 0.0 and all(np.isfinite(f[name]) for name in DEFAULT_FEATURES)
     # no bid vol anywhere: the ask-to-mid distance stands in for the half-spread
     no_bid = replace(q, half_spread=np.full(5, np.nan), bid_iv=np.full(5, np.nan))
     assert state_features(no_bid)["half_spread_vol"] == pytest.approx(0.01)
@@ -63,10 +66,10 @@ def test_a_thin_simulated_snapshot_has_finite_features() -> None:
     snap = next(iter(simulate(scenario, days=0.5, freq="12h", seed=3).snapshots("BTC")))
     quotes = snap.quotes
     thin = MarketSnapshot.from_quotes(quotes[quotes["expiry"] == quotes["expiry"].min()])
-    f = state_features(fit_quotes(thin))
-    assert all(np.isfinite(v) for v in f.values()) and f["term_slope"] == 0.0
-    full = state_features(fit_quotes(snap))
-    assert all(np.isfinite(v) for v in full.values()) and full["atm_vol_30d"] > 0
+    f = state_features(fit_quotes(thin), required=DEFAULT_FEATURES)
+    assert f["term_slope"] == 0.0
+    full = state_features(fit_quotes(snap), required=(*DEFAULT_FEATURES, "basis_annual"))
+    assert full["atm_vol_30d"] > 0
 
 
 def test_empty_quotes_are_refused() -> None:
@@ -76,3 +79,32 @@ def test_empty_quotes_are_refused() -> None:
         state_features(empty)
     with pytest.raises(ValueError, match="at least one fit quote"):
         atm_vol_at(empty, 30)
+
+
+def test_basis_is_the_median_annualised_log_basis_beyond_a_week() -> None:
+    q = _quotes([3.0, 30.0, 60.0, 90.0], [0.6, 0.6, 0.6, 0.6])
+    t = q.t
+    rate = np.select([t < 7 / 365, t < 50 / 365], [0.50, 0.05], 0.08)  # the 3-day one is noise
+    with_index = replace(q, forward=100.0 * np.exp(rate * t), index_price=100.0)
+    assert state_features(with_index)["basis_annual"] == pytest.approx(0.08, rel=1e-9)
+    assert state_features(q)["basis_annual"] == 0.0  # no index price: no basis information
+
+
+def test_realized_vol_rides_with_the_snapshot_and_is_refused_when_missing() -> None:
+    snaps = list(calm_btc(1.5))
+    bare = fit_quotes(snaps[1])
+    assert np.isnan(state_features(bare)["realized_vol_7d"])
+    with pytest.raises(ValueError, match=r"\['realized_vol_7d'\] are not known.*with_realized_vol"):
+        state_features(bare, required=FEATURES)
+    attached = with_realized_vol(snaps)[1]
+    rv = float(attached.quotes["realized_vol_7d"].iloc[0])
+    assert state_features(fit_quotes(attached), FEATURES)["realized_vol_7d"] == rv > 0
+
+
+def test_a_learned_engine_trained_on_realized_vol_needs_it_at_fit() -> None:
+    snaps = with_realized_vol(list(calm_btc(3.0)))[1:]
+    model = train_gbm(snaps[:-1], features=("atm_vol_30d", "realized_vol_7d"), seed=0)
+    make_engine("gbm", model=model).fit(snaps[-1])
+    bare = MarketSnapshot.from_quotes(snaps[-1].quotes.drop(columns="realized_vol_7d"))
+    with pytest.raises(ValueError, match="realized_vol_7d"):
+        make_engine("gbm", model=model).fit(bare)

@@ -39,7 +39,7 @@ import pandas as pd
 from volguard._typing import FloatArray, IntArray
 from volguard.lab.splits import LeaveOneRegimeOut
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.learned.features import DEFAULT_FEATURES, FEATURES, state_features
 from volguard.models.learned.gbm import INPUTS, NORMALISER
 from volguard.models.quotes import fit_quotes
 from volguard.models.registry import ENGINES
@@ -185,7 +185,7 @@ def feature_importance(
     regimes: Sequence[str] | pd.Series | np.ndarray,
     *,
     engine: str = "gbm",
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     n_repeats: int = 3,
     seed: int = 0,
     min_snapshots: int = 2,
@@ -448,7 +448,7 @@ def select_stable_features(
     regimes: Sequence[str] | pd.Series | np.ndarray,
     *,
     engine: str = "gbm",
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     n_repeats: int = 3,
     seed: int = 0,
     min_snapshots: int = 2,

@@ -29,6 +29,7 @@ import pandas as pd
 from hmmlearn.hmm import GaussianHMM
 
 from volguard.kernels.api import implied_vol
+from volguard.market.history import realized_vol
 from volguard.sim.surface_facts import atm_term_structure, risk_reversal_25d
 
 FEATURES: tuple[str, ...] = (
@@ -82,10 +83,7 @@ def snapshot_features(panel: pd.DataFrame) -> pd.DataFrame:
         g = g.set_index("ts").sort_index()
         log_price = np.log(g["index_price"])
         week = log_price.rolling("7D")
-        # realised vol from snapshot-to-snapshot returns, scaled by their spacing (irregular)
-        r = log_price.diff()
-        dt_years = g.index.to_series().diff().dt.total_seconds() / (365.0 * 86400.0)
-        g["realized_vol"] = np.sqrt((r**2).rolling("7D").sum() / dt_years.rolling("7D").sum())
+        g["realized_vol"] = realized_vol(g["index_price"], "7D")
         g["return_7d"] = log_price - week.apply(lambda w: w[0], raw=True)
         g["drawdown_7d"] = np.exp(log_price - week.max()) - 1
         g["atm_change_3d"] = g["atm_30d"] - g["atm_30d"].rolling("3D").apply(

@@ -84,6 +84,7 @@ from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, now
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
+from volguard.market.history import with_realized_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.registry import ENGINES, make_engine
 from volguard.sim.adversarial import adversarial_search
@@ -248,7 +249,9 @@ def load_data(
     study: Study, out_dir: str | Path
 ) -> tuple[dict[str, list[MarketSnapshot]], pd.DataFrame | None]:
     """The study's snapshots per underlying in time order, and the simulator's truth (None for
-    stored data). A named data set is ingested once into ``out_dir/store``."""
+    stored data). A named data set is ingested once into ``out_dir/store``. Each snapshot
+    carries the realised vol of the index over the 7 days before it, from the study's own
+    snapshots (:func:`~volguard.market.history.with_realized_vol`), for learned engines' state."""
     d = study.data
     if "simulate" in d:
         run = simulate(
@@ -258,7 +261,7 @@ def load_data(
             int(d.get("seed", study.seed)),
         )
         truth = run.truth[run.truth["underlying"].isin(study.underlyings)]
-        return {u: list(run.snapshots(u)) for u in study.underlyings}, truth
+        return {u: with_realized_vol(list(run.snapshots(u))) for u in study.underlyings}, truth
     if "dataset" in d:
         fmt, pattern = DATASETS[d["dataset"]]
         files = sorted((data_root() / d["dataset"]).glob(pattern))
@@ -279,7 +282,9 @@ def load_data(
         start = _utc(d.get("start", stamps.min()))
         end = _utc(d.get("end", stamps.max()))
         chosen = stamps[(stamps >= start) & (stamps <= end)]
-        snapshots[underlying] = [store.snapshot_at(underlying, ts) for ts in chosen]
+        snapshots[underlying] = with_realized_vol(
+            [store.snapshot_at(underlying, ts) for ts in chosen]
+        )
     return snapshots, None
 
 

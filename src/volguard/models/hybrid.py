@@ -58,7 +58,12 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
-from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.learned.features import (
+    DEFAULT_FEATURES,
+    FEATURES,
+    known_state,
+    state_features,
+)
 from volguard.models.learned.gbm import age_weights
 from volguard.models.learned.nn import (
     INSTALL_HINT,
@@ -195,7 +200,7 @@ def train_hybrid(
     prior: str = "ssvi",
     prior_settings: Mapping[str, Any] | None = None,
     half_life_days: float | None = None,
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     weighting: str = "none",
     validation: Iterable[MarketSnapshot] | None = None,
     seed: int = 0,
@@ -393,7 +398,7 @@ def _blocks(
         if len(q) == 0:
             continue
         fitted = _prior_class(prior)(**dict(prior_settings)).fit(snap)
-        state = state_features(q)
+        state = state_features(q, features)
         w_prior = np.maximum(fitted.total_variance(q.k, q.t), 1e-12)
         n = len(q)
         x = np.column_stack([q.k, np.log(q.t), *(np.full(n, state[f]) for f in features)])
@@ -478,7 +483,7 @@ class HybridSurface(SurfaceEngine):
         self, quotes: FitQuotes
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
         model = self._model()
-        state = state_features(quotes)
+        state = state_features(quotes, model.features)
         distance = model.distance(state)
         h = float(self.shrink_distance)
         shrink = float(np.exp(-(distance**2) / (2 * h**2))) if h > 0 else 0.0
@@ -493,7 +498,7 @@ class HybridSurface(SurfaceEngine):
         params = {
             "shrink": shrink,
             "distance": distance,
-            "state": dict(state),
+            "state": known_state(state),
             "prior": model.prior,
             "prior_params": prior.params,
         }

@@ -16,6 +16,7 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.market.contracts import SECONDS_PER_YEAR
+from volguard.market.history import REALIZED_VOL
 from volguard.market.snapshot import MarketSnapshot
 
 Weighting = Literal["vega", "spread", "open_interest", "none"]
@@ -27,7 +28,10 @@ class FitQuotes:
     """Arrays of the fit quotes, sorted by (t, k); ``expiry_index`` numbers the expiries 0..n-1.
 
     ``mid_iv``, ``bid_iv``, ``ask_iv`` are decimals; ``half_spread`` is ``(ask_iv - bid_iv) / 2``
-    (vol units); ``weight`` sums to the number of quotes.
+    (vol units); ``weight`` sums to the number of quotes. Two scalars of the snapshot ride
+    along for state features: ``index_price`` (USD, the median of the rows') and
+    ``realized_vol`` (decimal, :data:`volguard.market.history.REALIZED_VOL` where attached);
+    NaN where the snapshot has none.
     """
 
     k: FloatArray
@@ -40,6 +44,8 @@ class FitQuotes:
     ask_iv: FloatArray
     half_spread: FloatArray
     weight: FloatArray
+    index_price: float = float("nan")
+    realized_vol: float = float("nan")
 
     def __len__(self) -> int:
         return int(self.k.size)
@@ -58,6 +64,8 @@ class FitQuotes:
             self.ask_iv[m],
             self.half_spread[m],
             self.weight[m],
+            self.index_price,
+            self.realized_vol,
         )
 
 
@@ -133,7 +141,18 @@ def fit_quotes(snapshot: MarketSnapshot, weighting: str = "vega") -> FitQuotes:
         ask_iv=sel["ask"],
         half_spread=half,
         weight=weight,
+        index_price=_snapshot_value(q, "index_price"),
+        realized_vol=_snapshot_value(q, REALIZED_VOL),
     )
+
+
+def _snapshot_value(quotes: pd.DataFrame, column: str) -> float:
+    """The median of a per-snapshot column over the rows; NaN if absent or empty."""
+    if column not in quotes:
+        return float("nan")
+    values = quotes[column].to_numpy(dtype=float, na_value=np.nan)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else float("nan")
 
 
 def _weights(weighting: str, sel: dict[str, FloatArray], half: FloatArray) -> FloatArray:

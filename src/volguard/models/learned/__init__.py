@@ -13,10 +13,11 @@ the model, passed back as the constructor setting ``model``::
 picklable value compared by content, so ``clone`` (which deep-copies settings) keeps it.
 """
 
-from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.learned.features import DEFAULT_FEATURES, FEATURES, state_features
 from volguard.models.learned.gbm import GBMSurface, GBMSurfaceModel, train_gbm, training_rows
 
 __all__ = [
+    "DEFAULT_FEATURES",
     "FEATURES",
     "GBMSurface",
     "GBMSurfaceModel",

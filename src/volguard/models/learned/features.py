@@ -1,15 +1,21 @@
-"""The state of one snapshot, read from its own fit quotes only.
+"""The state of one snapshot: what a learned engine knows of the snapshot it prices.
 
-A learned engine is trained across many snapshots and conditioned on one: these few numbers are
-what it knows of the snapshot it prices. They are computed from :class:`FitQuotes` alone (no
-history, no other underlying), so a fitted engine depends on the snapshot it was fitted to and
-on the trained model, nothing else.
+A learned engine is trained across many snapshots and conditioned on one through these few
+numbers. They are computed from :class:`FitQuotes` alone (the snapshot's fit quotes and the two
+scalars riding with them), so a fitted engine depends on the snapshot it was fitted to and on
+the trained model, nothing else.
 
-Every feature is finite for any snapshot with at least one fit quote: where an expiry or a
-quote needed for the definition is missing, the fallback below is used (never NaN).
+The :data:`DEFAULT_FEATURES` come from the quotes and are finite for any snapshot with at least
+one fit quote: where an expiry or a quote needed for the definition is missing, the fallback
+below is used (never NaN). Two more are opt-in (a learned engine's ``features`` setting):
+``basis_annual`` from the forwards and the index, and ``realized_vol_7d`` from the index
+history, which the snapshot carries only once :func:`volguard.market.history.with_realized_vol`
+has attached it (studies do); an engine asked to use a feature that is NaN raises.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -17,14 +23,16 @@ from volguard._typing import FloatArray
 from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
 
-FEATURES: tuple[str, ...] = (
+DEFAULT_FEATURES: tuple[str, ...] = (
     "atm_vol_30d",
     "atm_skew_30d",
     "term_slope",
     "half_spread_vol",
     "put_share",
 )
-"""State feature names, in the order the learned engines use them.
+"""The state features learned engines use unless told otherwise (from the quotes alone)."""
+FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, "basis_annual", "realized_vol_7d")
+"""Every state feature name, in the order the learned engines use them.
 
 - ``atm_vol_30d`` (decimal vol): at-the-money vol at 30 days. Each expiry's ATM vol is the
   linear interpolation of its mid vols at ``k = 0`` (nearest quote's vol outside the quoted
@@ -42,7 +50,14 @@ FEATURES: tuple[str, ...] = (
   0 when no quote has either.
 - ``put_share`` (fraction in [0, 1]): share of fit quotes that are puts (``k < 0``): where the
   listed strikes sit relative to the forward (low after a rally, high after a crash).
+- ``basis_annual`` (per year): median over the expiries beyond 7 days (all expiries if none is)
+  of the annualised log basis ``ln(F / index) / t``, the market's funding rate for the horizon;
+  0 when the snapshot has no index price.
+- ``realized_vol_7d`` (decimal vol): realised vol of the index over the trailing 7 days
+  (:mod:`volguard.market.history`); NaN unless attached.
 """
+MIN_BASIS_DAYS = 7.0
+"""Expiries shorter than this are left out of ``basis_annual`` (their basis is mostly noise)."""
 
 DAYS_PER_YEAR = 365.0
 NEAR_ATM = 0.1
@@ -100,13 +115,24 @@ def _slice_skew(k: FloatArray, vol: FloatArray) -> float:
     return float(slope)
 
 
-def state_features(quotes: FitQuotes) -> dict[str, float]:
+def _basis(quotes: FitQuotes) -> float:
+    if not np.isfinite(quotes.index_price) or quotes.index_price <= 0:
+        return 0.0
+    times, first = np.unique(quotes.t, return_index=True)
+    basis = np.log(quotes.forward[first] / quotes.index_price) / times
+    far = times * DAYS_PER_YEAR > MIN_BASIS_DAYS
+    return float(np.median(basis[far] if far.any() else basis))
+
+
+def state_features(quotes: FitQuotes, required: Sequence[str] = ()) -> dict[str, float]:
     """The state features of one snapshot (see :data:`FEATURES` for units and fallbacks).
 
     Parameters
     ----------
     quotes : FitQuotes
         The snapshot's fit quotes (:func:`volguard.models.quotes.fit_quotes`).
+    required : sequence of str
+        Features the caller uses: one that is NaN (``realized_vol_7d`` not attached) raises.
 
     Returns
     -------
@@ -116,7 +142,7 @@ def state_features(quotes: FitQuotes) -> dict[str, float]:
     Raises
     ------
     ValueError
-        If ``quotes`` is empty.
+        If ``quotes`` is empty, or a ``required`` feature is NaN.
 
     Examples
     --------
@@ -126,7 +152,7 @@ def state_features(quotes: FitQuotes) -> dict[str, float]:
     ...               one, np.array([0.6, 0.5, 0.45]), 0.49 * one, 0.51 * one, 0.01 * one, one)
     >>> {name: round(v, 3) for name, v in state_features(q).items()}
     {'atm_vol_30d': 0.5, 'atm_skew_30d': -0.75, 'term_slope': 0.0, 'half_spread_vol': 0.01, \
-'put_share': 0.333}
+'put_share': 0.333, 'basis_annual': 0.0, 'realized_vol_7d': nan}
     """
     if len(quotes) == 0:
         raise ValueError("state features need at least one fit quote; received none")
@@ -145,10 +171,25 @@ def state_features(quotes: FitQuotes) -> dict[str, float]:
         np.isfinite(quotes.half_spread), quotes.half_spread, quotes.ask_iv - quotes.mid_iv
     )
     half = half[np.isfinite(half)]
-    return {
+    state = {
         "atm_vol_30d": atm_vol_at(quotes, 30),
         "atm_skew_30d": skew,
         "term_slope": atm_vol_at(quotes, 90) - atm_vol_at(quotes, 7),
         "half_spread_vol": float(np.median(half)) if half.size else 0.0,
         "put_share": float(np.mean(quotes.k < 0)),
+        "basis_annual": _basis(quotes),
+        "realized_vol_7d": float(quotes.realized_vol),
     }
+    missing = [name for name in required if not np.isfinite(state[name])]
+    if missing:
+        raise ValueError(
+            f"state features {missing} are not known for the snapshot: attach the index "
+            "history's realised vol with volguard.market.history.with_realized_vol"
+        )
+    return state
+
+
+def known_state(state: dict[str, float]) -> dict[str, float]:
+    """The features of ``state`` that are known (finite), for fit reports: a NaN never
+    equals itself, so reports compared by value leave the unattached ones out."""
+    return {name: value for name, value in state.items() if np.isfinite(value)}

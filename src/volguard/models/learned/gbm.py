@@ -62,7 +62,12 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import MIN_VARIANCE, SurfaceEngine
-from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.learned.features import (
+    DEFAULT_FEATURES,
+    FEATURES,
+    known_state,
+    state_features,
+)
 from volguard.models.parametric.svi import LEE_SLOPE
 from volguard.models.quotes import FitQuotes, fit_quotes
 
@@ -128,7 +133,7 @@ def age_weights(ts: pd.DatetimeIndex, half_life_days: float | None) -> FloatArra
 def training_rows(
     snapshots: Iterable[MarketSnapshot],
     *,
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     half_life_days: float | None = None,
     weighting: str = "none",
 ) -> TrainingRows:
@@ -151,7 +156,7 @@ def training_rows(
         quotes = fit_quotes(snap, weighting)
         if len(quotes) == 0:
             continue
-        blocks.append((quotes, state_features(quotes)))
+        blocks.append((quotes, state_features(quotes, features)))
         stamps.append(snap.ts)
     if not blocks:
         raise ValueError("training needs at least one snapshot with a fit quote; received none")
@@ -254,7 +259,7 @@ def train_gbm(
     snapshots: Iterable[MarketSnapshot],
     *,
     half_life_days: float | None = None,
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     weighting: str = "none",
     validation: Iterable[MarketSnapshot] | None = None,
     seed: int = 0,
@@ -408,7 +413,7 @@ class GBMSurface(SurfaceEngine):
             raise TypeError(f"model must be a GBMSurfaceModel; received {type(model).__name__}")
         if not self.smoothing >= 0:
             raise ValueError(f"smoothing must be >= 0 (log-moneyness); received {self.smoothing}")
-        state = state_features(quotes)
+        state = state_features(quotes, model.features)
         k_lo, k_hi = model.k_range
         grid_k = np.linspace(k_lo, k_hi, max(2, math.ceil((k_hi - k_lo) / 0.01) + 1))
         t_lo, t_hi = model.t_range
@@ -422,7 +427,7 @@ class GBMSurface(SurfaceEngine):
         self.grid_t_ = grid_t
         self.grid_w_ = _smooth_rows(raw, grid_k, self.smoothing, self.wing_slope_)
         self.state_ = state
-        return dict(state), True, None, tuple(model.outside(state))
+        return known_state(state), True, None, tuple(model.outside(state))
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
         k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))

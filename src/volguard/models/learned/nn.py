@@ -66,7 +66,7 @@ import pandas as pd
 from volguard._typing import BoolArray, FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import MIN_VARIANCE, SurfaceEngine
-from volguard.models.learned.features import FEATURES, state_features
+from volguard.models.learned.features import DEFAULT_FEATURES, known_state, state_features
 from volguard.models.learned.gbm import NORMALISER, TrainingRows, outward_wings, training_rows
 from volguard.models.quotes import FitQuotes, fit_quotes
 
@@ -94,8 +94,11 @@ TYPICAL: dict[str, float] = {
     "term_slope": 0.1,
     "half_spread_vol": 0.01,
     "put_share": 0.5,
+    "basis_annual": 0.1,
+    "realized_vol_7d": 0.5,
 }
-"""Typical size of each state feature (decimal vol, vol per log-moneyness, vol, vol, share)."""
+"""Typical size of each state feature (decimal vol, vol per log-moneyness, vol, vol, share,
+per year, decimal vol)."""
 INPUT_FLOOR = 0.25
 """The network's state inputs are divided by at least this share of their typical size."""
 
@@ -401,7 +404,7 @@ def train_nn(
     snapshots: Iterable[MarketSnapshot],
     *,
     half_life_days: float | None = None,
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = DEFAULT_FEATURES,
     weighting: str = "none",
     validation: Iterable[MarketSnapshot] | None = None,
     seed: int = 0,
@@ -615,7 +618,7 @@ class NNSurface(SurfaceEngine):
             )
         if not isinstance(model, NNSurfaceModel):
             raise TypeError(f"model must be an NNSurfaceModel; received {type(model).__name__}")
-        state = state_features(quotes)
+        state = state_features(quotes, model.features)
         self.state_ = state
         self.inputs_ = model.clip_state(state)
         t_lo, t_hi = model.t_range
@@ -626,7 +629,7 @@ class NNSurface(SurfaceEngine):
         self.wing_slope_ = wing_slopes(
             lambda k, t: model.predict(k, t, self.inputs_), model.k_range, self.grid_t_
         )
-        return dict(state), True, None, tuple(model.outside(state))
+        return known_state(state), True, None, tuple(model.outside(state))
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
         model = self.model
