@@ -16,10 +16,12 @@ from __future__ import annotations
 import time
 import warnings
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.base import BaseEstimator
 
 from volguard._typing import FloatArray
@@ -169,6 +171,56 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
             )
         out["iv"] = vol
         return out
+
+    def _gaussian_interval(
+        self,
+        contracts: pd.DataFrame,
+        context: MarketSnapshot,
+        level: float,
+        sd: Callable[[FloatArray, FloatArray], FloatArray],
+    ) -> tuple[FloatArray, FloatArray]:
+        """``sigma -/+ z sd(k, t)`` per contract, ``z = Phi^{-1}((1 + level) / 2)``, the lower
+        end floored at 0 (decimal vols): the interval of engines whose uncertainty is an sd.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is not in ``(0, 1)``, or as :meth:`contract_inputs`.
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1); received {level}")
+        f, strike, t, _ = self.contract_inputs(contracts, context)
+        k = np.log(strike / f)
+        centre = self.implied_vol(k, t)
+        half = float(norm.ppf(0.5 + level / 2)) * sd(k, t)
+        lower: FloatArray = np.maximum(centre - half, 0.0)
+        upper: FloatArray = centre + half
+        return lower, upper
+
+
+class CompositeEngine(SurfaceEngine):
+    """An engine made of other engines that it refits on parts of the snapshot (``ensemble``,
+    ``conformal``): its ``_calibrate`` reads the whole snapshot as ``self._snapshot``, not only
+    the fit quotes, and ``_check_settings`` validates the settings before any work."""
+
+    @abstractmethod
+    def _check_settings(self) -> object: ...
+
+    def fit(self, snapshot: MarketSnapshot, y: None = None) -> Self:
+        """Validate the settings, then calibrate with the snapshot at hand.
+
+        Raises
+        ------
+        ValueError
+            If a setting is invalid, the snapshot has no quote to fit, or the calibration
+            fails.
+        """
+        self._check_settings()
+        self._snapshot = snapshot
+        try:
+            return super().fit(snapshot, y)
+        finally:
+            del self._snapshot
 
 
 class SliceEngine(SurfaceEngine):

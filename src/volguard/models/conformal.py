@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ from sklearn.base import clone
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import SurfaceEngine
+from volguard.models.base import CompositeEngine, SurfaceEngine
 from volguard.models.ensemble import FIT_ERRORS, MIN_TRAIN, expiry_candidates
 from volguard.models.quotes import FitQuotes, fit_quotes
 
@@ -72,7 +72,7 @@ def fold_rows(quotes: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     return labels
 
 
-class ConformalSurface(SurfaceEngine):
+class ConformalSurface(CompositeEngine):
     """An engine (``base``) with CV+ intervals per quote (module docstring).
 
     Parameters
@@ -140,21 +140,8 @@ class ConformalSurface(SurfaceEngine):
             raise ValueError(f"folds must be >= 2, got {self.folds!r}")
         return ENGINES[self.base](**{"weighting": self.weighting, **(self.base_settings or {})})
 
-    def fit(self, snapshot: MarketSnapshot, y: None = None) -> Self:
-        """Fit the engine on every fold's complement, then on all the quotes.
-
-        Raises
-        ------
-        ValueError
-            If a setting is invalid, the snapshot has no quote to fit, or the engine fails on
-            all the quotes.
-        """
-        self._prototype()  # validate before any work
-        self._snapshot = snapshot  # read by _calibrate, which the base gives quotes only
-        try:
-            return super().fit(snapshot, y)
-        finally:
-            del self._snapshot
+    def _check_settings(self) -> object:
+        return self._prototype()
 
     def _calibrate(
         self, quotes: FitQuotes

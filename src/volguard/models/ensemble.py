@@ -48,17 +48,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
-from scipy.stats import norm
 from sklearn.base import clone
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import SurfaceEngine
+from volguard.models.base import CompositeEngine, SurfaceEngine
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 WEIGHTS: tuple[str, ...] = ("inverse-mse", "equal", "stacking")
@@ -199,7 +198,7 @@ def combination_weights(
     return out
 
 
-class EnsembleSurface(SurfaceEngine):
+class EnsembleSurface(CompositeEngine):
     """A weighted combination of registered engines, with their disagreement per quote.
 
     See the module docstring for the split, the weights, the surface and the disagreement.
@@ -306,21 +305,8 @@ class EnsembleSurface(SurfaceEngine):
             engines.append(ENGINES[name](**{"weighting": self.weighting, **own}))
         return engines
 
-    # ------------------------------------------------------------------------- fitting
-    def fit(self, snapshot: MarketSnapshot, y: None = None) -> Self:
-        """Weigh the members on a validation split of ``snapshot`` and refit them on all of it.
-
-        Raises
-        ------
-        ValueError
-            If a setting is invalid, the snapshot has no quote to fit, or every member fails.
-        """
-        self._member_engines()  # validate before any work
-        self._snapshot = snapshot  # read by _calibrate, which the base gives quotes only
-        try:
-            return super().fit(snapshot, y)
-        finally:
-            del self._snapshot
+    def _check_settings(self) -> object:
+        return self._member_engines()
 
     def _calibrate(
         self, quotes: FitQuotes
@@ -512,12 +498,4 @@ class EnsembleSurface(SurfaceEngine):
         ValueError
             If ``level`` is not in ``(0, 1)``, or as :meth:`contract_inputs`.
         """
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1); received {level}")
-        f, strike, t, _ = self.contract_inputs(contracts, context)
-        k = np.log(strike / f)
-        centre = self.implied_vol(k, t)
-        half = float(norm.ppf(0.5 + level / 2)) * self.disagreement(k, t)
-        lower: FloatArray = np.maximum(centre - half, 0.0)
-        upper: FloatArray = centre + half
-        return lower, upper
+        return self._gaussian_interval(contracts, context, level, self.disagreement)

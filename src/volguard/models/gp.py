@@ -56,7 +56,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -271,12 +270,4 @@ class GPSurface(SliceEngine):
         ValueError
             If ``level`` is not in ``(0, 1)``, or as :meth:`contract_inputs`.
         """
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1); received {level}")
-        f, strike, t, _ = self.contract_inputs(contracts, context)
-        k = np.log(strike / f)
-        centre = self.implied_vol(k, t)
-        half = float(norm.ppf(0.5 + level / 2)) * self.vol_std(k, t)
-        lower: FloatArray = np.maximum(centre - half, 0.0)
-        upper: FloatArray = centre + half
-        return lower, upper
+        return self._gaussian_interval(contracts, context, level, self.vol_std)
