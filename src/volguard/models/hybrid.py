@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
+from volguard.models.learned.base import LearnedSurface
 from volguard.models.learned.features import (
     DEFAULT_FEATURES,
     FEATURES,
@@ -406,7 +407,7 @@ def _blocks(
     return out
 
 
-class HybridSurface(SurfaceEngine):
+class HybridSurface(LearnedSurface):
     """A first-principles prior times a learned correction, shrunk out of its domain.
 
     ``fit(snapshot)`` fits the model's prior to the snapshot (``prior_``), reads the state,
@@ -432,7 +433,9 @@ class HybridSurface(SurfaceEngine):
     """
 
     name = "hybrid"
-    needs_training: ClassVar[bool] = True
+    trainer = staticmethod(train_hybrid)
+    model_type = HybridModel
+    needs = f", which needs PyTorch: {INSTALL_HINT}"
 
     def __init__(
         self,
@@ -444,21 +447,8 @@ class HybridSurface(SurfaceEngine):
         self.shrink_distance = shrink_distance
         self.weighting = weighting
 
-    @classmethod
-    def train(cls, snapshots: Iterable[MarketSnapshot], **settings: Any) -> HybridModel:
-        """Train the model this engine needs: :func:`train_hybrid` with ``settings``."""
-        return train_hybrid(snapshots, **settings)
-
     def _model(self) -> HybridModel:
-        model = self.model
-        if model is None:
-            raise ValueError(
-                "hybrid needs a trained model: train_hybrid(snapshots) (or "
-                f"ENGINES['hybrid'].train(snapshots), which needs PyTorch: {INSTALL_HINT}), "
-                "then make_engine('hybrid', model=...)"
-            )
-        if not isinstance(model, HybridModel):
-            raise TypeError(f"model must be a HybridModel; received {type(model).__name__}")
+        model: HybridModel = self._trained_model()
         if not self.shrink_distance >= 0:
             raise ValueError(
                 "shrink_distance must be >= 0 (standardised units); "

@@ -53,7 +53,7 @@ import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -61,7 +61,8 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import MIN_VARIANCE, SurfaceEngine
+from volguard.models.base import MIN_VARIANCE
+from volguard.models.learned.base import LearnedSurface
 from volguard.models.learned.features import (
     DEFAULT_FEATURES,
     FEATURES,
@@ -363,7 +364,7 @@ def train_gbm(
     )
 
 
-class GBMSurface(SurfaceEngine):
+class GBMSurface(LearnedSurface):
     """A trained gradient-boosted surface, conditioned on the fitted snapshot's state.
 
     ``fit(snapshot)`` computes the snapshot's state features and evaluates the trained model
@@ -383,7 +384,8 @@ class GBMSurface(SurfaceEngine):
     """
 
     name = "gbm"
-    needs_training: ClassVar[bool] = True
+    trainer = staticmethod(train_gbm)
+    model_type = GBMSurfaceModel
 
     def __init__(
         self,
@@ -395,22 +397,10 @@ class GBMSurface(SurfaceEngine):
         self.weighting = weighting
         self.smoothing = smoothing
 
-    @classmethod
-    def train(cls, snapshots: Iterable[MarketSnapshot], **settings: Any) -> GBMSurfaceModel:
-        """Train the model this engine needs: :func:`train_gbm` with ``settings``."""
-        return train_gbm(snapshots, **settings)
-
     def _calibrate(
         self, quotes: FitQuotes
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
-        model = self.model
-        if model is None:
-            raise ValueError(
-                "gbm needs a trained model: train_gbm(snapshots) (or "
-                "ENGINES['gbm'].train(snapshots)), then make_engine('gbm', model=...)"
-            )
-        if not isinstance(model, GBMSurfaceModel):
-            raise TypeError(f"model must be a GBMSurfaceModel; received {type(model).__name__}")
+        model = self._trained_model()
         if not self.smoothing >= 0:
             raise ValueError(f"smoothing must be >= 0 (log-moneyness); received {self.smoothing}")
         state = state_features(quotes, model.features)

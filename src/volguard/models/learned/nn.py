@@ -58,14 +58,15 @@ import importlib
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from volguard._typing import BoolArray, FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import MIN_VARIANCE, SurfaceEngine
+from volguard.models.base import MIN_VARIANCE
+from volguard.models.learned.base import LearnedSurface
 from volguard.models.learned.features import DEFAULT_FEATURES, known_state, state_features
 from volguard.models.learned.gbm import NORMALISER, TrainingRows, outward_wings, training_rows
 from volguard.models.quotes import FitQuotes, fit_quotes
@@ -578,7 +579,7 @@ def wing_slopes(
     return outward_wings(slopes[0], slopes[1])
 
 
-class NNSurface(SurfaceEngine):
+class NNSurface(LearnedSurface):
     """A trained neural surface, conditioned on the fitted snapshot's state.
 
     ``fit(snapshot)`` computes the snapshot's state features and evaluates the trained network
@@ -596,28 +597,18 @@ class NNSurface(SurfaceEngine):
     """
 
     name = "nn"
-    needs_training: ClassVar[bool] = True
+    trainer = staticmethod(train_nn)
+    model_type = NNSurfaceModel
+    needs = f", which needs PyTorch: {INSTALL_HINT}"
 
     def __init__(self, model: NNSurfaceModel | None = None, weighting: str = "vega") -> None:
         self.model = model
         self.weighting = weighting
 
-    @classmethod
-    def train(cls, snapshots: Iterable[MarketSnapshot], **settings: Any) -> NNSurfaceModel:
-        """Train the model this engine needs: :func:`train_nn` with ``settings``."""
-        return train_nn(snapshots, **settings)
-
     def _calibrate(
         self, quotes: FitQuotes
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
-        model = self.model
-        if model is None:
-            raise ValueError(
-                "nn needs a trained model: train_nn(snapshots) (or ENGINES['nn'].train(snapshots),"
-                f" which needs PyTorch: {INSTALL_HINT}), then make_engine('nn', model=...)"
-            )
-        if not isinstance(model, NNSurfaceModel):
-            raise TypeError(f"model must be an NNSurfaceModel; received {type(model).__name__}")
+        model = self._trained_model()
         state = state_features(quotes, model.features)
         self.state_ = state
         self.inputs_ = model.clip_state(state)
