@@ -68,6 +68,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "disagreement_vol_pts": ("ensemble disagreement (vol pts, median)", ".2f"),
     "coverage_pct": ("interval coverage %", ".1f"),
     "interval_width_vol_pts": ("interval width (vol pts)", ".2f"),
+    "engine_coverage_pct": ("engine's own interval coverage %", ".1f"),
+    "engine_width_vol_pts": ("engine's own interval width (vol pts)", ".2f"),
     "fit_ms": ("fit ms (median)", ".1f"),
     "failures": ("failed fits", "int"),
     "arb_violations": ("arb. violations", "int"),
