@@ -69,7 +69,8 @@ def hedge_steps(
     -------
     DataFrame
         ``ts, next_ts, instrument, is_call, t, k, forward, d_forward, d_value`` (USD),
-        ``vega`` (Black at the mid vol, per 1.00), ``delta_bs`` and ``delta_<engine>`` (NaN
+        ``vega`` (Black at the mid vol, per 1.00), ``gamma`` (per USD), ``mid_iv`` and its
+        change to the next snapshot ``d_iv`` (decimal vol), ``delta_bs`` and ``delta_<engine>`` (NaN
         where the engine failed to fit), ``fit_failed_<engine>``.
     """
     rows = []
@@ -95,7 +96,7 @@ def hedge_step(
     """The rows of :func:`hedge_steps` for one step, given engines already fitted on ``now``
     (None: failed)."""
     a, b = _two_sided(now), _two_sided(nxt)
-    both = a.merge(b[[*KEY, "mid", "forward"]], on=KEY, suffixes=("", "_next"))
+    both = a.merge(b[[*KEY, "mid", "forward", "mid_iv"]], on=KEY, suffixes=("", "_next"))
     if both.empty:
         return pd.DataFrame()
     f, strike = both["forward"].to_numpy(float), both["strike"].to_numpy(float)
@@ -113,6 +114,9 @@ def hedge_step(
             "d_forward": both["forward_next"].to_numpy(float) - f,
             "d_value": both["mid_next"].to_numpy(float) - both["mid"].to_numpy(float),
             "vega": g["vega"],
+            "gamma": g["gamma"],
+            "mid_iv": both["mid_iv"].to_numpy(float),
+            "d_iv": both["mid_iv_next"].to_numpy(float) - both["mid_iv"].to_numpy(float),
             "delta_bs": g["delta"],
         }
     )
