@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,16 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import DeltaConvention, SurfaceEngine
 
 KEY = ["instrument"]
+PriceSource = Literal["mid", "mark"]
+"""What the option is marked at: the mid of the bid and ask, or the venue's mark price."""
 
 
-def _two_sided(snapshot: MarketSnapshot) -> pd.DataFrame:
+def _two_sided(snapshot: MarketSnapshot, price: PriceSource = "mid") -> pd.DataFrame:
+    """Quotes with a bid and an ask; ``mid`` is the value the hedge is marked at (the mid or
+    the venue's mark) and ``mid_iv`` its implied vol."""
     q = snapshot.quotes
     q = q[q["bid"].notna() & q["ask"].notna() & (q["bid"] > 0)].copy()
-    q["mid"] = (q["bid"] + q["ask"]) / 2
+    q["mid"] = (q["bid"] + q["ask"]) / 2 if price == "mid" else q["mark"]
     q["mid_iv"] = implied_vol(
         q["mid"].to_numpy(float),
         q["forward"].to_numpy(float),
@@ -60,10 +65,14 @@ def hedge_steps(
     engines: Mapping[str, SurfaceEngine],
     *,
     delta: DeltaConvention = "sticky-strike",
+    price: PriceSource = "mid",
 ) -> pd.DataFrame:
     """One row per option and step ``t -> t+1`` with the market move and every delta.
 
-    Each engine is a fresh clone fitted on snapshot ``t`` only.
+    Each engine is a fresh clone fitted on snapshot ``t`` only. ``price`` is what the option
+    is marked at (``mid`` or ``mark``); either way only options quoted two-sided in both
+    snapshots are held. The venue's mark is a model value without the bid-ask bounce, so its
+    errors isolate the delta.
 
     Returns
     -------
@@ -81,7 +90,7 @@ def hedge_steps(
                 fitted[name] = clone(engine).fit(now)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):
                 fitted[name] = None
-        rows.append(hedge_step(now, nxt, fitted, delta=delta))
+        rows.append(hedge_step(now, nxt, fitted, delta=delta, price=price))
     rows = [r for r in rows if len(r)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -92,10 +101,13 @@ def hedge_step(
     fitted: Mapping[str, SurfaceEngine | None],
     *,
     delta: DeltaConvention = "sticky-strike",
+    price: PriceSource = "mid",
 ) -> pd.DataFrame:
     """The rows of :func:`hedge_steps` for one step, given engines already fitted on ``now``
     (None: failed)."""
-    a, b = _two_sided(now), _two_sided(nxt)
+    if price not in ("mid", "mark"):
+        raise ValueError(f"price {price!r} is unknown; expected mid or mark")
+    a, b = _two_sided(now, price), _two_sided(nxt, price)
     both = a.merge(b[[*KEY, "mid", "forward", "mid_iv"]], on=KEY, suffixes=("", "_next"))
     if both.empty:
         return pd.DataFrame()
@@ -108,6 +120,7 @@ def hedge_step(
             "next_ts": nxt.ts,
             "instrument": both["instrument"].to_numpy(),
             "is_call": call,
+            "expiry": both["expiry"].to_numpy(),
             "t": t,
             "k": np.log(strike / f),
             "forward": f,

@@ -60,12 +60,16 @@ def delta_with_beta(
     return out
 
 
-def smile_slope(k: ArrayLike, vol: ArrayLike, expiry: ArrayLike) -> FloatArray:
+def smile_slope(
+    k: ArrayLike, vol: ArrayLike, expiry: ArrayLike, use: ArrayLike | None = None
+) -> FloatArray:
     """``d sigma / d k`` of each quote from its neighbours on its own expiry's smile.
 
-    Central differences over the distinct log-moneyness of each expiry (a call and a put at one
-    strike share ``k`` and their implied vols are averaged), one-sided at the ends; an expiry
-    with a single strike gets 0 (no slope is observed).
+    Central differences over the distinct log-moneyness of the ``use`` quotes of each expiry
+    (quotes sharing ``k`` have their implied vols averaged), one-sided at the ends, linearly
+    interpolated to every quote's ``k`` (held flat beyond the ends); an expiry with fewer than
+    two used strikes gets 0 (no slope is observed). Pass the out-of-the-money quotes as
+    ``use``: in-the-money vols carry the rounding of a price made mostly of intrinsic value.
 
     Parameters
     ----------
@@ -75,6 +79,8 @@ def smile_slope(k: ArrayLike, vol: ArrayLike, expiry: ArrayLike) -> FloatArray:
         Implied vols (decimal).
     expiry : array_like, shape (n,)
         Any key equal for the quotes of one expiry.
+    use : array_like of bool, shape (n,), optional
+        The quotes the smile is built from (default: all).
 
     Returns
     -------
@@ -88,15 +94,17 @@ def smile_slope(k: ArrayLike, vol: ArrayLike, expiry: ArrayLike) -> FloatArray:
     """
     k_arr = np.asarray(k, dtype=float)
     vol_arr = np.asarray(vol, dtype=float)
+    used = np.ones(k_arr.size, bool) if use is None else np.asarray(use, dtype=bool)
     _, group = np.unique(np.asarray(expiry), return_inverse=True)
     out = np.zeros(k_arr.size)
     for g in range(group.max() + 1 if group.size else 0):
         rows = np.flatnonzero(group == g)
-        grid, at = np.unique(k_arr[rows], return_inverse=True)
+        basis = rows[used[rows] & np.isfinite(vol_arr[rows])]
+        grid, at = np.unique(k_arr[basis], return_inverse=True)
         if grid.size < 2:
             continue
-        mean_vol = np.bincount(at, weights=vol_arr[rows]) / np.bincount(at)
-        out[rows] = np.gradient(mean_vol, grid)[at]
+        mean_vol = np.bincount(at, weights=vol_arr[basis]) / np.bincount(at)
+        out[rows] = np.interp(k_arr[rows], grid, np.gradient(mean_vol, grid))
     return out
 
 
