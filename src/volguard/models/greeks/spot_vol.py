@@ -17,11 +17,13 @@ so each bucket has one coefficient :math:`b`.
 Two exponentially weighted regressions run per bucket, a fast one (half-life of a few steps: the
 current regime) and a slow one (the long run). Observations within one step share one forward
 move and one vol shock, so the variance of each coefficient is the cluster-robust (sandwich)
-variance with steps as clusters, computed from one-step-ahead residuals (out of sample):
+variance with steps as clusters and the small-sample factor ``n/(n-1)`` of ``n`` effective
+steps (Cameron and Miller [4]_):
 
 .. math:: \\hat b = \\frac{\\sum_s w_s S^{xy}_s}{\\sum_s w_s S^{xx}_s}, \\qquad
-          \\widehat{\\operatorname{Var}}\\,\\hat b =
-          \\frac{\\sum_s w_s^2 (S^{xy}_s - \\hat b_{s^-} S^{xx}_s)^2}{(\\sum_s w_s S^{xx}_s)^2}.
+          \\widehat{\\operatorname{Var}}\\,\\hat b = \\frac{n}{n-1}
+          \\frac{\\sum_s w_s^2 (S^{xy}_s - \\hat b S^{xx}_s)^2}{(\\sum_s w_s S^{xx}_s)^2},
+          \\qquad n = \\frac{(\\sum_s w_s)^2}{\\sum_s w_s^2}.
 
 Shrinkage is positive-part James-Stein [3]_ with threshold ``c``: the long-run slope is shrunk
 toward the static delta's zero, :math:`b_0 = (1 - c\\,v_s/\\hat b_s^2)_+\\,\\hat b_s`, and the
@@ -45,6 +47,8 @@ References
    doi:10.1201/b19649
 .. [3] Efron, B. and Morris, C. (1973). Stein's estimation rule and its competitors - an
    empirical Bayes approach. JASA 68(341), 117-130. doi:10.1080/01621459.1973.10481350
+.. [4] Cameron, A. C. and Miller, D. L. (2015). A practitioner's guide to cluster-robust
+   inference. Journal of Human Resources 50(2), 317-372. doi:10.3368/jhr.50.2.317
 """
 
 from __future__ import annotations
@@ -64,7 +68,10 @@ class _EWRegression:
         self.decay = 0.5 ** (1.0 / half_life)
         self.sxy = np.zeros(n)
         self.sxx = np.zeros(n)
-        self.resid2 = np.zeros(n)
+        # sums of w^2 (S^xy)^2, w^2 S^xy S^xx, w^2 (S^xx)^2: the sandwich at any coefficient
+        self.qyy = np.zeros(n)
+        self.qxy = np.zeros(n)
+        self.qxx = np.zeros(n)
         self.w = np.zeros(n)
         self.w2 = np.zeros(n)
 
@@ -74,8 +81,13 @@ class _EWRegression:
         return out
 
     def var(self) -> FloatArray:
+        b, n = self.coef(), self.n_eff()
+        meat = np.maximum(self.qyy - 2 * b * self.qxy + b**2 * self.qxx, 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out: FloatArray = np.where(self.sxx > 0, self.resid2 / self.sxx**2, np.inf)
+            # n/(n-1): the small-sample correction of a sandwich over n clusters
+            out: FloatArray = np.where(
+                (self.sxx > 0) & (n > 1), meat / self.sxx**2 * n / (n - 1), np.inf
+            )
         return out
 
     def n_eff(self) -> FloatArray:
@@ -85,10 +97,10 @@ class _EWRegression:
 
     def update(self, sxy: FloatArray, sxx: FloatArray) -> None:
         seen = sxx > 0
-        # the residual is taken before the step enters the fit: an out-of-sample error
-        residual = np.where(seen, sxy - self.coef() * sxx, 0.0)
         d = self.decay
-        self.resid2 = d**2 * self.resid2 + residual**2
+        self.qyy = d**2 * self.qyy + sxy**2
+        self.qxy = d**2 * self.qxy + sxy * sxx
+        self.qxx = d**2 * self.qxx + sxx**2
         self.sxy = d * self.sxy + sxy
         self.sxx = d * self.sxx + sxx
         self.w = d * self.w + seen
