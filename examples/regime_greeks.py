@@ -155,7 +155,7 @@ def sim_check(est: SpotVolBeta, seed: int) -> None:
 
 def _oracle_slope(rows: pd.DataFrame, est: SpotVolBeta) -> float:
     """Least-squares bucket-1 (near the money) slope of a set of steps, all at once."""
-    bucket, scale = est._bucket(rows["k"], rows["t"], rows["mid_iv"])  # noqa: SLF001
+    bucket, scale = est.buckets(rows["k"], rows["t"], rows["mid_iv"])
     x = rows["vega"] * scale * np.log1p(rows["d_forward"] / rows["forward"])
     e = rows["d_value"] - rows["delta_bs"] * rows["d_forward"]
     m = bucket == 1

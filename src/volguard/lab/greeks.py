@@ -81,7 +81,8 @@ def causal_deltas(
     roll = np.full(len(out), np.nan)
     pending: deque[tuple[pd.Timestamp, pd.DataFrame]] = deque()
     history: deque[pd.DataFrame] = deque(maxlen=window)
-    for ts, rows in out.groupby("ts", sort=True):
+    for _, rows in out.groupby("ts", sort=True):
+        ts = rows["ts"].iloc[0]
         # outcomes known by now: steps that ended at or before this step's start
         while pending and pending[0][0] <= ts:
             _, done = pending.popleft()

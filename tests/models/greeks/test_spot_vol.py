@@ -36,6 +36,25 @@ def test_a_persistent_slope_is_recovered_with_its_term_scaling() -> None:
     assert est.n_updates == 80
 
 
+def test_a_vol_drift_loads_on_the_slope_unless_fitted() -> None:
+    # a trending forward (mean move -2 %) with vols falling 3 points a step whatever it does:
+    # through the origin the slope is off by about a E[dlnF] / E[dlnF^2] = 0.46
+    rng = np.random.default_rng(5)
+    plain, with_drift = SpotVolBeta(), SpotVolBeta(drift=True)
+    for _ in range(80):
+        step = _step(rng, -1.0)
+        dlnf = float(step["d_ln_forward"])
+        step["d_ln_forward"] = dlnf - 0.02
+        step["error"] = step["error"] + step["vega"] * np.sqrt(REF / step["t"]) * (
+            -1.0 * -0.02 - 0.03
+        )
+        plain.update(**step)
+        with_drift.update(**step)
+    atm = ([0.0], [REF], [0.5])
+    assert with_drift.beta(*atm)[0] == pytest.approx(-1.0, rel=0.1)
+    assert plain.beta(*atm)[0] > -0.85
+
+
 def test_calm_noise_leaves_the_static_delta() -> None:
     rng = np.random.default_rng(1)
     est = SpotVolBeta()

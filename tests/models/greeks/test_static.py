@@ -14,7 +14,9 @@ from volguard.sim import preset, simulate
 def test_zero_beta_is_the_black_delta_and_beta_moves_it_by_vega_over_forward() -> None:
     d = np.array([0.3, -0.6])
     np.testing.assert_array_equal(delta_with_beta(d, [100.0, 200.0], 1e4, 0.0), d)
-    np.testing.assert_allclose(delta_with_beta(d, [100.0, 200.0], 1e4, 1.0), d + [0.01, 0.02])
+    np.testing.assert_allclose(
+        delta_with_beta(d, [100.0, 200.0], 1e4, 1.0), d + np.array([0.01, 0.02])
+    )
 
 
 def test_smile_slope_of_a_quadratic_smile_and_its_guards() -> None:

@@ -23,7 +23,9 @@ steps (Cameron and Miller [4]_):
 .. math:: \\hat b = \\frac{\\sum_s w_s S^{xy}_s}{\\sum_s w_s S^{xx}_s}, \\qquad
           \\widehat{\\operatorname{Var}}\\,\\hat b = \\frac{n}{n-1}
           \\frac{\\sum_s w_s^2 (S^{xy}_s - \\hat b S^{xx}_s)^2}{(\\sum_s w_s S^{xx}_s)^2},
-          \\qquad n = \\frac{(\\sum_s w_s)^2}{\\sum_s w_s^2}.
+          \\qquad n = \\frac{(\\sum_s w_s)^2}{\\sum_s w_s^2}
+
+(with ``drift=True`` an intercept joins the slope and the same sandwich is taken on both).
 
 Shrinkage is positive-part James-Stein [3]_ with threshold ``c``: the long-run slope is shrunk
 toward the static delta's zero, :math:`b_0 = (1 - c\\,v_s/\\hat b_s^2)_+\\,\\hat b_s`, and the
@@ -62,31 +64,49 @@ from volguard.models.greeks.static import delta_with_beta
 
 
 class _EWRegression:
-    """Exponentially weighted regression through the origin, one coefficient per bucket."""
+    """Exponentially weighted least squares per bucket, with the cluster-robust variance.
 
-    def __init__(self, half_life: float, n: int) -> None:
+    ``k`` regressors; the spot-vol slope is the last coefficient. Each step adds its sums
+    ``c_s = X_s' y_s`` (k) and ``A_s = X_s' X_s`` (k x k); the sandwich needs the weighted sum of
+    ``u_s u_s'`` with ``u_s = (c_s, vec A_s)``, since the step's score ``c_s - A_s b`` is linear in
+    ``u_s`` for any coefficient ``b``.
+    """
+
+    def __init__(self, half_life: float, n: int, k: int) -> None:
         self.decay = 0.5 ** (1.0 / half_life)
-        self.sxy = np.zeros(n)
-        self.sxx = np.zeros(n)
-        # sums of w^2 (S^xy)^2, w^2 S^xy S^xx, w^2 (S^xx)^2: the sandwich at any coefficient
-        self.qyy = np.zeros(n)
-        self.qxy = np.zeros(n)
-        self.qxx = np.zeros(n)
+        self.k = k
+        self.c = np.zeros((n, k))
+        self.a = np.zeros((n, k, k))
+        self.q = np.zeros((n, k + k * k, k + k * k))
         self.w = np.zeros(n)
         self.w2 = np.zeros(n)
 
+    def _solve(self) -> tuple[FloatArray, FloatArray]:
+        inv: FloatArray = np.linalg.pinv(self.a, hermitian=True).astype(float)
+        theta: FloatArray = np.einsum("bij,bj->bi", inv, self.c)
+        return theta, inv
+
     def coef(self) -> FloatArray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out: FloatArray = np.where(self.sxx > 0, self.sxy / self.sxx, 0.0)
+        """The spot-vol slope of each bucket."""
+        out: FloatArray = self._solve()[0][:, -1]
         return out
 
     def var(self) -> FloatArray:
-        b, n = self.coef(), self.n_eff()
-        meat = np.maximum(self.qyy - 2 * b * self.qxy + b**2 * self.qxx, 0.0)
+        """Cluster-robust variance of the slope, with the small-sample factor n/(n-1)."""
+        theta, inv = self._solve()
+        k, n_b = self.k, self.c.shape[0]
+        lin = np.zeros((n_b, k, k + k * k))
+        for j in range(k):
+            lin[:, j, j] = 1.0
+            lin[:, j, k + j * k : k + (j + 1) * k] = -theta
+        meat = np.einsum("bim,bmn,bjn->bij", lin, self.q, lin)
+        cov = np.einsum("bij,bjl,bml->bim", inv, meat, inv)
+        n = self.n_eff()
         with np.errstate(divide="ignore", invalid="ignore"):
-            # n/(n-1): the small-sample correction of a sandwich over n clusters
             out: FloatArray = np.where(
-                (self.sxx > 0) & (n > 1), meat / self.sxx**2 * n / (n - 1), np.inf
+                (self.a[:, -1, -1] > 0) & (n > 1),
+                np.maximum(cov[:, -1, -1], 0.0) * n / (n - 1),
+                np.inf,
             )
         return out
 
@@ -95,14 +115,13 @@ class _EWRegression:
             out: FloatArray = np.where(self.w2 > 0, self.w**2 / self.w2, 0.0)
         return out
 
-    def update(self, sxy: FloatArray, sxx: FloatArray) -> None:
-        seen = sxx > 0
+    def update(self, c: FloatArray, a: FloatArray) -> None:
+        seen = a[:, -1, -1] > 0
         d = self.decay
-        self.qyy = d**2 * self.qyy + sxy**2
-        self.qxy = d**2 * self.qxy + sxy * sxx
-        self.qxx = d**2 * self.qxx + sxx**2
-        self.sxy = d * self.sxy + sxy
-        self.sxx = d * self.sxx + sxx
+        u = np.concatenate([c, a.reshape(a.shape[0], -1)], axis=1)
+        self.q = d**2 * self.q + u[:, :, None] * u[:, None, :]
+        self.c = d * self.c + c
+        self.a = d * self.a + a
         self.w = d * self.w + seen
         self.w2 = d**2 * self.w2 + seen
 
@@ -130,6 +149,11 @@ class SpotVolBeta:
         ``p`` of the expiry scaling ``(ref_years / t) ** p`` (>= 0).
     ref_years : float
         Reference expiry of the bucket coefficients, years (> 0).
+    drift : bool
+        Also fit an intercept ``a`` per bucket, ``e = vega (ref/t)^p (a + b dlnF)``: a drift
+        of the vols over a step (mean reversion after a spike) that would otherwise load on the
+        slope when the forward trends. Off by default (chosen on calm January and the
+        simulator, see docs/greeks.md).
 
     Examples
     --------
@@ -154,7 +178,9 @@ class SpotVolBeta:
         moneyness_edges: Sequence[float] = (-0.5, 0.5),
         term_power: float = 0.5,
         ref_years: float = 30 / 365,
+        drift: bool = False,
     ) -> None:
+        self.drift = drift
         self.fast_half_life = fast_half_life
         self.slow_half_life = slow_half_life
         self.threshold = threshold
@@ -187,8 +213,9 @@ class SpotVolBeta:
     def reset(self) -> None:
         """Forget every step."""
         n = len(self.moneyness_edges) + 1
-        self._fast = _EWRegression(self.fast_half_life, n)
-        self._slow = _EWRegression(self.slow_half_life, n)
+        k = 2 if self.drift else 1
+        self._fast = _EWRegression(self.fast_half_life, n, k)
+        self._slow = _EWRegression(self.slow_half_life, n, k)
         self._n_updates = 0
 
     # ----------------------------------------------------------------------------- state
@@ -238,7 +265,8 @@ class SpotVolBeta:
         return out
 
     # ----------------------------------------------------------------------------- use
-    def _bucket(self, k: ArrayLike, t: ArrayLike, vol: ArrayLike) -> tuple[IntArray, FloatArray]:
+    def buckets(self, k: ArrayLike, t: ArrayLike, vol: ArrayLike) -> tuple[IntArray, FloatArray]:
+        """Bucket index of each option and its expiry scaling ``(ref_years / t) ** term_power``."""
         k_arr, t_arr, vol_arr = (np.asarray(a, dtype=float) for a in (k, t, vol))
         z = k_arr / (vol_arr * np.sqrt(t_arr))
         bucket: IntArray = np.digitize(z, self.moneyness_edges).astype(np.int64)
@@ -250,7 +278,7 @@ class SpotVolBeta:
     ) -> FloatArray:
         """``d sigma / d ln F`` of options at log-moneyness ``k``, years ``t`` (> 0), implied
         vol ``vol`` (> 0), from the steps seen so far."""
-        bucket, scale = self._bucket(k, t, vol)
+        bucket, scale = self.buckets(k, t, vol)
         out: FloatArray = self.bucket_beta(regime_prob)[bucket] * scale
         return out
 
@@ -282,14 +310,25 @@ class SpotVolBeta:
         ``t``, ``vol``, ``vega`` USD per 1.00 of vol), the move of the log forward over the
         step (scalar or per option), and the hedging error of the static (sticky-strike)
         delta ``error = dV - delta_bs dF`` (USD). Non-finite rows are ignored."""
-        bucket, scale = self._bucket(k, t, vol)
+        bucket, scale = self.buckets(k, t, vol)
         x = np.asarray(vega, dtype=float) * scale * np.asarray(d_ln_forward, dtype=float)
         x, e = np.broadcast_arrays(x, np.asarray(error, dtype=float))
         bucket = np.broadcast_to(bucket, x.shape)
         ok = np.isfinite(x) & np.isfinite(e)
         n = len(self.moneyness_edges) + 1
-        sxy = np.bincount(bucket[ok], weights=(x * e)[ok], minlength=n)
-        sxx = np.bincount(bucket[ok], weights=(x * x)[ok], minlength=n)
-        self._fast.update(sxy, sxx)
-        self._slow.update(sxy, sxx)
+        level = np.broadcast_to(np.asarray(vega, dtype=float) * scale, x.shape)
+        cols = [level, x] if self.drift else [x]
+        b = bucket[ok]
+        c: FloatArray = np.stack(
+            [np.bincount(b, weights=(z * e)[ok], minlength=n) for z in cols], axis=1
+        ).astype(float)
+        a: FloatArray = np.stack(
+            [
+                np.stack([np.bincount(b, weights=(z1 * z2)[ok], minlength=n) for z2 in cols], 1)
+                for z1 in cols
+            ],
+            axis=1,
+        ).astype(float)
+        self._fast.update(c, a)
+        self._slow.update(c, a)
         self._n_updates += 1
