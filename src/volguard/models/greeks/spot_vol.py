@@ -173,7 +173,7 @@ class SpotVolBeta:
         self,
         fast_half_life: float = 3.0,
         slow_half_life: float = 60.0,
-        threshold: float = 4.0,
+        threshold: float = 9.0,
         min_steps: float = 2.0,
         moneyness_edges: Sequence[float] = (-0.5, 0.5),
         term_power: float = 0.5,
