@@ -10,6 +10,8 @@ venue's mark (``price`` in the TOML). ``Gain = 1 - SSE(delta) / SSE(delta_bs)`` 
 ``mv_all``    the same fitted on every step: LOOK-AHEAD, a reference only
 ``mv_roll``   the naive adaptive baseline: refitted on the previous ``rolling_window`` steps
 ``regime``    the regime-aware delta (:class:`volguard.models.greeks.SpotVolBeta`)
+``regime_guard`` the same, held back by the guard's online stress probability (its
+              ``RegimeFilter`` on the 30-day ATM vol's changes, fitted on DVOL before 2026)
 ``<engine>``  with ``--study RUN``: each engine's sticky-strike delta from ``RUN/hedging.parquet``
               (a ``volguard study`` run on the same data, e.g. examples/deribit-2026.toml)
 
@@ -37,13 +39,14 @@ import pandas as pd
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
+from volguard.guard.regime import RegimeFilter, atm_vol_30d
 from volguard.lab.greeks import causal_deltas, gain_table, in_band
 from volguard.lab.hedging import fit_min_variance, hedge_steps
 from volguard.lab.regimes import range_labels
 from volguard.models.greeks import SpotVolBeta
 from volguard.sim import preset, simulate
 
-BASE = ["sm", "mv_train", "mv_all", "mv_roll", "regime"]
+BASE = ["sm", "mv_train", "mv_all", "mv_roll", "regime", "regime_guard"]
 
 
 def load_steps(cfg: dict[str, Any], cache: Path) -> pd.DataFrame:
@@ -68,6 +71,21 @@ def with_engines(steps: pd.DataFrame, study: Path) -> tuple[pd.DataFrame, list[s
     cols = [c for c in h.columns if c.startswith("delta_") and c != "delta_bs"]
     out = steps.merge(h[["ts", "instrument", *cols]], on=["ts", "instrument"], how="inner")
     return out[np.isfinite(out[cols]).all(axis=1)], [c.removeprefix("delta_") for c in cols]
+
+
+def stress_probability(steps: pd.DataFrame) -> dict[pd.Timestamp, float]:
+    """The guard's stress probability at each step's start, from the 30-day ATM vol of the
+    step's options (vol points per square root of a day, as the guard feeds its filter)."""
+    regime, out = RegimeFilter(), {}
+    last: tuple[pd.Timestamp, float] | None = None
+    for _, rows in steps.groupby("ts", sort=True):
+        ts, atm = rows["ts"].iloc[0], 100 * atm_vol_30d(rows)
+        if last is not None:
+            days = (ts - last[0]).total_seconds() / 86400
+            regime.update(np.array([(atm - last[1]) / np.sqrt(days)]))
+        out[ts] = regime.stress_probability if last is not None else 0.0
+        last = (ts, atm)
+    return out
 
 
 def gains(
@@ -182,6 +200,8 @@ def main() -> None:
         names += engines
     est = SpotVolBeta(**cfg["estimator"])
     out = causal_deltas(steps, est, window=cfg["rolling_window"])
+    guarded = causal_deltas(steps, est, window=1, regime_prob=stress_probability(steps))
+    out["delta_regime_guard"] = guarded["delta_regime"].to_numpy()
     lo, hi = cfg["regimes"][cfg["train_regime"]]
     train = (range_labels(out["ts"], {"t": (lo, hi)}) == "t").to_numpy()
     out["delta_mv_train"] = fit_min_variance(out[train]).delta(out)

@@ -82,6 +82,22 @@ def test_a_regime_switch_is_followed_within_a_few_steps_and_not_before() -> None
     assert path[6] < -1.5  # within 7 steps of the switch the ATM slope is most of the way
 
 
+def test_a_detected_change_stays_out_of_the_long_run_when_frozen() -> None:
+    rng = np.random.default_rng(6)
+    steps = [_step(rng, 0.0) for _ in range(60)] + [_step(rng, -2.0) for _ in range(12)]
+    frozen, open_ = SpotVolBeta(), SpotVolBeta(freeze=False)
+    start: dict[str, np.ndarray] = {}
+    for s in steps:
+        frozen.update(**s)
+        open_.update(**s)
+        if not start and np.all(frozen.weights()[1] > 0.5):  # the change is detected
+            start = {"frozen": frozen.beta_slow, "open": open_.beta_slow}
+    assert start, "the switch was never detected"
+    moved_frozen = np.abs(frozen.beta_slow - start["frozen"]).sum()
+    moved_open = np.abs(open_.beta_slow - start["open"]).sum()
+    assert moved_frozen < 0.5 * moved_open
+
+
 def test_regime_probability_only_holds_back_and_zero_gives_the_long_run() -> None:
     rng = np.random.default_rng(3)
     est = SpotVolBeta()

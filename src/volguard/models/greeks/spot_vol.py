@@ -41,6 +41,12 @@ run by more than :math:`\\sqrt{c}` standard errors, and by as much as the eviden
 regime filter; 1 when not given), which can only hold the estimate back further. With fewer
 than ``min_steps`` effective steps a regression has weight 0.
 
+With ``freeze`` (the default) a step enters the long-run regression with weight ``1 - w``: while
+the recent regime is found different, its steps stay out of the long run, as a change detector
+keeps its reference frozen during an alarm. Otherwise a shock's large moves dominate the
+long-run sums for weeks and its slope outlives it (on the 2026 data: the plateau after the
+crash).
+
 References
 ----------
 .. [1] Hull, J. and White, A. (2017). Optimal delta hedging for options. Journal of Banking and
@@ -115,15 +121,16 @@ class _EWRegression:
             out: FloatArray = np.where(self.w2 > 0, self.w**2 / self.w2, 0.0)
         return out
 
-    def update(self, c: FloatArray, a: FloatArray) -> None:
-        seen = a[:, -1, -1] > 0
+    def update(self, c: FloatArray, a: FloatArray, weight: FloatArray | float = 1.0) -> None:
+        """Add one step's sums, each bucket's step weighted by ``weight`` (in [0, 1])."""
+        seen = (a[:, -1, -1] > 0) * np.asarray(weight, dtype=float)
         d = self.decay
-        u = np.concatenate([c, a.reshape(a.shape[0], -1)], axis=1)
+        u = np.concatenate([c, a.reshape(a.shape[0], -1)], axis=1) * seen[:, None]
         self.q = d**2 * self.q + u[:, :, None] * u[:, None, :]
-        self.c = d * self.c + c
-        self.a = d * self.a + a
+        self.c = d * self.c + c * seen[:, None]
+        self.a = d * self.a + a * seen[:, None, None]
         self.w = d * self.w + seen
-        self.w2 = d**2 * self.w2 + seen
+        self.w2 = d**2 * self.w2 + seen**2
 
 
 class SpotVolBeta:
@@ -154,6 +161,8 @@ class SpotVolBeta:
         of the vols over a step (mean reversion after a spike) that would otherwise load on the
         slope when the forward trends. Off by default (chosen on calm January and the
         simulator, see docs/greeks.md).
+    freeze : bool
+        Keep the steps of a detected change out of the long-run regression (weight ``1 - w``).
 
     Examples
     --------
@@ -179,7 +188,9 @@ class SpotVolBeta:
         term_power: float = 0.5,
         ref_years: float = 30 / 365,
         drift: bool = False,
+        freeze: bool = True,
     ) -> None:
+        self.freeze = freeze
         self.drift = drift
         self.fast_half_life = fast_half_life
         self.slow_half_life = slow_half_life
@@ -329,6 +340,8 @@ class SpotVolBeta:
             ],
             axis=1,
         ).astype(float)
+        # while the recent regime differs from the long run, its steps stay out of the long run
+        hold = self.weights()[1] if self.freeze else 0.0
         self._fast.update(c, a)
-        self._slow.update(c, a)
+        self._slow.update(c, a, 1.0 - hold)
         self._n_updates += 1
