@@ -20,8 +20,8 @@ the deltas' RMSE against the simulator's true (variance-fixed) delta per regime,
 Gain per regime, and the steps the ATM slope takes to settle after each switch.
 
 Run: ``python examples/regime_greeks.py examples/regime_greeks.toml [--study runs/deribit-2026]
-[--sim]`` (about 70 s on one core with the store already built, plus ~40 s to build it once
-under ``--cache``; ``--sim`` adds ~25 s).
+[--sim] [--sensitivity]`` (about 40 s on one core with the store built, 80 s with ``--sim`` and
+``--sensitivity``; building the store once under ``--cache`` takes ~40 s more).
 """
 
 from __future__ import annotations
