@@ -10,7 +10,7 @@ import pytest
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
-from volguard.lab.greeks import causal_deltas, gain_table, in_band
+from volguard.lab.greeks import add_learned_deltas, causal_deltas, gain_table, in_band
 from volguard.lab.hedging import hedge_steps
 
 CAUSAL = ["delta_regime", "delta_mv_roll", "delta_sm"]
@@ -125,3 +125,22 @@ def test_on_real_crash_snapshots(snapshot_files: list[Path], tmp_path: Path) -> 
     np.testing.assert_array_equal(out.loc[first, "delta_regime"], out.loc[first, "delta_bs"])
     table = gain_table(out, ["regime", "mv_roll", "sm"], pd.Series("all", index=out.index))
     assert np.isfinite(table[["gain", "gain_lo", "gain_hi"]].to_numpy()).all()
+
+
+def test_study_steps_get_the_learned_deltas_per_underlying_on_market_rows_only() -> None:
+    a, b = _steps(12, seed=1), _steps(12, seed=2)
+    stressed = a.iloc[:50].assign(scenario="vol-up-20")
+    parts = [
+        a.assign(scenario="market", underlying="BTC"),
+        b.assign(scenario="market", underlying="ETH"),
+        stressed.assign(underlying="BTC"),
+    ]
+    steps = pd.concat(parts, ignore_index=True)
+    out = add_learned_deltas(steps)
+    assert len(out) == len(steps) and (out.index == steps.index).all()
+    stress = (out["scenario"] != "market").to_numpy()
+    assert out.loc[stress, "delta_regime"].isna().all()
+    # each underlying's replay is the replay of that underlying alone
+    alone = causal_deltas(a).sort_values(["ts", "instrument"])
+    btc = out[(out["underlying"] == "BTC") & ~stress].sort_values(["ts", "instrument"])
+    np.testing.assert_allclose(btc["delta_regime"], alone["delta_regime"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,8 @@ from volguard.lab.hedging import fit_min_variance
 from volguard.models.greeks import SpotVolBeta, smile_slope, sticky_moneyness_delta
 
 STEP_COLUMNS = ("ts", "next_ts", "t", "k", "forward", "d_forward", "d_value", "vega", "mid_iv")
+LEARNED = ("sm", "regime", "mv_roll")
+"""Names of the deltas :func:`causal_deltas` adds (columns ``delta_<name>``)."""
 
 
 def in_band(steps: pd.DataFrame, lo: float = 0.05, hi: float = 0.95) -> pd.DataFrame:
@@ -109,6 +112,39 @@ def causal_deltas(
     out["delta_sm"] = sticky_moneyness_delta(out["delta_bs"], out["vega"], out["forward"], slope)
     out["delta_regime"] = regime
     out["delta_mv_roll"] = roll
+    return out
+
+
+def add_learned_deltas(
+    steps: pd.DataFrame,
+    settings: Mapping[str, Any] | None = None,
+    *,
+    window: int = 20,
+    market: str = "market",
+) -> pd.DataFrame:
+    """``steps`` of a study (many underlyings, stressed scenarios) with the :data:`LEARNED`
+    deltas: each underlying's market steps are replayed by :func:`causal_deltas` with a fresh
+    ``SpotVolBeta(**settings)``; stressed rows (``scenario != market``) get NaN, since a
+    stressed snapshot is not part of the history the estimators learn from.
+
+    Examples
+    --------
+    >>> from volguard.lab.greeks import LEARNED
+    >>> [f"delta_{name}" for name in LEARNED]
+    ['delta_sm', 'delta_regime', 'delta_mv_roll']
+    """
+    out = steps.copy()
+    for name in LEARNED:
+        out[f"delta_{name}"] = np.nan
+    live = out["scenario"] == market if "scenario" in out else pd.Series(True, index=out.index)
+    groups = out[live].groupby("underlying") if "underlying" in out else [(None, out[live])]
+    for _, group in groups:
+        replayed = causal_deltas(
+            group.assign(_row=group.index), SpotVolBeta(**(settings or {})), window=window
+        )
+        rows = replayed["_row"].to_numpy()
+        for name in LEARNED:
+            out.loc[rows, f"delta_{name}"] = replayed[f"delta_{name}"].to_numpy()
     return out
 
 
