@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,12 +39,16 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import DeltaConvention, SurfaceEngine
 
 KEY = ["instrument"]
+PriceSource = Literal["mid", "mark"]
+"""What the option is marked at: the mid of the bid and ask, or the venue's mark price."""
 
 
-def _two_sided(snapshot: MarketSnapshot) -> pd.DataFrame:
+def _two_sided(snapshot: MarketSnapshot, price: PriceSource = "mid") -> pd.DataFrame:
+    """Quotes with a bid and an ask; ``mid`` is the value the hedge is marked at (the mid or
+    the venue's mark) and ``mid_iv`` its implied vol."""
     q = snapshot.quotes
     q = q[q["bid"].notna() & q["ask"].notna() & (q["bid"] > 0)].copy()
-    q["mid"] = (q["bid"] + q["ask"]) / 2
+    q["mid"] = (q["bid"] + q["ask"]) / 2 if price == "mid" else q["mark"]
     q["mid_iv"] = implied_vol(
         q["mid"].to_numpy(float),
         q["forward"].to_numpy(float),
@@ -60,16 +65,21 @@ def hedge_steps(
     engines: Mapping[str, SurfaceEngine],
     *,
     delta: DeltaConvention = "sticky-strike",
+    price: PriceSource = "mid",
 ) -> pd.DataFrame:
     """One row per option and step ``t -> t+1`` with the market move and every delta.
 
-    Each engine is a fresh clone fitted on snapshot ``t`` only.
+    Each engine is a fresh clone fitted on snapshot ``t`` only. ``price`` is what the option
+    is marked at (``mid`` or ``mark``); either way only options quoted two-sided in both
+    snapshots are held. The venue's mark is a model value without the bid-ask bounce, so its
+    errors isolate the delta.
 
     Returns
     -------
     DataFrame
         ``ts, next_ts, instrument, is_call, t, k, forward, d_forward, d_value`` (USD),
-        ``vega`` (Black at the mid vol, per 1.00), ``delta_bs`` and ``delta_<engine>`` (NaN
+        ``vega`` (Black at the mid vol, per 1.00), ``gamma`` (per USD), ``mid_iv`` and its
+        change to the next snapshot ``d_iv`` (decimal vol), ``delta_bs`` and ``delta_<engine>`` (NaN
         where the engine failed to fit), ``fit_failed_<engine>``.
     """
     rows = []
@@ -80,7 +90,7 @@ def hedge_steps(
                 fitted[name] = clone(engine).fit(now)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError):
                 fitted[name] = None
-        rows.append(hedge_step(now, nxt, fitted, delta=delta))
+        rows.append(hedge_step(now, nxt, fitted, delta=delta, price=price))
     rows = [r for r in rows if len(r)]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -91,11 +101,14 @@ def hedge_step(
     fitted: Mapping[str, SurfaceEngine | None],
     *,
     delta: DeltaConvention = "sticky-strike",
+    price: PriceSource = "mid",
 ) -> pd.DataFrame:
     """The rows of :func:`hedge_steps` for one step, given engines already fitted on ``now``
     (None: failed)."""
-    a, b = _two_sided(now), _two_sided(nxt)
-    both = a.merge(b[[*KEY, "mid", "forward"]], on=KEY, suffixes=("", "_next"))
+    if price not in ("mid", "mark"):
+        raise ValueError(f"price {price!r} is unknown; expected mid or mark")
+    a, b = _two_sided(now, price), _two_sided(nxt, price)
+    both = a.merge(b[[*KEY, "mid", "forward", "mid_iv"]], on=KEY, suffixes=("", "_next"))
     if both.empty:
         return pd.DataFrame()
     f, strike = both["forward"].to_numpy(float), both["strike"].to_numpy(float)
@@ -107,12 +120,16 @@ def hedge_step(
             "next_ts": nxt.ts,
             "instrument": both["instrument"].to_numpy(),
             "is_call": call,
+            "expiry": both["expiry"].to_numpy(),
             "t": t,
             "k": np.log(strike / f),
             "forward": f,
             "d_forward": both["forward_next"].to_numpy(float) - f,
             "d_value": both["mid_next"].to_numpy(float) - both["mid"].to_numpy(float),
             "vega": g["vega"],
+            "gamma": g["gamma"],
+            "mid_iv": both["mid_iv"].to_numpy(float),
+            "d_iv": both["mid_iv_next"].to_numpy(float) - both["mid_iv"].to_numpy(float),
             "delta_bs": g["delta"],
         }
     )
