@@ -316,3 +316,26 @@ def test_engines_own_intervals_are_scored_beside_the_lab_s(
     pooled = 100 * ((lo <= mid) & (mid <= hi))[mid.notna()].mean()
     weights = rows["n"] / rows["n"].sum()
     assert pooled == pytest.approx(float((rows["engine_coverage_pct"] * weights).sum()), rel=0.05)
+
+
+def test_the_greeks_protocol_scores_the_learned_deltas_on_marked_steps(
+    study_file: Path, tmp_path: Path
+) -> None:
+    text = study_file.read_text().replace("hedging = true", 'hedging = { price = "mark" }')
+    study_file.write_text(text.replace("[protocols]", "[protocols]\ngreeks = {}"))
+    card = run_study(Study.from_toml(study_file), tmp_path / "out")
+    steps = pd.read_parquet(tmp_path / "out" / "hedging.parquet")
+    assert {"delta_sm", "delta_regime", "delta_mv_roll"} <= set(steps.columns)
+    names = {"delta-sticky-moneyness", "delta-regime-aware", "delta-mv-rolling"}
+    rows = card[card["engine"].isin(names) & card["hedge_err_std_bp"].notna()]
+    assert set(rows["engine"]) == names and (rows["hedge_err_std_bp"] > 0).all()
+    market = steps["scenario"] == "market"
+    assert steps.loc[market, "delta_regime"].notna().all()
+    assert steps.loc[~market, "delta_regime"].isna().all()  # stressed steps are not history
+
+
+def test_greeks_need_the_hedging_protocol(study_file: Path) -> None:
+    text = study_file.read_text().replace("hedging = true", "hedging = false")
+    study_file.write_text(text.replace("[protocols]", "[protocols]\ngreeks = {}"))
+    with pytest.raises(ConfigError, match="greeks scores deltas on the hedging steps"):
+        Study.from_toml(study_file)

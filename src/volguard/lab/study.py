@@ -26,7 +26,8 @@
     [protocols]
     nowcast = [{ mode = "wings", test_size = 0.2 }, { mode = "illiquid" }]   # or one table
     forecast = { horizon = 1 }   # baselines = false drops persist-strike, persist-moneyness
-    hedging = true
+    hedging = true               # or { price = "mark" }: options marked at the venue's mark
+    # greeks = {}                 # and the learned deltas on those steps (docs/greeks.md)
 
     [training]                    # optional, for learned engines (gbm, nn, hybrid)
     share = 0.5                   # train on the first half of the training regime ...
@@ -65,7 +66,7 @@ import os
 import platform
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,8 @@ from volguard.data.ingest import build_store
 from volguard.data.store import open_store
 from volguard.errors import ConfigError
 from volguard.lab.executors import make_executor
-from volguard.lab.hedging import fit_min_variance, hedge_step, hedge_summary
+from volguard.lab.greeks import LEARNED, add_learned_deltas
+from volguard.lab.hedging import PriceSource, fit_min_variance, hedge_step, hedge_summary
 from volguard.lab.metrics import generalization_gap, scorecard, selection_overfitting
 from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
@@ -159,10 +161,18 @@ class Study:
                     f"{path}: [engines] {base!r} is not an engine; "
                     f"expected one of {sorted(ENGINES)}"
                 )
-        bad = sorted(set(doc["protocols"]) - {"nowcast", "forecast", "hedging"})
+        protocols = doc["protocols"]
+        bad = sorted(set(protocols) - {"nowcast", "forecast", "hedging", "greeks"})
         if bad:
             raise ConfigError(
-                f"{path}: [protocols] {bad} unknown; expected nowcast, forecast, hedging"
+                f"{path}: [protocols] {bad} unknown; expected nowcast, forecast, hedging, greeks"
+            )
+        if "greeks" in protocols and not protocols.get("hedging"):
+            raise ConfigError(f"{path}: [protocols] greeks scores deltas on the hedging steps")
+        hedging = protocols.get("hedging")
+        if isinstance(hedging, dict) and hedging.get("price", "mid") not in ("mid", "mark"):
+            raise ConfigError(
+                f"{path}: [protocols] hedging price {hedging['price']!r}: expected mid or mark"
             )
         sources = [k for k in ("simulate", "store", "dataset") if k in doc["data"]]
         if len(sources) != 1:
@@ -345,7 +355,7 @@ class _Cell:
             "ts": [str(s.ts) if s is not None else None for s in (self.now, self.nxt, self.later)],
             "stress": self.stressed,
             "stress_settings": study.stress,
-            "level": study.uncertainty["level"],  # of the engines' own intervals
+            "level": {**UNCERTAINTY, **study.uncertainty}["level"],  # of the engines' own intervals
         }
         text = json.dumps(what, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -359,7 +369,9 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         if not _learned(study, name) or name in cell.models
     }
     protocols = study.protocols
-    level = float(study.uncertainty["level"])
+    level = float({**UNCERTAINTY, **study.uncertainty}["level"])
+    hedging = protocols.get("hedging")
+    price: PriceSource = hedging.get("price", "mid") if isinstance(hedging, dict) else "mid"
     horizon = int(protocols.get("forecast", {}).get("horizon", 1))
     fitting = "forecast" in protocols or bool(protocols.get("hedging")) or bool(cell.stressed)
     fits = fit_engines(engines, cell.now) if fitting else {}
@@ -389,7 +401,9 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
             parts["cells"].append(fit_cells.assign(scenario=scenario))
         if protocols.get("hedging") and nxt is not None:
             fitted = {name: engine for name, (engine, _) in fits.items()}
-            parts["hedging"].append(hedge_step(cell.now, nxt, fitted).assign(scenario=scenario))
+            parts["hedging"].append(
+                hedge_step(cell.now, nxt, fitted, price=price).assign(scenario=scenario)
+            )
 
     score(cell.now, cell.later, cell.nxt, MARKET, f"forecast-{horizon}")
     reference = _reference(cell.now) if cell.stressed else None
@@ -605,6 +619,8 @@ def run_study(
         return _concat([results[key][part] for key in keys])
 
     predictions, cells, steps = gather("predictions"), gather("cells"), gather("hedging")
+    if "greeks" in study.protocols and len(steps):
+        steps = add_learned_deltas(steps, study.protocols["greeks"])
     labels = regimes.set_index(["underlying", "ts"])["regime"]
     for frame in (predictions, cells, steps):
         if len(frame):
@@ -645,11 +661,11 @@ def run_study(
         gap = generalization_gap(market, in_regime, seed=study.seed).assign(scenario=MARKET)
         card = card.merge(gap, on=["engine", "protocol", "regime", "scenario"], how="left")
     if len(steps):
-        card = card.merge(
-            _hedging_table(steps, [e for e in study.engines if f"delta_{e}" in steps], in_regime),
-            on=["engine", "regime", "scenario"],
-            how="left",
-        )
+        hedges = _hedging_table(steps, _deltas(study, steps), in_regime)
+        card = card.merge(hedges, on=["engine", "regime", "scenario"], how="left")
+        # deltas that are not engines (``[protocols] greeks``) have hedging rows only
+        alone = hedges[~hedges["engine"].isin(card["engine"])].assign(protocol="hedging")
+        card = pd.concat([card, alone], ignore_index=True) if len(alone) else card
     write_atomic(out / "scorecard.csv", card.to_csv(index=False))
     write_atomic(out / "scorecard.parquet", parquet_bytes(card))
     write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
@@ -677,10 +693,27 @@ def run_study(
     return card
 
 
-def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | None) -> pd.DataFrame:
-    """Per engine, regime and scenario: hedge error std, CVaR 95 and the reductions against
-    Black-76 at the quote's vol and against the minimum-variance delta fitted on the in-regime
-    market steps (Hull and White 2017)."""
+GREEKS = {
+    "sm": "delta-sticky-moneyness",
+    "regime": "delta-regime-aware",
+    "mv_roll": "delta-mv-rolling",
+}
+"""Scorecard names of the deltas ``[protocols] greeks`` adds (``delta_<name>`` columns)."""
+
+
+def _deltas(study: Study, steps: pd.DataFrame) -> dict[str, str]:
+    """The hedge steps' ``delta_<name>`` columns to score, and their scorecard engine names."""
+    engines = {e: e for e in study.engines if f"delta_{e}" in steps}
+    return engines | {d: GREEKS[d] for d in LEARNED if f"delta_{d}" in steps}
+
+
+def _hedging_table(
+    steps: pd.DataFrame, engines: Mapping[str, str], in_regime: str | None
+) -> pd.DataFrame:
+    """Per delta (``engines``: its column name after ``delta_`` -> its scorecard name), regime
+    and scenario: hedge error std, CVaR 95 and the reductions against Black-76 at the quote's
+    vol and against the minimum-variance delta fitted on the in-regime market steps (Hull and
+    White 2017)."""
     train = steps[(steps["scenario"] == MARKET) & (steps["regime"] == in_regime)]
     deltas = ["bs", *engines]
     if len(train):
@@ -698,7 +731,7 @@ def _hedging_table(steps: pd.DataFrame, engines: list[str], in_regime: str | Non
             mv = 1 - (stds[name] / stds["mv"]) ** 2 if "mv" in stds else np.nan
             rows.append(
                 {
-                    "engine": name,
+                    "engine": engines[name],
                     "regime": regime,
                     "scenario": scenario,
                     "hedge_err_std": row["hedge_err_std"],
