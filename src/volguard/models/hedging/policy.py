@@ -19,7 +19,8 @@ Training (:func:`train_policy`, needs PyTorch: ``pip install 'volguard[ml]'``)
 The whole rebalancing sequence is unrolled and the terminal P&L of
 :func:`volguard.models.hedging.risk.outcome` (bp of notional, costs included) differentiated
 end to end. The loss is a convex risk measure (setting ``risk_measure``: CVaR with the
-Rockafellar-Uryasev auxiliary variable, entropic, mean-variance) computed per regime on a
+Rockafellar-Uryasev auxiliary variable set to its minimiser, the minibatch's loss quantile,
+at each step; entropic; mean-variance) computed per regime on a
 minibatch stratified by regime and summed with the regime-mix weights. AdamW (decoupled weight
 decay), early stopping on held-out validation paths (the best checkpoint is kept).
 Deterministic: weights and minibatches come from generators seeded with ``seed``, one thread,
@@ -163,15 +164,15 @@ class HedgePolicy:
     architecture : {'band', 'residual'}
     steps : int
         Gradient steps of the kept weights (the best under early stopping).
-    validation_risk : float
-        Validation risk of the kept weights (NaN without validation), bp.
+    validation_risk : float or None
+        Validation risk of the kept weights, bp (None without validation).
     settings : tuple of (name, value)
     """
 
     net: PolicyNet
     architecture: Architecture
     steps: int
-    validation_risk: float
+    validation_risk: float | None
     settings: tuple[tuple[str, Any], ...]
 
     def act(self, state: FloatArray, held: FloatArray, delta_bs: FloatArray) -> FloatArray:
@@ -296,9 +297,12 @@ class _TorchPolicy:
         )
 
 
-def _torch_risk(torch: Any, pnl: Any, measure: str, level: float, aux: Any) -> Any:
-    if measure == "cvar":  # Rockafellar-Uryasev: min over aux of aux + E(L - aux)^+ / (1 - a)
-        return aux + torch.relu(-pnl - aux).mean() / (1.0 - level)
+def _torch_risk(torch: Any, pnl: Any, measure: str, level: float) -> Any:
+    if measure == "cvar":
+        # Rockafellar-Uryasev: min over w of w + E(L - w)^+ / (1 - a); the minimiser is the
+        # a-quantile of the loss, set in closed form (a learned w in bp crawls at Adam's step)
+        w = torch.quantile(-pnl.detach(), level)
+        return w + torch.relu(-pnl - w).mean() / (1.0 - level)
     if measure == "entropic":
         return (torch.logsumexp(-level * pnl, dim=0) - np.log(pnl.shape[0])) / level
     return -pnl.mean() + 0.5 * level * pnl.var(unbiased=False)
@@ -402,19 +406,18 @@ def train_policy(
     with _TorchSession(torch):
         gen = torch.Generator().manual_seed(seed)
         policy = _TorchPolicy(torch, sizes, shift, scale, architecture, gen)
-        aux = torch.zeros(len(groups), dtype=torch.float32, requires_grad=True)
         data = _Tensors(torch, paths)
         held = None if validation is None else _Tensors(torch, validation)
         held_groups = [] if validation is None else _regime_groups(validation, None)
-        opt = torch.optim.AdamW([*policy.params, aux], lr=learning_rate, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(policy.params, lr=learning_rate, weight_decay=weight_decay)
         best, best_step, best_risk, waited = policy.snapshot(), 0, np.inf, 0
         for step in range(1, steps + 1):
             opt.zero_grad()
             loss = torch.zeros(())
-            for j, (_, rows, weight) in enumerate(groups):
+            for _, rows, weight in groups:
                 pick = torch.as_tensor(rng.choice(rows, size=min(batch, rows.size), replace=False))
                 pnl = policy.pnl(data, pick, cost_rate)
-                loss = loss + weight * _torch_risk(torch, pnl, risk_measure, risk_level, aux[j])
+                loss = loss + weight * _torch_risk(torch, pnl, risk_measure, risk_level)
             loss.backward()
             opt.step()
             if held is not None and step % check_every == 0:
@@ -431,7 +434,7 @@ def train_policy(
                     if waited >= patience:
                         break
         if held is None:
-            best, best_step, best_risk = policy.snapshot(), steps, float("nan")
+            best, best_step = policy.snapshot(), steps
         net = policy.value(best)
     settings = {
         "cost_rate": cost_rate,
@@ -447,4 +450,6 @@ def train_policy(
         "patience": patience,
         "seed": seed,
     }
-    return HedgePolicy(net, architecture, best_step, best_risk, tuple(settings.items()))
+    return HedgePolicy(
+        net, architecture, best_step, None if held is None else best_risk, tuple(settings.items())
+    )

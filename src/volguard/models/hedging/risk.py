@@ -71,7 +71,9 @@ def outcome(paths: HedgePaths, positions: FloatArray, cost_rate: float) -> Hedge
 
 def cvar(pnl: FloatArray, alpha: float = 0.95) -> float:
     """Mean of the worst ``1 - alpha`` share of ``pnl`` (at least one path), as a loss."""
-    worst = np.sort(np.asarray(pnl, dtype=float))[: max(1, int(np.ceil((1 - alpha) * pnl.size)))]
+    # round first: (1 - 0.95) * 100 is 5.000000000000004 in floating point
+    count = max(1, int(np.ceil(round((1 - alpha) * pnl.size, 9))))
+    worst = np.sort(np.asarray(pnl, dtype=float))[:count]
     return float(-worst.mean())
 
 
