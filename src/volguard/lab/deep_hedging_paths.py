@@ -283,8 +283,8 @@ def binance_paths(
     step = int(hedge_hours)
     if step != hedge_hours:
         raise ValueError(f"hedge_hours must be whole hours on hourly data, got {hedge_hours}")
-    gaps = np.diff(closes.index.asi8)
-    if closes.size < 2 or np.any(gaps != pd.Timedelta(hours=1).value):
+    gaps = np.diff(pd.DatetimeIndex(closes.index).to_numpy())
+    if closes.size < 2 or np.any(gaps != np.timedelta64(1, "h")):
         raise ValueError("closes must be hourly without gaps (one row per UTC hour)")
     life = (tau.size - 1) * step
     lead = max(vol_hours, rv_hours)
