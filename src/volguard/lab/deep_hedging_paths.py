@@ -125,12 +125,12 @@ def _tau_grid(days: float, hedge_hours: float) -> FloatArray:
             f"days * 24 must be a multiple (>= 2) of hedge_hours, got days={days}, "
             f"hedge_hours={hedge_hours}"
         )
-    out: FloatArray = (m - np.arange(m + 1)) * hedge_hours / HOURS_PER_YEAR
+    out: FloatArray = (m - np.arange(m + 1)).astype(float) * (hedge_hours / HOURS_PER_YEAR)
     return out
 
 
 def _trailing_vol(
-    log_price: FloatArray, window: int, at: FloatArray, per_year: float
+    log_price: FloatArray, window: int, at: np.ndarray, per_year: float
 ) -> FloatArray:
     """Annualised root mean square of the ``window`` hourly log returns before each ``at``."""
     r2 = np.diff(log_price, axis=1) ** 2

@@ -55,6 +55,7 @@ from volguard.models.hedging import (
     cvar,
     entropic,
     outcome,
+    risk,
     train_policy,
 )
 from volguard.sim.scenario import preset
@@ -172,7 +173,9 @@ class PolicyHedgingSettings:
     def from_mapping(cls, settings: Mapping[str, Any]) -> PolicyHedgingSettings:
         """From a settings table (lists become tuples; unknown keys raise ``ValueError``)."""
         known = {f.name for f in fields(cls)} - {"extra"}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        values: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()
+        }
         extra = {k: v for k, v in values.items() if k not in known}
         return cls(**{k: v for k, v in values.items() if k in known}, extra=extra)
 
@@ -259,18 +262,14 @@ def fit_baselines(train: HedgePaths, settings: PolicyHedgingSettings) -> dict[st
 
 def _training_risk(paths: HedgePaths, strategy: Strategy, settings: PolicyHedgingSettings) -> float:
     """The training objective of ``strategy``: the regime-weighted mean CVaR/entropic/MV risk."""
-    from volguard.models.hedging import risk
-
     pnl = outcome(paths, strategy.positions(paths), settings.cost_rate).pnl
     regimes = sorted(set(paths.regime.tolist()))
     w = settings.regime_weights or {r: 1.0 for r in regimes}
-    total = sum(w.get(r, 0.0) for r in regimes)
-    return sum(
-        w.get(r, 0.0)
-        / total
-        * risk(pnl[paths.regime == r], settings.risk_measure, settings.risk_level)  # type: ignore[arg-type]
-        for r in regimes
+    weights = np.array([w.get(r, 0.0) for r in regimes])
+    risks = np.array(
+        [risk(pnl[paths.regime == r], settings.risk_measure, settings.risk_level) for r in regimes]  # type: ignore[arg-type]
     )
+    return float(weights @ risks / weights.sum())
 
 
 def train_hedgers(

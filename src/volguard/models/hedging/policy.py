@@ -310,7 +310,7 @@ def _torch_risk(torch: Any, pnl: Any, measure: str, level: float) -> Any:
 
 def _regime_groups(
     paths: HedgePaths, weights: Mapping[str, float] | None
-) -> list[tuple[str, FloatArray, float]]:
+) -> list[tuple[str, np.ndarray, float]]:
     names = sorted(set(paths.regime.tolist()))
     raw = {r: 1.0 for r in names} if weights is None else dict(weights)
     unknown = sorted(set(raw) - set(names))
