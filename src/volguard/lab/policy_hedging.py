@@ -104,6 +104,8 @@ class PolicyHedgingSettings:
         (ignored when ``gate_threshold`` is set).
     gate_threshold : float or None
     blend_rule : {'switch', 'linear'}
+    gate_fallback : {'engine', 'black76'}
+        The delta the gate blends toward.
     entropic_lambda : float
         Parameter of the reported entropic risk (per bp).
     bootstrap : int
@@ -124,14 +126,14 @@ class PolicyHedgingSettings:
     n_validation: int = 1000
     n_test: int = 2000
     days: float = 7.0
-    hedge_hours: float = 1.0
+    hedge_hours: float = 2.0
     strikes: tuple[float, ...] = (-0.05, 0.0, 0.05)
     cost_rate: float = 5e-4
     risk_measure: str = "cvar"
     risk_level: float = 0.95
     members: int = 5
     hidden: tuple[int, ...] = (32, 32)
-    steps: int = 300
+    steps: int = 200
     batch: int = 512
     learning_rate: float = 5e-3
     weight_decay: float = 1e-4
@@ -141,6 +143,7 @@ class PolicyHedgingSettings:
     gate_quantile: float = 0.95
     gate_threshold: float | None = None
     blend_rule: str = "linear"
+    gate_fallback: str = "engine"
     entropic_lambda: float = 0.02
     bootstrap: int = 200
     tolerance_bp: float = 10.0
@@ -303,7 +306,12 @@ def train_hedgers(
         free = GatedEnsemble(members, np.inf, settings.blend_rule)  # type: ignore[arg-type]
         spread = free.rollout(train).disagreement
         threshold = float(np.quantile(spread, settings.gate_quantile))
-    gated = GatedEnsemble(members, threshold, settings.blend_rule)  # type: ignore[arg-type]
+    gated = GatedEnsemble(
+        members,
+        threshold,
+        settings.blend_rule,  # type: ignore[arg-type]
+        fallback=settings.gate_fallback,  # type: ignore[arg-type]
+    )
     return TrainedHedgers(members, gated, fit_baselines(train, settings), seconds)
 
 

@@ -47,3 +47,14 @@ def test_gate_rules_and_settings() -> None:
         GatedEnsemble(members, -1.0)
     with pytest.raises(ValueError, match="rule must be one of"):
         GatedEnsemble(members, 0.1, rule="soft")  # type: ignore[arg-type]
+
+
+def test_gate_can_fall_back_to_black76() -> None:
+    p = bs_paths(10, 6, seed=6)
+    engine = p.delta_bs + 0.05
+    paths = type(p)(p.forward, p.strike, p.tau, p.premium, p.iv, engine, p.realized_vol, p.regime)
+    members = (constant_policy(0.3), constant_policy(0.1))
+    run = GatedEnsemble(members, threshold=0.0, rule="switch", fallback="black76").rollout(paths)
+    np.testing.assert_allclose(run.positions, p.delta_bs)
+    with pytest.raises(ValueError, match="fallback must be one of"):
+        GatedEnsemble(members, 0.1, fallback="heston")  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 Inference is NumPy only; :func:`train_policy` needs PyTorch (``pip install 'volguard[ml]'``).
 """
 
-from volguard.models.hedging.ensemble import BLEND_RULES, GatedEnsemble, GatedRollout
+from volguard.models.hedging.ensemble import BLEND_RULES, FALLBACKS, GatedEnsemble, GatedRollout
 from volguard.models.hedging.paths import HedgePaths
 from volguard.models.hedging.policy import FEATURES, HedgePolicy, PolicyNet, train_policy
 from volguard.models.hedging.risk import (
@@ -26,6 +26,7 @@ from volguard.models.hedging.strategies import (
 
 __all__ = [
     "BLEND_RULES",
+    "FALLBACKS",
     "FEATURES",
     "RISK_MEASURES",
     "BlackDelta",

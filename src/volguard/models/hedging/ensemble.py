@@ -5,6 +5,7 @@ drift apart elsewhere; their disagreement is an out-of-distribution signal (deep
 uncertainty, Lakshminarayanan et al. 2017). At each hedge time every member proposes a
 position from the same state and the same position held; with ``m`` the members' mean and
 ``s`` their standard deviation (the disagreement, exposed for the guard), the ensemble holds
+(``delta_engine`` stands for the ``fallback``, by default the engine's delta)
 
 * ``switch``: ``m`` while ``s <= threshold``, else the engine delta;
 * ``linear``: ``(1 - w) m + w delta_engine`` with ``w = clip((s - threshold) / width, 0, 1)``,
@@ -32,6 +33,8 @@ from volguard.models.hedging.policy import HedgePolicy, static_features
 
 BlendRule = Literal["switch", "linear"]
 BLEND_RULES: tuple[str, ...] = ("switch", "linear")
+Fallback = Literal["engine", "black76"]
+FALLBACKS: tuple[str, ...] = ("engine", "black76")
 
 
 @dataclass(frozen=True)
@@ -59,12 +62,15 @@ class GatedEnsemble:
         Blend rule (module docstring).
     width : float or None
         Ramp width of the ``linear`` rule (default: ``threshold``).
+    fallback : {'engine', 'black76'}
+        The delta blended in: the engine's (default) or Black-76 at the implied vol.
     """
 
     members: tuple[HedgePolicy, ...]
     threshold: float
     rule: BlendRule = "linear"
     width: float | None = None
+    fallback: Fallback = "engine"
 
     def __post_init__(self) -> None:
         if len(self.members) < 2:
@@ -73,6 +79,8 @@ class GatedEnsemble:
             raise ValueError(f"threshold must be >= 0, got {self.threshold!r}")
         if self.rule not in BLEND_RULES:
             raise ValueError(f"rule must be one of {BLEND_RULES}, got {self.rule!r}")
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"fallback must be one of {FALLBACKS}, got {self.fallback!r}")
         if self.width is not None and not self.width > 0:
             raise ValueError(f"width must be > 0 (or None), got {self.width!r}")
 
@@ -93,11 +101,12 @@ class GatedEnsemble:
         shape = state.shape[:2]
         pos, spread, blend = np.empty(shape), np.empty(shape), np.empty(shape)
         held = np.zeros(paths.n_paths)
+        target = paths.delta_engine if self.fallback == "engine" else paths.delta_bs
         for i in range(paths.n_steps):
             proposals = np.stack([p.act(state[:, i], held, state[:, i, 2]) for p in self.members])
             s = proposals.std(axis=0)
             w = self.gate(s)
-            held = (1 - w) * proposals.mean(axis=0) + w * paths.delta_engine[:, i]
+            held = (1 - w) * proposals.mean(axis=0) + w * target[:, i]
             pos[:, i], spread[:, i], blend[:, i] = held, s, w
         return GatedRollout(pos, spread, blend)
 

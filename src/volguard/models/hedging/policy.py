@@ -5,8 +5,9 @@ State and action
 ----------------
 At hedge time ``t_i`` the network reads :data:`FEATURES`: the log-moneyness ``ln(K / F_i)``,
 ``sqrt(tau_i)``, the Black-76 delta at the implied vol, the engine's delta, the implied vol,
-the trailing realized vol of the futures (a regime feature), and the position held, and sets
-the new position. Two output layers (``architecture``):
+the trailing realized vol of the futures and its log return since the sale (regime features:
+the level of activity and the trend), and the position held, and sets the new position.
+Two output layers (``architecture``):
 
 * ``band`` (default): a no-transaction band around the Black-76 delta, ``delta_i =
   clip(delta_{i-1}, d_bs - softplus(o_1), d_bs + softplus(o_2))``, the architecture of Imaki et
@@ -61,6 +62,7 @@ FEATURES: tuple[str, ...] = (
     "delta_engine",
     "iv",
     "realized_vol",
+    "log_return",
     "position",
 )
 """Network inputs in order; ``position`` (the hedge held) is last, set during the rollout."""
@@ -98,11 +100,12 @@ def import_torch() -> Any:
 
 
 def static_features(paths: HedgePaths) -> FloatArray:
-    """Every input of :data:`FEATURES` but ``position``, shape (n, m, 6)."""
+    """Every input of :data:`FEATURES` but ``position``, shape (n, m, 7)."""
     f = paths.forward[:, :-1]
     k = np.log(paths.strike[:, None] / f)
     sqrt_tau = np.broadcast_to(np.sqrt(paths.tau[None, :-1]), f.shape)
-    cols = (k, sqrt_tau, paths.delta_bs, paths.delta_engine, paths.iv, paths.realized_vol)
+    ret = np.log(f / paths.forward[:, :1])
+    cols = (k, sqrt_tau, paths.delta_bs, paths.delta_engine, paths.iv, paths.realized_vol, ret)
     return np.stack(cols, axis=-1)
 
 
@@ -176,7 +179,7 @@ class HedgePolicy:
     settings: tuple[tuple[str, Any], ...]
 
     def act(self, state: FloatArray, held: FloatArray, delta_bs: FloatArray) -> FloatArray:
-        """New positions from the static state (shape (n, 6)), the positions held and the
+        """New positions from the static state (shape (n, 7)), the positions held and the
         Black-76 delta (shape (n,))."""
         out = self.net(np.column_stack([state, held]))
         if self.architecture == "band":
