@@ -106,12 +106,15 @@ def test_tiny_study_runs_and_is_seeded() -> None:
     assert set(card["regime"]) == {"calm", "crash"}
     assert (card["cvar95_bp_lo"] <= card["cvar95_bp"]).all()
     assert (card["cvar95_bp"] <= card["cvar95_bp_hi"]).all()
+    assert (card["pnl_q05_bp"] <= card["pnl_q50_bp"]).all()
+    assert (card["pnl_q50_bp"] <= card["pnl_q95_bp"]).all()
     gated = card[card["strategy"] == GATED]
     assert gated["gate_share"].between(0, 1).all()
     assert list(result.verdict["check"]) == ["out_of_regime", "in_regime"]
     rows = policy_hedging_protocol(TINY, seed=1)
     assert {"engine", "regime", "cvar95_bp"} <= set(rows.columns)
     assert "check:out_of_regime" in set(rows["engine"])
+    assert set(rows["protocol"]) == {"policy_hedging"}
     same = card[card["strategy"] == GATED].rename(columns={"strategy": "engine"})
     again = rows.loc[rows["engine"] == GATED, list(same.columns)]
     pd.testing.assert_frame_equal(

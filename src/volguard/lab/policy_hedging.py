@@ -324,6 +324,8 @@ METRICS: tuple[str, ...] = (
     "mean_cost_bp",
     "turnover",
 )
+QUANTILES: tuple[int, ...] = (1, 5, 25, 50, 75, 95, 99)
+"""Percentiles of the P&L reported per strategy and regime (``pnl_q05_bp`` ...)."""
 
 
 def _metrics(pnl: FloatArray, cost: FloatArray, turnover: FloatArray, lam: float) -> FloatArray:
@@ -348,7 +350,8 @@ def scorecard(
     Returns
     -------
     DataFrame
-        ``source, strategy, regime, n`` and the metrics; the gated ensemble adds
+        ``source, strategy, regime, n``, the metrics and the P&L percentiles
+        :data:`QUANTILES` (``pnl_q05_bp`` ...); the gated ensemble adds
         ``gate_share`` (share of hedge decisions blended toward the engine delta) and
         ``disagreement_mean``.
     dict
@@ -394,6 +397,9 @@ def scorecard(
                 lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
                 for j, metric in enumerate(METRICS):
                     row[f"{metric}_lo"], row[f"{metric}_hi"] = lo[j], hi[j]
+            # the P&L distribution, for the report's per-regime plots
+            for q in QUANTILES:
+                row[f"pnl_q{q:02d}_bp"] = float(np.percentile(pnl, q))
             for key, values in extra.items():
                 row[key] = float(values[mask].mean())
             rows.append(row)
@@ -528,10 +534,25 @@ def run_policy_hedging(
 
 
 def policy_hedging_protocol(settings: Mapping[str, Any], seed: int = 0) -> pd.DataFrame:
-    """Scorecard rows of the hedging study for the study runner: ``engine`` (the strategy),
-    ``regime``, ``source`` and the metrics of :func:`scorecard`, plus one row per check of
-    :func:`verdict` (``engine = 'check:<name>'``, ``gap_bp``, interval and ``passed``)."""
+    """Scorecard rows of the hedging study for the study runner.
+
+    Parameters
+    ----------
+    settings : mapping
+        The ``[protocols] policy_hedging`` table (fields of :class:`PolicyHedgingSettings`).
+    seed : int
+        Seeds paths, training and bootstrap.
+
+    Returns
+    -------
+    DataFrame
+        ``protocol`` (``policy_hedging``), ``engine`` (the strategy), ``regime``, ``source``
+        (``simulated``, ``binance``) and the columns of :func:`scorecard`, plus one row per
+        check of :func:`verdict` (``engine = 'check:<name>'``, ``gap_bp``, its interval and
+        ``passed``).
+    """
     result = run_policy_hedging(settings, seed)
     card = result.scorecard.rename(columns={"strategy": "engine"})
     checks = result.verdict.assign(engine="check:" + result.verdict["check"], source="simulated")
-    return pd.concat([card, checks.drop(columns="check")], ignore_index=True)
+    rows = pd.concat([card, checks.drop(columns="check")], ignore_index=True)
+    return rows.assign(protocol="policy_hedging")
