@@ -85,7 +85,16 @@ class GatedEnsemble:
             raise ValueError(f"width must be > 0 (or None), got {self.width!r}")
 
     def gate(self, disagreement: FloatArray) -> FloatArray:
-        """Weight of the engine delta for each disagreement."""
+        """Weight of the engine delta for each disagreement.
+
+        Examples
+        --------
+        >>> from volguard.models.hedging.policy import HedgePolicy, PolicyNet
+        >>> net = PolicyNet((8, 1), bytes(72), (0.0,) * 8, (1.0,) * 8)
+        >>> member = HedgePolicy(net, "residual", 0, None, ())
+        >>> GatedEnsemble((member, member), threshold=0.1).gate(np.array([0.05, 0.15, 0.3]))
+        array([0. , 0.5, 1. ])
+        """
         s = np.asarray(disagreement, dtype=float)
         if self.rule == "switch":
             return (s > self.threshold).astype(float)

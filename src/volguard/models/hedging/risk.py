@@ -70,7 +70,13 @@ def outcome(paths: HedgePaths, positions: FloatArray, cost_rate: float) -> Hedge
 
 
 def cvar(pnl: FloatArray, alpha: float = 0.95) -> float:
-    """Mean of the worst ``1 - alpha`` share of ``pnl`` (at least one path), as a loss."""
+    """Mean of the worst ``1 - alpha`` share of ``pnl`` (at least one path), as a loss.
+
+    Examples
+    --------
+    >>> cvar(np.arange(1.0, 101.0))  # the worst 5 of 100: 1..5
+    -3.0
+    """
     # round first: (1 - 0.95) * 100 is 5.000000000000004 in floating point
     count = max(1, int(np.ceil(round((1 - alpha) * pnl.size, 9))))
     worst = np.sort(np.asarray(pnl, dtype=float))[:count]
@@ -78,7 +84,15 @@ def cvar(pnl: FloatArray, alpha: float = 0.95) -> float:
 
 
 def entropic(pnl: FloatArray, lam: float) -> float:
-    """``(1 / lam) ln E exp(-lam pnl)``, computed stably (log-sum-exp)."""
+    """``(1 / lam) ln E exp(-lam pnl)``, computed stably (log-sum-exp).
+
+    Examples
+    --------
+    >>> entropic(np.array([2.0, 2.0]), 0.5)  # a sure P&L is its own risk, negated
+    -2.0
+    >>> entropic(np.array([-1.0, 1.0]), 1.0) > 0  # risk aversion: above -E X = 0
+    True
+    """
     z = -lam * np.asarray(pnl, dtype=float)
     top = z.max()
     return float((top + np.log(np.mean(np.exp(z - top)))) / lam)
