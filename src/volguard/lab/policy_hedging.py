@@ -84,6 +84,8 @@ class PolicyHedgingSettings:
         The held-out regime of the out-of-regime check.
     regime_weights : mapping or None
         Weight of each training regime in the loss (None: equal).
+    robust_step : float
+        Dynamic regime weighting (0: fixed weights; :func:`volguard.models.hedging.train_policy`).
     n_train, n_validation, n_test : int
         Paths per regime.
     days, hedge_hours : float
@@ -122,6 +124,7 @@ class PolicyHedgingSettings:
     test_regimes: tuple[str, ...] = ("calm", "trending", "rally", "plateau", "crash")
     out_of_regime: str = "crash"
     regime_weights: Mapping[str, float] | None = None
+    robust_step: float = 0.0
     n_train: int = 2000
     n_validation: int = 1000
     n_test: int = 2000
@@ -288,6 +291,7 @@ def train_hedgers(
             risk_measure=settings.risk_measure,  # type: ignore[arg-type]
             risk_level=settings.risk_level,
             regime_weights=settings.regime_weights,
+            robust_step=settings.robust_step,
             architecture=settings.architecture,  # type: ignore[arg-type]
             hidden=settings.hidden,
             steps=settings.steps,

@@ -12,6 +12,7 @@ from volguard.models.hedging import NoHedge, cvar, outcome, train_policy
 
 pytest.importorskip("torch")
 
+FIELDS = ("forward", "strike", "tau", "premium", "iv", "delta_engine", "realized_vol", "regime")
 TINY = {"hidden": (8,), "steps": 40, "batch": 256, "learning_rate": 1e-2, "cost_rate": 2e-3}
 
 
@@ -52,6 +53,21 @@ def test_seeded_training_is_deterministic(world: tuple) -> None:
     assert np.isfinite(a.validation_risk) and 0 <= a.steps <= TINY["steps"]
     assert pickle.loads(pickle.dumps(a)) == a
     np.testing.assert_array_equal(a.positions(test), b.positions(test))
+
+
+def test_dynamic_regime_weights_move_to_the_worse_hedged_regime() -> None:
+    lo, hi = bs_paths(300, 12, vol=0.3, seed=13), bs_paths(300, 12, vol=0.9, seed=14)
+    lo = type(lo)(*(getattr(lo, f) for f in FIELDS[:-1]), np.full(300, "lo", dtype=object))
+    hi = type(hi)(*(getattr(hi, f) for f in FIELDS[:-1]), np.full(300, "hi", dtype=object))
+    both = type(lo).concat([lo, hi])
+    fixed = dict(train_policy(both, seed=0, **TINY).settings)
+    moving = dict(train_policy(both, seed=0, robust_step=0.5, **TINY).settings)
+    assert fixed["final_regime_weights"] == (("hi", 0.5), ("lo", 0.5))
+    weights = dict(moving["final_regime_weights"])
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights != {"hi": 0.5, "lo": 0.5}
+    with pytest.raises(ValueError, match="robust_step must be >= 0"):
+        train_policy(both, robust_step=-1.0)
 
 
 def test_settings_are_checked(world: tuple) -> None:

@@ -22,8 +22,10 @@ The whole rebalancing sequence is unrolled and the terminal P&L of
 end to end. The loss is a convex risk measure (setting ``risk_measure``: CVaR with the
 Rockafellar-Uryasev auxiliary variable set to its minimiser, the minibatch's loss quantile,
 at each step; entropic; mean-variance) computed per regime on a
-minibatch stratified by regime and summed with the regime-mix weights. AdamW (decoupled weight
-decay), early stopping on held-out validation paths (the best checkpoint is kept).
+minibatch stratified by regime and summed with the regime-mix weights, fixed or dynamic
+(``robust_step``: the group-robust weighting of Sagawa et al. 2020, which moves weight to the
+regimes hedged worst). AdamW (decoupled weight decay), early stopping on held-out validation
+paths (the best checkpoint is kept).
 Deterministic: weights and minibatches come from generators seeded with ``seed``, one thread,
 ``torch.use_deterministic_algorithms``; process-wide torch settings are restored.
 
@@ -38,6 +40,8 @@ References
    network: a neural network architecture for efficient deep hedging. arXiv:2103.01775
 .. [3] Rockafellar, R. T. and Uryasev, S. (2000). Optimization of conditional value-at-risk.
    Journal of Risk 2(3), 21-41. doi:10.21314/JOR.2000.038
+.. [4] Sagawa, S., Koh, P. W., Hashimoto, T. B. and Liang, P. (2020). Distributionally robust
+   neural networks for group shifts. ICLR 2020. arXiv:1911.08731
 """
 
 from __future__ import annotations
@@ -340,6 +344,7 @@ def train_policy(
     risk_measure: RiskMeasure = "cvar",
     risk_level: float = 0.95,
     regime_weights: Mapping[str, float] | None = None,
+    robust_step: float = 0.0,
     architecture: Architecture = "band",
     hidden: Sequence[int] = HIDDEN,
     steps: int = STEPS,
@@ -366,7 +371,14 @@ def train_policy(
     risk_level : float
         CVaR level ``alpha`` in (0, 1), entropic ``lam`` (per bp) or mean-variance aversion.
     regime_weights : mapping of str to float, optional
-        Weight of each training regime's risk in the loss (normalised; default equal).
+        Weight of each training regime's risk in the loss (normalised; default equal): the
+        fixed weights, or the starting weights of the dynamic ones.
+    robust_step : float
+        Dynamic regime weighting (group distributionally robust optimisation, Sagawa et al.
+        2020): before each step the weights become ``q_r exp(robust_step rho_r / |rho_r^0|)``,
+        normalised, with ``rho_r`` the regime's minibatch risk and ``rho_r^0`` its risk at the
+        first step (at least 1 bp), so that weight moves to the regimes hedged worst relative
+        to where they started. 0 (default): fixed weights.
     architecture : {'band', 'residual'}
     hidden : sequence of int
         Hidden layer widths (tanh).
@@ -399,7 +411,11 @@ def train_policy(
         )
     if not cost_rate >= 0:
         raise ValueError(f"cost_rate must be >= 0, got {cost_rate!r}")
+    if not robust_step >= 0:
+        raise ValueError(f"robust_step must be >= 0, got {robust_step!r}")
     groups = _regime_groups(paths, regime_weights)
+    q = np.array([w for _, _, w in groups])
+    start: FloatArray | None = None
     x = static_features(paths).reshape(-1, len(FEATURES) - 1)
     shift = np.append(x.mean(axis=0), 0.5)
     scale = np.append(np.where(x.std(axis=0) > 1e-12, x.std(axis=0), 1.0), 0.5)
@@ -414,13 +430,21 @@ def train_policy(
         held_groups = [] if validation is None else _regime_groups(validation, None)
         opt = torch.optim.AdamW(policy.params, lr=learning_rate, weight_decay=weight_decay)
         best, best_step, best_risk, waited = policy.snapshot(), 0, np.inf, 0
+        best_q = q.copy()
         for step in range(1, steps + 1):
             opt.zero_grad()
-            loss = torch.zeros(())
-            for _, rows, weight in groups:
+            risks_t = []
+            for _, rows, _ in groups:
                 pick = torch.as_tensor(rng.choice(rows, size=min(batch, rows.size), replace=False))
                 pnl = policy.pnl(data, pick, cost_rate)
-                loss = loss + weight * _torch_risk(torch, pnl, risk_measure, risk_level)
+                risks_t.append(_torch_risk(torch, pnl, risk_measure, risk_level))
+            now = np.array([float(r.detach()) for r in risks_t])
+            if start is None:
+                start = np.maximum(np.abs(now), 1.0)
+            if robust_step > 0:
+                q = q * np.exp(robust_step * now / start)
+                q = q / q.sum()
+            loss = sum((float(w) * r for w, r in zip(q, risks_t, strict=True)), torch.zeros(()))
             loss.backward()
             opt.step()
             if held is not None and step % check_every == 0:
@@ -432,18 +456,23 @@ def train_policy(
                 value = float(np.mean(risks))
                 if value < best_risk:
                     best, best_step, best_risk, waited = policy.snapshot(), step, value, 0
+                    best_q = q.copy()
                 else:
                     waited += 1
                     if waited >= patience:
                         break
         if held is None:
-            best, best_step = policy.snapshot(), steps
+            best, best_step, best_q = policy.snapshot(), steps, q
         net = policy.value(best)
     settings = {
         "cost_rate": cost_rate,
         "risk_measure": risk_measure,
         "risk_level": risk_level,
         "regime_weights": tuple(sorted((r, w) for r, _, w in groups)),
+        "robust_step": robust_step,
+        "final_regime_weights": tuple(
+            sorted((r, float(w)) for (r, _, _), w in zip(groups, best_q, strict=True))
+        ),
         "hidden": tuple(hidden),
         "steps": steps,
         "batch": batch,
