@@ -28,10 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     config = tomllib.loads(args.settings.read_text())
     settings = dict(config["policy_hedging"])
-    if "binance" in settings:
-        data = Path(os.environ.get("VOLGUARD_DATA", HERE.parent.parent / "shared" / "data"))
-        path = data / settings["binance"]
-        settings["binance"] = str(path) if path.exists() else None
+    data = Path(os.environ.get("VOLGUARD_DATA", HERE.parent.parent / "shared" / "data"))
+    for key in ("binance", "deribit", "deribit_perpetual"):
+        if key in settings:
+            path = data / settings[key]
+            settings[key] = str(path) if path.exists() else None
     result = run_policy_hedging(settings, seed=int(config.get("seed", 0)))
     card, s = result.scorecard, result.settings
     pd.set_option("display.width", 200)
@@ -51,11 +52,16 @@ def main() -> None:
         "gate_share",
     ]
     for source, rows in card.groupby("source", sort=False):
+        if source == "deribit":
+            print("\n== deribit: one-step hedging errors of real options (bp of the forward) ==")
+            cols = ["strategy", "regime", "n", "hedge_err_std_bp", "cvar95_bp", "mean_cost_usd"]
+            print(rows[[*cols, "turnover"]].round(2).to_string(index=False))
+            continue
         print(f"\n== {source} paths: P&L of a short call hedged (bp of notional) ==")
         print(rows[[c for c in show if c in rows]].round(2).to_string(index=False))
     held = card[(card["source"] == "simulated") & (card["regime"] == s.out_of_regime)]
     print(f"\n== out of regime ({s.out_of_regime} held out of training and validation) ==")
-    cols = [c for c in card.columns if c not in ("source", "regime")]
+    cols = [c for c in card.columns if c not in ("source", "regime") and held[c].notna().any()]
     print(held[cols].round(2).to_string(index=False))
     print("\n== checks (paired bootstrap of CVaR 95, bp) ==")
     print(result.verdict.round(2).to_string(index=False))

@@ -9,8 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.models.hedging.test_ensemble import constant_policy
 from volguard.kernels.api import black76_greeks
 from volguard.kernels.heston_cos import bates_greeks
+from volguard.lab.deep_hedging_deribit import (
+    deribit_scorecard,
+    load_perpetual_hourly,
+    load_snapshots,
+    policy_steps,
+)
 from volguard.lab.deep_hedging_paths import (
     _tau_grid,
     bates_table,
@@ -25,10 +32,13 @@ from volguard.lab.policy_hedging import (
     policy_hedging_protocol,
     run_policy_hedging,
 )
+from volguard.models.hedging import GatedEnsemble
 from volguard.sim import preset
 
 DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
 BINANCE = DATA / "binance-btc-eth-hourly-2020-2024" / "BTCUSDT_1h.csv.gz"
+SNAPSHOTS = DATA / "deribit-svcj-snapshots" / "snapshots"
+PERPETUAL = DATA / "tardis-deribit-monthly-smiles" / "spot_history_hourly.csv.gz"
 TINY = {
     "train_regimes": ["calm"],
     "validation_regimes": ["plateau"],
@@ -129,3 +139,24 @@ def test_settings_guard_the_held_out_regime() -> None:
         PolicyHedgingSettings(validation_regimes=("calm",))
     with pytest.raises(ValueError, match="unknown policy_hedging setting"):
         PolicyHedgingSettings.from_mapping({"epochs": 3})
+
+
+@pytest.mark.skipif(not SNAPSHOTS.exists(), reason="shared Deribit snapshots not found")
+def test_policy_steps_on_real_snapshots() -> None:
+    snaps = load_snapshots(SNAPSHOTS, "BTC", "2026-01-29", "2026-01-31")
+    closes = load_perpetual_hourly(PERPETUAL, "btc")
+    zero = constant_policy(0.0)
+    shifted = GatedEnsemble((constant_policy(0.1), constant_policy(0.3)), threshold=np.inf)
+    gated = GatedEnsemble((zero, zero), threshold=0.0, rule="switch")
+    steps = policy_steps(snaps, {"zero": gated, "shifted": shifted}, closes)
+    assert len(steps) > 100 and (steps["t"] <= 7 / 365).all()
+    assert set(steps["regime"]) == {"crash"}
+    # a zero residual is the Black-76 delta; a constant one shifts calls and puts alike
+    np.testing.assert_allclose(steps["delta_zero"], steps["delta_bs"], atol=1e-12)
+    np.testing.assert_allclose(steps["delta_shifted"] - steps["delta_bs"], 0.2, atol=1e-12)
+    np.testing.assert_allclose(steps["disagreement_shifted"], 0.1)
+    table = deribit_scorecard(steps, ["zero", "shifted"], 5e-4)
+    assert set(table["delta"]) == {"bs", "zero", "shifted"}  # no calm rows: no mv
+    bs = table[table["delta"] == "bs"].iloc[0]
+    zero_row = table[table["delta"] == "zero"].iloc[0]
+    assert zero_row["hedge_err_std_bp"] == pytest.approx(bs["hedge_err_std_bp"])

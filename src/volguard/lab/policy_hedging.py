@@ -13,7 +13,8 @@
    :func:`volguard.lab.hedging.fit_min_variance`);
 4. the gated ensemble (threshold: a quantile of the members' disagreement on the training
    paths, unless given) and the plain ensemble mean;
-5. per strategy and regime of the test paths (and, with ``binance`` settings, of market paths):
+5. per strategy and regime of the test paths (and, with ``binance`` settings, of market paths;
+   with ``deribit`` settings, one-step hedges of real options, hedging errors per option-step):
    P&L mean and standard deviation, CVaR 95, entropic risk, mean cost and turnover, each with a
    seeded percentile-bootstrap interval over paths (:func:`scorecard`), and the two checks of
    the issue (:func:`verdict`) as paired bootstrap differences.
@@ -33,6 +34,12 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks
+from volguard.lab.deep_hedging_deribit import (
+    deribit_scorecard,
+    load_perpetual_hourly,
+    load_snapshots,
+    policy_steps,
+)
 from volguard.lab.deep_hedging_paths import (
     BatesTable,
     _tau_grid,
@@ -116,6 +123,11 @@ class PolicyHedgingSettings:
         Tolerance of the out-of-regime check (bp of CVaR 95).
     binance : str or None
         Path of a Binance hourly file for the market paths (None: simulated only).
+    deribit, deribit_perpetual : str or None
+        Folder of the ``deribit-svcj-snapshots`` chains and the perpetual's hourly closes
+        (``spot_history_hourly.csv.gz``) for the one-step hedges of real options
+        (:mod:`volguard.lab.deep_hedging_deribit`; None: not run).
+    deribit_underlying : str
     """
 
     scenario: str = "markov"
@@ -151,6 +163,9 @@ class PolicyHedgingSettings:
     bootstrap: int = 200
     tolerance_bp: float = 10.0
     binance: str | None = None
+    deribit: str | None = None
+    deribit_perpetual: str | None = None
+    deribit_underlying: str = "BTC"
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -532,8 +547,37 @@ def run_policy_hedging(
                 source="binance",
             )[0]
         )
+    if s.deribit is not None and s.deribit_perpetual is not None:
+        cards.append(deribit_rows(hedgers, s))
     return PolicyHedgingResult(
         pd.concat(cards, ignore_index=True), verdict(pnls, s, seed), hedgers, s
+    )
+
+
+DERIBIT_NAMES = {"bs": "black76", "mv": "min_variance"}
+
+
+def deribit_rows(hedgers: TrainedHedgers, s: PolicyHedgingSettings) -> pd.DataFrame:
+    """Scorecard rows of the one-step hedges of real Deribit options (``source = deribit``):
+    hedging-error std and CVaR 95 in bp of the forward per option-step, mean cost (USD) and
+    turnover, per calibration window."""
+    assert s.deribit is not None and s.deribit_perpetual is not None
+    snapshots = load_snapshots(s.deribit, s.deribit_underlying)
+    closes = load_perpetual_hourly(s.deribit_perpetual, s.deribit_underlying)
+    mean = GatedEnsemble(hedgers.members, np.inf, s.blend_rule)  # type: ignore[arg-type]
+    steps = policy_steps(snapshots, {GATED: hedgers.gated, "ensemble_mean": mean}, closes)
+    table = deribit_scorecard(steps, [GATED, "ensemble_mean"], s.cost_rate)
+    return pd.DataFrame(
+        {
+            "source": "deribit",
+            "strategy": table["delta"].map(lambda d: DERIBIT_NAMES.get(d, d)),
+            "regime": table["regime"],
+            "n": table["n"],
+            "hedge_err_std_bp": table["hedge_err_std_bp"],
+            "cvar95_bp": table["hedge_err_cvar95_bp"],
+            "mean_cost_usd": table["mean_cost"],
+            "turnover": table["turnover"],
+        }
     )
 
 

@@ -104,6 +104,23 @@ class GatedEnsemble:
         out: FloatArray = np.clip((s - self.threshold) / width, 0.0, 1.0)
         return out
 
+    def step(
+        self, state: FloatArray, held: FloatArray, delta_bs: FloatArray, fallback: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """One hedge decision for ``n`` positions: the static state (shape (n, 7), as
+        :func:`~volguard.models.hedging.policy.static_features`), the positions held, the
+        Black-76 delta and the fallback delta (shape (n,)).
+
+        Returns
+        -------
+        position, disagreement, blend : ndarray, shape (n,)
+        """
+        proposals = np.stack([p.act(state, held, delta_bs) for p in self.members])
+        s = proposals.std(axis=0)
+        w = self.gate(s)
+        position: FloatArray = (1 - w) * proposals.mean(axis=0) + w * fallback
+        return position, s, w
+
     def rollout(self, paths: HedgePaths) -> GatedRollout:
         """Roll the gated ensemble along ``paths``."""
         state = static_features(paths)
@@ -112,11 +129,10 @@ class GatedEnsemble:
         held = np.zeros(paths.n_paths)
         target = paths.delta_engine if self.fallback == "engine" else paths.delta_bs
         for i in range(paths.n_steps):
-            proposals = np.stack([p.act(state[:, i], held, state[:, i, 2]) for p in self.members])
-            s = proposals.std(axis=0)
-            w = self.gate(s)
-            held = (1 - w) * proposals.mean(axis=0) + w * target[:, i]
-            pos[:, i], spread[:, i], blend[:, i] = held, s, w
+            held, spread[:, i], blend[:, i] = self.step(
+                state[:, i], held, state[:, i, 2], target[:, i]
+            )
+            pos[:, i] = held
         return GatedRollout(pos, spread, blend)
 
     def positions(self, paths: HedgePaths) -> FloatArray:
