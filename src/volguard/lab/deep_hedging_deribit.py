@@ -32,7 +32,6 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.data.loaders.deribit_snapshot import read_deribit_snapshot
-from volguard.kernels.api import implied_vol
 from volguard.lab.hedging import fit_min_variance, hedge_steps, hedge_summary
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.hedging import GatedEnsemble
@@ -71,27 +70,6 @@ def load_perpetual_hourly(path: str | Path, asset: str = "btc") -> pd.Series:
     return pd.Series(rows["close"].to_numpy(float), index=index, name="close")
 
 
-def mid_vols(snapshots: list[MarketSnapshot]) -> pd.DataFrame:
-    """``ts, instrument, mid_iv``: the Black-76 vol of each two-sided quote's mid (as
-    :func:`volguard.lab.hedging.hedge_steps` computes its Black-76 delta)."""
-    frames = []
-    for snap in snapshots:
-        q = snap.quotes
-        q = q[q["bid"].notna() & q["ask"].notna() & (q["bid"] > 0)]
-        mid = ((q["bid"] + q["ask"]) / 2).to_numpy(float)
-        iv = implied_vol(
-            mid,
-            q["forward"].to_numpy(float),
-            q["strike"].to_numpy(float),
-            q["t"].to_numpy(float),
-            q["is_call"].to_numpy(bool),
-        )
-        frames.append(
-            pd.DataFrame({"ts": snap.ts, "instrument": q["instrument"].to_numpy(), "mid_iv": iv})
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
 def trailing_realized_vol(closes: pd.Series, at: pd.DatetimeIndex, hours: int = 24) -> FloatArray:
     """Annualised realized vol of the ``hours`` hourly log returns ending at or before each
     time of ``at`` (NaN without enough history)."""
@@ -126,7 +104,6 @@ def policy_steps(
     steps = steps[(steps["t"] <= max_days / 365.0) & (steps["t"] > 0)]
     steps = steps.sort_values(["ts", "instrument"]).reset_index(drop=True)
     call_delta = steps["delta_bs"].to_numpy(float) + (~steps["is_call"].to_numpy(bool))
-    steps = steps.merge(mid_vols(snapshots), on=["ts", "instrument"], how="left")
     k, t = steps["k"].to_numpy(float), steps["t"].to_numpy(float)
     f = steps["forward"].to_numpy(float)
     first_f = steps.groupby("instrument")["forward"].transform("first").to_numpy(float)
