@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.lab.test_policy_hedging import TINY
 from volguard.cli.main import app
 from volguard.errors import ConfigError
+from volguard.lab.policy_hedging import BASELINES, GATED
 from volguard.lab.study import Study, run_study
 
 SCENARIO = """
@@ -338,4 +340,31 @@ def test_greeks_need_the_hedging_protocol(study_file: Path) -> None:
     text = study_file.read_text().replace("hedging = true", "hedging = false")
     study_file.write_text(text.replace("[protocols]", "[protocols]\ngreeks = {}"))
     with pytest.raises(ConfigError, match="greeks scores deltas on the hedging steps"):
+        Study.from_toml(study_file)
+
+
+def test_the_policy_hedging_protocol_adds_its_rows_and_checks(
+    study_file: Path, tmp_path: Path
+) -> None:
+    table = ", ".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+    text = study_file.read_text().replace(
+        "[protocols]", f"[protocols]\npolicy_hedging = {{ {table} }}"
+    )
+    study_file.write_text(text)
+    card = run_study(Study.from_toml(study_file), tmp_path / "out")
+    rows = card[card["protocol"] == "policy_hedging"]
+    assert {*BASELINES, GATED} <= set(rows["engine"])
+    assert set(rows.loc[~rows["engine"].str.startswith("check:"), "regime"]) == {"calm", "crash"}
+    assert (rows["scenario"] == "simulated").all()
+    assert rows["engine"].str.startswith("check:").any()
+    # the study's other protocols are untouched
+    assert (card["protocol"] != "policy_hedging").sum() > 0
+
+
+def test_policy_hedging_settings_are_checked_when_the_study_is_read(study_file: Path) -> None:
+    text = study_file.read_text().replace(
+        "[protocols]", "[protocols]\npolicy_hedging = { nope = 1 }"
+    )
+    study_file.write_text(text)
+    with pytest.raises(ConfigError, match="policy_hedging"):
         Study.from_toml(study_file)

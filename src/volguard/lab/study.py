@@ -82,6 +82,7 @@ from volguard.lab.executors import make_executor
 from volguard.lab.greeks import LEARNED, add_learned_deltas
 from volguard.lab.hedging import PriceSource, fit_min_variance, hedge_step, hedge_summary
 from volguard.lab.metrics import generalization_gap, scorecard, selection_overfitting
+from volguard.lab.policy_hedging import PolicyHedgingSettings, policy_hedging_protocol
 from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
@@ -162,11 +163,15 @@ class Study:
                     f"expected one of {sorted(ENGINES)}"
                 )
         protocols = doc["protocols"]
-        bad = sorted(set(protocols) - {"nowcast", "forecast", "hedging", "greeks"})
+        known = {"nowcast", "forecast", "hedging", "greeks", "policy_hedging"}
+        bad = sorted(set(protocols) - known)
         if bad:
-            raise ConfigError(
-                f"{path}: [protocols] {bad} unknown; expected nowcast, forecast, hedging, greeks"
-            )
+            raise ConfigError(f"{path}: [protocols] {bad} unknown; expected {sorted(known)}")
+        if "policy_hedging" in protocols:
+            try:
+                PolicyHedgingSettings.from_mapping(protocols["policy_hedging"])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}: [protocols] policy_hedging: {exc}") from exc
         if "greeks" in protocols and not protocols.get("hedging"):
             raise ConfigError(f"{path}: [protocols] greeks scores deltas on the hedging steps")
         hedging = protocols.get("hedging")
@@ -666,6 +671,8 @@ def run_study(
         # deltas that are not engines (``[protocols] greeks``) have hedging rows only
         alone = hedges[~hedges["engine"].isin(card["engine"])].assign(protocol="hedging")
         card = pd.concat([card, alone], ignore_index=True) if len(alone) else card
+    if "policy_hedging" in study.protocols:
+        card = pd.concat([card, _policy_hedging(study)], ignore_index=True)
     write_atomic(out / "scorecard.csv", card.to_csv(index=False))
     write_atomic(out / "scorecard.parquet", parquet_bytes(card))
     write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
@@ -691,6 +698,19 @@ def run_study(
     }
     write_atomic(out / "study.json", json.dumps(about, indent=2, default=str) + "\n")
     return card
+
+
+def _policy_hedging(study: Study) -> pd.DataFrame:
+    """The scorecard rows of ``[protocols] policy_hedging`` (:mod:`volguard.lab.policy_hedging`):
+    hedging policies trained on simulated paths, scored per regime and on the real data sets
+    it names (paths relative to ``VOLGUARD_DATA``), with its checks; ``scenario`` is the source
+    of the paths (``simulated``, ``binance``, ``deribit``)."""
+    table = dict(study.protocols["policy_hedging"])
+    for key in ("binance", "deribit", "deribit_perpetual"):
+        if key in table:
+            table[key] = str(data_root() / table[key])
+    rows = policy_hedging_protocol(table, seed=study.seed)
+    return rows.rename(columns={"source": "scenario"})
 
 
 GREEKS = {
