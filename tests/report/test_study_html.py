@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
+from tests.lab.test_policy_hedging import TINY
 from volguard.cli.main import app
 from volguard.report.study_html import SECTIONS, write_study_report
 
@@ -45,7 +47,16 @@ scenarios = ["vol-up-20", "crash-combo"]
 every = 3
 """
 
-FIGURES = ("gap", "regimes", "sweep", "smiles", "hedging", "timeline", "stress")
+FIGURES = (
+    "gap",
+    "regimes",
+    "sweep",
+    "smiles",
+    "hedging",
+    "policy-simulated",
+    "timeline",
+    "stress",
+)
 """The sections with a chart (``<div id="fig-<name>">``)."""
 
 
@@ -55,7 +66,11 @@ def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writes the report)."""
     root = tmp_path_factory.mktemp("study")
     (root / "shift.toml").write_text(SCENARIO)
-    (root / "study.toml").write_text(STUDY.format(scenario=root / "shift.toml"))
+    policy = ", ".join(f"{k} = {json.dumps(v)}" for k, v in TINY.items())
+    study = STUDY.format(scenario=root / "shift.toml").replace(
+        "[protocols]", f"[protocols]\npolicy_hedging = {{ {policy} }}"
+    )
+    (root / "study.toml").write_text(study)
     out = root / "out"
     result = CliRunner().invoke(
         app, ["study", str(root / "study.toml"), "--out", str(out), "--workers", "1"]
@@ -126,6 +141,7 @@ def test_report_is_one_offline_page_with_every_section(study_dir: Path) -> None:
 
 def test_scorecard_table_has_every_row_and_marks_the_best_engine(study_dir: Path) -> None:
     card = pd.read_parquet(study_dir / "scorecard.parquet")
+    card = card[card["protocol"] != "policy_hedging"]  # drawn in their own section
     assert set(card["scenario"]) == {"market", "vol-up-20", "crash-combo"}
     rows = _table_rows((study_dir / "report.html").read_text(encoding="utf-8"), "scorecard-table")
     assert len(rows) == len(card)
@@ -203,3 +219,15 @@ def test_page_renders_in_headless_chromium(study_dir: Path, tmp_path: Path) -> N
     for name, at in starts.items():
         end = min(e for e in ends if e > at)
         assert 'class="main-svg"' in dom[at:end], f"chart {name} did not render"
+
+
+def test_learned_hedging_has_its_own_section_and_checks(study_dir: Path) -> None:
+    page = (study_dir / "report.html").read_text(encoding="utf-8")
+    rows = _table_rows(page, "policy-table")
+    strategies = {cells[2] for _, cells in rows}
+    assert {"black76", "gated_ensemble", "no_hedge"} <= strategies
+    assert {cells[1] for _, cells in rows} == {"calm", "crash"}
+    checks = _table_rows(page, "policy-checks")
+    assert [cells[0] for _, cells in checks] == ["out_of_regime", "in_regime"]
+    # the policy rows are not in the engines' scorecard
+    assert not any("gated_ensemble" in cells for _, cells in _table_rows(page, "scorecard-table"))

@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("sweep", "Setting sweeps"),
     ("smiles", "Smiles against bid and ask"),
     ("hedging", "Hedging error"),
+    ("policy", "Learned hedging"),
     ("timeline", "Regime timeline"),
     ("stress", "Stress scenarios"),
 )
@@ -105,6 +106,8 @@ OTHER_REGIME_COLOURS = (
     "#7f7f7f",
 )
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+POLICY = "policy_hedging"
+"""The protocol of the learned-hedging rows, drawn in their own section."""
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto;
        max-width: 1400px; padding: 0 1em; color: #222; }
@@ -166,6 +169,7 @@ def study_report_html(study_dir: str | Path) -> str:
         "sweep": _sweep,
         "smiles": _smiles,
         "hedging": _hedging,
+        "policy": _policy,
         "timeline": _timeline,
         "stress": _stress,
     }
@@ -199,6 +203,11 @@ class _Inputs:
         self.predictions = self._parquet("predictions.parquet")
         self.hedging = self._parquet("hedging.parquet")
         self.regimes = self._parquet("regimes.parquet")
+        self.policy: pd.DataFrame | None = None  # [protocols] policy_hedging: its own section
+        if self.card is not None and "protocol" in self.card:
+            learned = self.card["protocol"] == POLICY
+            self.policy = self.card[learned].reset_index(drop=True)
+            self.card = self.card[~learned].reset_index(drop=True)
         for frame in (self.card, self.predictions, self.hedging):
             if frame is not None and len(frame) and "scenario" not in frame:
                 frame["scenario"] = MARKET
@@ -843,6 +852,84 @@ def _hedging(inputs: _Inputs) -> str:
         + _figure_html(fig, "hedging")
         + f'\n<table id="hedging-table">\n<thead>{head}</thead>\n<tbody>\n{rows}\n</tbody>\n'
         "</table>"
+    )
+
+
+def _policy(inputs: _Inputs) -> str:
+    rows = inputs.policy
+    if rows is None or rows.empty:
+        return (
+            '<p class="missing">No learned hedging: the study has no policy_hedging protocol.</p>'
+        )
+    import plotly.graph_objects as go
+
+    checks = rows[rows["engine"].astype(str).str.startswith("check:")]
+    scores = rows[~rows.index.isin(checks.index)]
+    figures = []
+    for source, group in scores.groupby("scenario", sort=False):
+        regimes = list(dict.fromkeys(group["regime"]))
+        fig = go.Figure()
+        for i, (strategy, g) in enumerate(group.groupby("engine", sort=False)):
+            g = g.set_index("regime").reindex(regimes)
+            # boxes from the reported percentiles: whiskers at the 5th and 95th
+            fig.add_trace(
+                go.Box(
+                    x=regimes,
+                    q1=g["pnl_q25_bp"].tolist(),
+                    median=g["pnl_q50_bp"].tolist(),
+                    q3=g["pnl_q75_bp"].tolist(),
+                    lowerfence=g["pnl_q05_bp"].tolist(),
+                    upperfence=g["pnl_q95_bp"].tolist(),
+                    name=str(strategy),
+                    offsetgroup=str(strategy),
+                    marker_color=ENGINE_COLOURS[i % len(ENGINE_COLOURS)],
+                )
+            )
+        fig.update_layout(
+            boxmode="group",
+            height=420,
+            title=f"{source} paths",
+            yaxis_title="terminal P&L (bp of notional)",
+        )
+        figures.append(_figure_html(fig, f"policy-{source}"))
+    head = (
+        "<tr><th>paths</th><th>regime</th><th>strategy</th><th>n</th><th>P&amp;L sd (bp)</th>"
+        "<th>CVaR95 (bp) [95% CI]</th><th>mean cost (bp)</th><th>turnover</th></tr>"
+    )
+    body = "\n".join(
+        f"<tr><td>{_format(r.scenario, 's')}</td><td>{_format(r.regime, 's')}</td>"
+        f"<td>{_format(r.engine, 's')}</td>"
+        f'<td class="num">{_format(r.n, "int")}</td>'
+        f'<td class="num">{_format(r.pnl_std_bp, ".1f")}</td>'
+        f'<td class="num">{_format(r.cvar95_bp, ".1f")} '
+        f"[{_format(r.cvar95_bp_lo, '.1f')}, {_format(r.cvar95_bp_hi, '.1f')}]</td>"
+        f'<td class="num">{_format(r.mean_cost_bp, ".2f")}</td>'
+        f'<td class="num">{_format(r.turnover, ".2f")}</td></tr>'
+        for r in scores.itertuples(index=False)
+    )
+    verdicts = "\n".join(
+        f"<tr><td>{_format(str(r.engine).removeprefix('check:'), 's')}</td>"
+        f"<td>{_format(r.regime, 's')}</td><td>{_format(r.versus, 's')}</td>"
+        f'<td class="num">{_format(r.gap_bp, ".1f")} '
+        f"[{_format(r.gap_lo, '.1f')}, {_format(r.gap_hi, '.1f')}]</td>"
+        f"<td>{'passed' if bool(r.passed) else 'not passed'}</td></tr>"
+        for r in checks.itertuples(index=False)
+    )
+    return (
+        _note(
+            "Hedging policies (docs/hedging.md) trained on simulated paths and scored per regime "
+            "against the baselines: the terminal P&amp;L of a hedged short option in basis points "
+            "of notional (boxes: quartiles, whiskers at the 5th and 95th percentiles), and its "
+            "risk with a bootstrap interval. Checks: the gated ensemble against the named "
+            "baseline, CVaR95 difference in bp (negative: the policy is better)."
+        )
+        + "\n"
+        + "\n".join(figures)
+        + f'\n<div class="scroll"><table id="policy-table">\n<thead>{head}</thead>\n'
+        f"<tbody>\n{body}\n</tbody>\n</table></div>\n"
+        + '<table id="policy-checks"><thead><tr><th>check</th><th>regime</th><th>versus</th>'
+        f"<th>gap (bp) [95% CI]</th><th>result</th></tr></thead>\n<tbody>\n{verdicts}\n"
+        "</tbody>\n</table>"
     )
 
 
