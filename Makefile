@@ -46,6 +46,7 @@ bench: $(BENCH_STAMP) $(STAMP)
 	$(BIN)/python benchmarks/bench_guard.py
 	$(BIN)/python benchmarks/bench_study.py
 	$(BIN)/python benchmarks/bench_learned.py
+	$(BIN)/python benchmarks/bench_hedging.py
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) runs .pytest_cache .mypy_cache .ruff_cache
