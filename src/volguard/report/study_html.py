@@ -33,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from volguard.data.files import write_atomic
+from volguard.lab.greeks import LEARNED
 from volguard.lab.hedging import hedge_summary
-from volguard.lab.study import MARKET
+from volguard.lab.study import GREEKS, MARKET
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("header", "Study"),
@@ -765,7 +766,8 @@ def _smiles(inputs: _Inputs) -> str:
 def _delta_names(inputs: _Inputs, steps: pd.DataFrame) -> list[str]:
     present = [str(c).removeprefix("delta_") for c in steps if str(c).startswith("delta_")]
     engines = [e for e in inputs.engines if e in present]
-    return ["bs", *engines] if "bs" in present else engines
+    learned = [d for d in LEARNED if d in present]  # [protocols] greeks
+    return ["bs", *engines, *learned] if "bs" in present else [*engines, *learned]
 
 
 def _hedging(inputs: _Inputs) -> str:
@@ -807,7 +809,7 @@ def _hedging(inputs: _Inputs) -> str:
                 q3=q3.tolist(),
                 lowerfence=lower.max(axis=1).tolist(),
                 upperfence=upper.min(axis=1).tolist(),
-                name="Black-76 (bs)" if name == "bs" else name,
+                name="Black-76 (bs)" if name == "bs" else GREEKS.get(name, name),
                 offsetgroup=name,
                 legendgroup=name,
                 marker_color=inputs.engine_colour(name),
@@ -832,7 +834,8 @@ def _hedging(inputs: _Inputs) -> str:
         "<th>CVaR95 (bp)</th><th>var. reduction vs BS</th></tr>"
     )
     rows = "\n".join(
-        f"<tr><td>{_format(r.regime, 's')}</td><td>{_format(r.delta, 's')}</td>"
+        f"<tr><td>{_format(r.regime, 's')}</td>"
+        f"<td>{_format(GREEKS.get(r.delta, r.delta), 's')}</td>"
         f'<td class="num">{_format(r.n, "int")}</td>'
         f'<td class="num">{_format(r.hedge_err_std_bp, ".2f")}</td>'
         f'<td class="num">{_format(r.hedge_err_cvar95_bp, ".2f")}</td>'
@@ -843,8 +846,9 @@ def _hedging(inputs: _Inputs) -> str:
         _note(
             "Hedge error of one option over one step, <code>d_value - delta * d_forward</code> "
             "in basis points of the forward (comparable across underlyings), market scenario, per "
-            "regime and delta: Black-76 at the quote's vol (bs) and each engine's sticky-strike "
-            "delta. CVaR95: the mean of the "
+            "regime and delta: Black-76 at the quote's vol (bs), each engine's sticky-strike "
+            "delta and, with [protocols] greeks, the learned deltas (docs/greeks.md). CVaR95: the "
+            "mean of the "
             "worst 5% after futures costs, as a loss. Boxes: quartiles, whiskers 1.5 IQR beyond "
             "them (or to the extreme error); the tails are in the CVaR column."
         )
