@@ -835,7 +835,7 @@ def _hedging(inputs: _Inputs) -> str:
     )
     rows = "\n".join(
         f"<tr><td>{_format(r.regime, 's')}</td>"
-        f"<td>{_format(GREEKS.get(r.delta, r.delta), 's')}</td>"
+        f"<td>{_format(GREEKS.get(str(r.delta), str(r.delta)), 's')}</td>"
         f'<td class="num">{_format(r.n, "int")}</td>'
         f'<td class="num">{_format(r.hedge_err_std_bp, ".2f")}</td>'
         f'<td class="num">{_format(r.hedge_err_cvar95_bp, ".2f")}</td>'
