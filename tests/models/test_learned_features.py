@@ -12,7 +12,13 @@ from tests.models._learned import calm_btc
 from volguard.market import MarketSnapshot
 from volguard.market.history import with_realized_vol
 from volguard.models import make_engine
-from volguard.models.learned import DEFAULT_FEATURES, FEATURES, state_features, train_gbm
+from volguard.models.learned import (
+    DEFAULT_FEATURES,
+    FEATURES,
+    state_features,
+    train_gbm,
+    training_rows,
+)
 from volguard.models.learned.features import atm_vol_at
 from volguard.models.quotes import FitQuotes, fit_quotes
 from volguard.sim import preset, simulate
@@ -102,8 +108,12 @@ def test_realized_vol_rides_with_the_snapshot_and_is_refused_when_missing() -> N
 
 
 def test_a_learned_engine_trained_on_realized_vol_needs_it_at_fit() -> None:
-    snaps = with_realized_vol(list(calm_btc(3.0)))[1:]
-    model = train_gbm(snaps[:-1], features=("atm_vol_30d", "realized_vol_7d"), seed=0)
+    snaps = with_realized_vol(list(calm_btc(3.0)))
+    used = ("atm_vol_30d", "realized_vol_7d")
+    # the first snapshot has no realised vol yet: training leaves it out
+    rows = training_rows(snaps[:-1], features=used)
+    assert np.unique(rows.snapshot).size == len(snaps) - 2
+    model = train_gbm(snaps[:-1], features=used, seed=0)
     make_engine("gbm", model=model).fit(snaps[-1])
     bare = MarketSnapshot.from_quotes(snaps[-1].quotes.drop(columns="realized_vol_7d"))
     with pytest.raises(ValueError, match="realized_vol_7d"):

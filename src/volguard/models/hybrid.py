@@ -398,8 +398,10 @@ def _blocks(
         q = fit_quotes(snap, weighting)
         if len(q) == 0:
             continue
+        state = state_features(q)
+        if not all(np.isfinite(state[f]) for f in features):
+            continue  # e.g. the first snapshot of a history has no realised vol yet
         fitted = _prior_class(prior)(**dict(prior_settings)).fit(snap)
-        state = state_features(q, features)
         w_prior = np.maximum(fitted.total_variance(q.k, q.t), 1e-12)
         n = len(q)
         x = np.column_stack([q.k, np.log(q.t), *(np.full(n, state[f]) for f in features)])

@@ -140,13 +140,14 @@ def training_rows(
 ) -> TrainingRows:
     """Build the training rows of ``snapshots`` (see :class:`TrainingRows`).
 
-    Snapshots without a fit quote are skipped.
+    Snapshots without a fit quote are skipped, and so are those whose state lacks a feature
+    used (the first snapshot of a history has no realised vol yet).
 
     Raises
     ------
     ValueError
         If a feature is unknown, ``half_life_days`` is not positive, or no snapshot has a fit
-        quote.
+        quote and every feature.
     """
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
@@ -157,10 +158,16 @@ def training_rows(
         quotes = fit_quotes(snap, weighting)
         if len(quotes) == 0:
             continue
-        blocks.append((quotes, state_features(quotes, features)))
+        state = state_features(quotes)
+        if not all(np.isfinite(state[f]) for f in features):
+            continue
+        blocks.append((quotes, state))
         stamps.append(snap.ts)
     if not blocks:
-        raise ValueError("training needs at least one snapshot with a fit quote; received none")
+        raise ValueError(
+            "training needs at least one snapshot with a fit quote and every feature "
+            f"{tuple(features)} known; received none"
+        )
     ts = pd.DatetimeIndex(stamps)
     decay = age_weights(ts, half_life_days)
     inputs, target, weight, index = [], [], [], []
