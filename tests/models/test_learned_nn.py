@@ -12,7 +12,8 @@ from sklearn.base import clone
 from tests.models._learned import calm_btc, rmse_vol_pts
 from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, make_engine
-from volguard.models.learned.nn import MLP, NNSurfaceModel, train_nn
+from volguard.models.learned.nn import NNSurfaceModel, train_nn
+from volguard.models.mlp import MLP
 
 TINY = {"hidden": (16, 16), "epochs": 200, "learning_rate": 0.02}
 """Test-sized training: two hidden layers of 16, 200 full-batch steps (about a second)."""

@@ -67,21 +67,17 @@ from volguard.models.learned.features import (
 )
 from volguard.models.learned.gbm import age_weights
 from volguard.models.learned.nn import (
-    INSTALL_HINT,
     MESH_BATCH,
     MESH_POINTS,
     MESH_POOL,
-    MLP,
     TYPICAL,
-    TorchMLP,
-    TorchSession,
     derivatives,
     durrleman,
-    import_torch,
     input_scaling,
     penalty_mesh,
     train_loop,
 )
+from volguard.models.mlp import INSTALL_HINT, MLP, TorchMLP, TorchSession, import_torch
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 HIDDEN: tuple[int, ...] = (32, 32)
@@ -254,7 +250,7 @@ def train_hybrid(
         If no snapshot has a fit quote, the prior is not a first-principles engine, or a
         feature is unknown.
     """
-    torch = import_torch()
+    torch = import_torch("training the hybrid's correction")
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         raise ValueError(f"features {unknown} are unknown; expected names of {FEATURES}")

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from tests.models.hedging._world import bs_paths
-from volguard.models.hedging import FEATURES, GatedEnsemble, HedgePolicy, PolicyNet
+from volguard.models.hedging import FEATURES, GatedEnsemble, HedgePolicy
+from volguard.models.mlp import MLP
 
 
 def constant_policy(offset: float) -> HedgePolicy:
     """A residual policy with no hidden layer that holds Black-76 delta + ``offset``."""
     n = len(FEATURES)
     params = np.concatenate([np.zeros(n), [offset]]).astype("<f8").tobytes()
-    net = PolicyNet((n, 1), params, (0.0,) * n, (1.0,) * n)
+    net = MLP((n, 1), params, (0.0,) * n, (1.0,) * n)
     return HedgePolicy(net, "residual", 0, None, ())
 
 

@@ -5,7 +5,7 @@ Inference is NumPy only; :func:`train_policy` needs PyTorch (``pip install 'volg
 
 from volguard.models.hedging.ensemble import BLEND_RULES, FALLBACKS, GatedEnsemble, GatedRollout
 from volguard.models.hedging.paths import HedgePaths
-from volguard.models.hedging.policy import FEATURES, HedgePolicy, PolicyNet, train_policy
+from volguard.models.hedging.policy import FEATURES, HedgePolicy, train_policy
 from volguard.models.hedging.risk import (
     RISK_MEASURES,
     HedgeOutcome,
@@ -38,7 +38,6 @@ __all__ = [
     "HedgePolicy",
     "MinVarianceDelta",
     "NoHedge",
-    "PolicyNet",
     "Strategy",
     "WhalleyWilmott",
     "cvar",

@@ -89,8 +89,9 @@ class GatedEnsemble:
 
         Examples
         --------
-        >>> from volguard.models.hedging.policy import HedgePolicy, PolicyNet
-        >>> net = PolicyNet((8, 1), bytes(72), (0.0,) * 8, (1.0,) * 8)
+        >>> from volguard.models.hedging.policy import HedgePolicy
+        >>> from volguard.models.mlp import MLP
+        >>> net = MLP((8, 1), bytes(72), (0.0,) * 8, (1.0,) * 8)
         >>> member = HedgePolicy(net, "residual", 0, None, ())
         >>> GatedEnsemble((member, member), threshold=0.1).gate(np.array([0.05, 0.15, 0.3]))
         array([0. , 0.5, 1. ])

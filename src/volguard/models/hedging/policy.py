@@ -29,8 +29,8 @@ paths (the best checkpoint is kept).
 Deterministic: weights and minibatches come from generators seeded with ``seed``, one thread,
 ``torch.use_deterministic_algorithms``; process-wide torch settings are restored.
 
-Inference runs in NumPy (:class:`PolicyNet` holds the float64 weights as bytes), so a trained
-policy hedges, pickles and compares by value without PyTorch.
+Inference runs in NumPy (:class:`~volguard.models.mlp.MLP` holds the float64 weights as
+bytes), so a trained policy hedges, pickles and compares by value without PyTorch.
 
 References
 ----------
@@ -46,9 +46,6 @@ References
 
 from __future__ import annotations
 
-import functools
-import importlib
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -58,6 +55,7 @@ import numpy as np
 from volguard._typing import FloatArray
 from volguard.models.hedging.paths import HedgePaths
 from volguard.models.hedging.risk import BP, RiskMeasure, check_level, risk
+from volguard.models.mlp import MLP, TorchMLP, TorchSession, import_torch
 
 FEATURES: tuple[str, ...] = (
     "log_moneyness",
@@ -84,23 +82,6 @@ PATIENCE = 5
 """Early-stopping patience, in validation checks (one every ``CHECK_EVERY`` steps)."""
 BAND_START = 0.01
 """Initial half-width of the ``band`` architecture (units of delta)."""
-INSTALL_HINT = "pip install 'volguard[ml]'"
-
-
-def import_torch() -> Any:
-    """PyTorch, imported on demand (training only).
-
-    Raises
-    ------
-    ImportError
-        If PyTorch is not installed, naming the extra that installs it.
-    """
-    try:
-        return importlib.import_module("torch")
-    except ImportError as exc:
-        raise ImportError(
-            f"training a hedging policy needs PyTorch, which is not installed: {INSTALL_HINT}"
-        ) from exc
 
 
 def static_features(paths: HedgePaths) -> FloatArray:
@@ -118,56 +99,13 @@ def _softplus(x: FloatArray) -> FloatArray:
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _layers(sizes: tuple[int, ...], params: bytes) -> tuple[tuple[FloatArray, FloatArray], ...]:
-    flat = np.frombuffer(params, dtype="<f8")
-    out, at = [], 0
-    for n_in, n_out in itertools.pairwise(sizes):
-        w = flat[at : at + n_in * n_out].reshape(n_out, n_in)
-        at += n_in * n_out
-        out.append((w, flat[at : at + n_out]))
-        at += n_out
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class PolicyNet:
-    """A trained multilayer perceptron as a value: tanh hidden layers, linear outputs.
-
-    Attributes
-    ----------
-    sizes : tuple of int
-        Layer widths, inputs first, outputs last.
-    params : bytes
-        Little-endian float64 weights and biases, layer by layer (``W`` of shape
-        ``(n_out, n_in)`` row-major, then ``b``).
-    shift, scale : tuple of float
-        Input standardisation: the network sees ``(x - shift) / scale``.
-    """
-
-    sizes: tuple[int, ...]
-    params: bytes
-    shift: tuple[float, ...]
-    scale: tuple[float, ...]
-
-    def __call__(self, x: FloatArray) -> FloatArray:
-        """Outputs for inputs ``x`` of shape ``(n, sizes[0])``: shape ``(n, sizes[-1])``."""
-        h = (np.asarray(x, dtype=float) - np.asarray(self.shift)) / np.asarray(self.scale)
-        layers = _layers(self.sizes, self.params)
-        for w, b in layers[:-1]:
-            h = np.tanh(h @ w.T + b)
-        w, b = layers[-1]
-        out: FloatArray = h @ w.T + b
-        return out
-
-
 @dataclass(frozen=True)
 class HedgePolicy:
     """A trained hedging policy (module docstring): the network and the facts of its training.
 
     Attributes
     ----------
-    net : PolicyNet
+    net : MLP
     architecture : {'band', 'residual'}
     steps : int
         Gradient steps of the kept weights (the best under early stopping).
@@ -176,7 +114,7 @@ class HedgePolicy:
     settings : tuple of (name, value)
     """
 
-    net: PolicyNet
+    net: MLP
     architecture: Architecture
     steps: int
     validation_risk: float | None
@@ -185,7 +123,7 @@ class HedgePolicy:
     def act(self, state: FloatArray, held: FloatArray, delta_bs: FloatArray) -> FloatArray:
         """New positions from the static state (shape (n, 7)), the positions held and the
         Black-76 delta (shape (n,))."""
-        out = self.net(np.column_stack([state, held]))
+        out = self.net.outputs(np.column_stack([state, held]))
         if self.architecture == "band":
             lo = delta_bs - _softplus(out[:, 0])
             hi = delta_bs + _softplus(out[:, 1])
@@ -205,24 +143,6 @@ class HedgePolicy:
         return out
 
 
-class _TorchSession:
-    """Deterministic, single-threaded torch for the duration of a ``with`` block (restored)."""
-
-    def __init__(self, torch: Any) -> None:
-        self.torch = torch
-
-    def __enter__(self) -> _TorchSession:
-        self.threads = self.torch.get_num_threads()
-        self.deterministic = self.torch.are_deterministic_algorithms_enabled()
-        self.torch.set_num_threads(1)
-        self.torch.use_deterministic_algorithms(True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.torch.set_num_threads(self.threads)
-        self.torch.use_deterministic_algorithms(self.deterministic)
-
-
 class _Tensors:
     """The float32 tensors of a path set that the unrolled P&L needs (forward in units of
     ``F_0``, so float32 keeps its precision at any price level)."""
@@ -236,7 +156,7 @@ class _Tensors:
 
 
 class _TorchPolicy:
-    """The PyTorch twin of :class:`PolicyNet` with the action of :class:`HedgePolicy`."""
+    """The PyTorch twin of a :class:`HedgePolicy`: its network and its action."""
 
     def __init__(
         self,
@@ -247,28 +167,11 @@ class _TorchPolicy:
         architecture: str,
         generator: Any,
     ) -> None:
-        self.torch, self.sizes, self.architecture = torch, sizes, architecture
-        self.shift = torch.tensor(shift, dtype=torch.float32)
-        self.scale = torch.tensor(scale, dtype=torch.float32)
-        self.params: list[Any] = []
-        for n_in, n_out in itertools.pairwise(sizes):
-            bound = float(np.sqrt(6.0 / (n_in + n_out)))  # Glorot uniform
-            w = torch.empty(n_out, n_in, dtype=torch.float32).uniform_(
-                -bound, bound, generator=generator
-            )
-            self.params += [w, torch.zeros(n_out, dtype=torch.float32)]
-        with torch.no_grad():  # start at the Black-76 delta (narrow band or zero residual)
-            self.params[-2].mul_(0.0)
-            if architecture == "band":
-                self.params[-1].fill_(float(np.log(np.expm1(BAND_START))))
-        for p in self.params:
-            p.requires_grad_()
-
-    def net(self, x: Any) -> Any:
-        h = (x - self.shift) / self.scale
-        for i in range(0, len(self.params) - 2, 2):
-            h = self.torch.tanh(h @ self.params[i].T + self.params[i + 1])
-        return h @ self.params[-2].T + self.params[-1]
+        self.torch, self.architecture = torch, architecture
+        self.mlp = TorchMLP(torch, sizes, shift, scale, generator)
+        if architecture == "band":  # start at a narrow band around the Black-76 delta
+            with torch.no_grad():
+                self.mlp.params[-1].fill_(float(np.log(np.expm1(BAND_START))))
 
     def pnl(self, data: _Tensors, rows: Any, cost_rate: float) -> Any:
         """Terminal P&L (bp) of the policy on the paths ``rows`` of ``data``."""
@@ -277,7 +180,7 @@ class _TorchPolicy:
         held = torch.zeros(state.shape[0])
         positions = []
         for i in range(state.shape[1]):
-            out = self.net(torch.cat([state[:, i], held[:, None]], dim=1))
+            out = self.mlp.outputs(torch.cat([state[:, i], held[:, None]], dim=1))
             d_bs = state[:, i, 2]
             if self.architecture == "band":
                 lo = d_bs - torch.nn.functional.softplus(out[:, 0])
@@ -291,17 +194,6 @@ class _TorchPolicy:
         gains = (pos * torch.diff(f, dim=1)).sum(dim=1)
         cost = cost_rate * (trades.abs() * f[:, :-1]).sum(dim=1)
         return BP * (data.settled[rows] + gains - cost)
-
-    def snapshot(self) -> list[FloatArray]:
-        return [p.detach().numpy().astype(float) for p in self.params]
-
-    def value(self, weights: list[FloatArray]) -> PolicyNet:
-        return PolicyNet(
-            sizes=self.sizes,
-            params=np.concatenate([w.ravel() for w in weights]).astype("<f8").tobytes(),
-            shift=tuple(float(v) for v in self.shift),
-            scale=tuple(float(v) for v in self.scale),
-        )
 
 
 def _torch_risk(torch: Any, pnl: Any, measure: str, level: float) -> Any:
@@ -400,7 +292,7 @@ def train_policy(
     ValueError
         If a setting is out of range (the message names it).
     """
-    torch = import_torch()
+    torch = import_torch("training a hedging policy")
     check_level(risk_measure, risk_level)
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
@@ -422,14 +314,14 @@ def train_policy(
     n_out = 2 if architecture == "band" else 1
     sizes = (len(FEATURES), *hidden, n_out)
     rng = np.random.default_rng(seed)
-    with _TorchSession(torch):
+    with TorchSession(torch):
         gen = torch.Generator().manual_seed(seed)
         policy = _TorchPolicy(torch, sizes, shift, scale, architecture, gen)
         data = _Tensors(torch, paths)
         held = None if validation is None else _Tensors(torch, validation)
         held_groups = [] if validation is None else _regime_groups(validation, None)
-        opt = torch.optim.AdamW(policy.params, lr=learning_rate, weight_decay=weight_decay)
-        best, best_step, best_risk, waited = policy.snapshot(), 0, np.inf, 0
+        opt = torch.optim.AdamW(policy.mlp.params, lr=learning_rate, weight_decay=weight_decay)
+        best, best_step, best_risk, waited = policy.mlp.snapshot(), 0, np.inf, 0
         best_q = q.copy()
         for step in range(1, steps + 1):
             opt.zero_grad()
@@ -455,15 +347,15 @@ def train_policy(
                         risks.append(risk(pnl.astype(float), risk_measure, risk_level))
                 value = float(np.mean(risks))
                 if value < best_risk:
-                    best, best_step, best_risk, waited = policy.snapshot(), step, value, 0
+                    best, best_step, best_risk, waited = policy.mlp.snapshot(), step, value, 0
                     best_q = q.copy()
                 else:
                     waited += 1
                     if waited >= patience:
                         break
         if held is None:
-            best, best_step, best_q = policy.snapshot(), steps, q
-        net = policy.value(best)
+            best, best_step, best_q = policy.mlp.snapshot(), steps, q
+        net = policy.mlp.value(best)
     settings = {
         "cost_rate": cost_rate,
         "risk_measure": risk_measure,

@@ -53,9 +53,6 @@ Surface, NeurIPS 33, arXiv:1906.05065.
 
 from __future__ import annotations
 
-import functools
-import importlib
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +66,7 @@ from volguard.models.base import MIN_VARIANCE
 from volguard.models.learned.base import LearnedSurface
 from volguard.models.learned.features import DEFAULT_FEATURES, known_state, state_features
 from volguard.models.learned.gbm import NORMALISER, TrainingRows, outward_wings, training_rows
+from volguard.models.mlp import INSTALL_HINT, MLP, TorchMLP, TorchSession, import_torch
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 HIDDEN: tuple[int, ...] = (32, 32, 32)
@@ -88,7 +86,6 @@ MESH_POOL = 8192
 MESH_BATCH = 1024
 """Mesh points drawn (with replacement) from the pool at each training step."""
 EDGE_SHARE = 8
-INSTALL_HINT = "pip install 'volguard[ml]'"
 TYPICAL: dict[str, float] = {
     "atm_vol_30d": 0.5,
     "atm_skew_30d": 0.5,
@@ -119,112 +116,7 @@ def input_scaling(x: FloatArray, features: Sequence[str]) -> tuple[FloatArray, F
     return shift, scale
 
 
-def import_torch() -> Any:
-    """PyTorch, imported on demand (training only).
-
-    Raises
-    ------
-    ImportError
-        If PyTorch is not installed, naming the extra that installs it.
-    """
-    try:
-        return importlib.import_module("torch")
-    except ImportError as exc:
-        raise ImportError(
-            f"training a neural surface needs PyTorch, which is not installed: {INSTALL_HINT}"
-        ) from exc
-
-
 # ------------------------------------------------------------------------------ the network
-@functools.lru_cache(maxsize=32)
-def _layers(sizes: tuple[int, ...], params: bytes) -> tuple[tuple[FloatArray, FloatArray], ...]:
-    flat = np.frombuffer(params, dtype="<f8")
-    out, at = [], 0
-    for n_in, n_out in itertools.pairwise(sizes):
-        w = flat[at : at + n_in * n_out].reshape(n_out, n_in)
-        at += n_in * n_out
-        b = flat[at : at + n_out]
-        at += n_out
-        out.append((w, b))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class MLP:
-    """A trained multilayer perceptron as a value: tanh hidden layers, one linear output.
-
-    Attributes
-    ----------
-    sizes : tuple of int
-        Layer widths, inputs first, ``1`` last.
-    params : bytes
-        Little-endian float64 weights and biases, layer by layer (``W`` of shape
-        ``(n_out, n_in)`` row-major, then ``b``).
-    shift, scale : tuple of float
-        Input standardisation: the network sees ``(x - shift) / scale``.
-    """
-
-    sizes: tuple[int, ...]
-    params: bytes
-    shift: tuple[float, ...]
-    scale: tuple[float, ...]
-
-    def __call__(self, x: FloatArray) -> FloatArray:
-        """The output for inputs ``x`` of shape ``(n, sizes[0])``: shape ``(n,)`` (NumPy)."""
-        h = (np.asarray(x, dtype=float) - np.asarray(self.shift)) / np.asarray(self.scale)
-        layers = _layers(self.sizes, self.params)
-        for w, b in layers[:-1]:
-            h = np.tanh(h @ w.T + b)
-        w, b = layers[-1]
-        out: FloatArray = (h @ w.T + b)[:, 0]
-        return out
-
-
-class TorchMLP:
-    """The PyTorch twin of :class:`MLP` for training (float32, seeded initialisation)."""
-
-    def __init__(
-        self,
-        torch: Any,
-        sizes: tuple[int, ...],
-        shift: FloatArray,
-        scale: FloatArray,
-        generator: Any,
-    ) -> None:
-        self.torch, self.sizes = torch, sizes
-        self.shift = torch.tensor(shift, dtype=torch.float32)
-        self.scale = torch.tensor(scale, dtype=torch.float32)
-        self.params: list[Any] = []
-        for n_in, n_out in itertools.pairwise(sizes):
-            bound = float(np.sqrt(6.0 / (n_in + n_out)))  # Glorot uniform
-            w = torch.empty(n_out, n_in, dtype=torch.float32).uniform_(
-                -bound, bound, generator=generator
-            )
-            self.params += [
-                w.requires_grad_(),
-                torch.zeros(n_out, dtype=torch.float32).requires_grad_(),
-            ]
-        with torch.no_grad():  # start at output 0: the flat surface (nn) or the prior (hybrid)
-            self.params[-2].mul_(0.0)
-
-    def __call__(self, x: Any) -> Any:
-        h = (x - self.shift) / self.scale
-        for i in range(0, len(self.params) - 2, 2):
-            h = self.torch.tanh(h @ self.params[i].T + self.params[i + 1])
-        return (h @ self.params[-2].T + self.params[-1])[:, 0]
-
-    def snapshot(self) -> list[FloatArray]:
-        return [p.detach().numpy().copy() for p in self.params]
-
-    def value(self, weights: list[FloatArray]) -> MLP:
-        return MLP(
-            sizes=self.sizes,
-            params=np.concatenate([w.ravel() for w in weights]).astype("<f8").tobytes(),
-            shift=tuple(float(v) for v in self.shift),
-            scale=tuple(float(v) for v in self.scale),
-        )
-
-
 def derivatives(torch: Any, net: Callable[[Any], Any], x: Any) -> tuple[Any, Any, Any, Any]:
     """Output ``z`` and ``dz/dx0``, ``dz/dx1``, ``d2z/dx0^2`` of ``net`` at the rows of ``x``
     (columns 0 and 1 are ``k`` and ``ln t``), by automatic differentiation (graph kept)."""
@@ -272,25 +164,6 @@ def train_loop(
     if validation is None:
         return net.snapshot(), epochs
     return best, best_step
-
-
-class TorchSession:
-    """Deterministic, single-threaded torch for the duration of a ``with`` block (restored)."""
-
-    def __init__(self, torch: Any) -> None:
-        self.torch = torch
-
-    def __enter__(self) -> TorchSession:
-        t = self.torch
-        self.threads = t.get_num_threads()
-        self.deterministic = t.are_deterministic_algorithms_enabled()
-        t.set_num_threads(1)
-        t.use_deterministic_algorithms(True)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.torch.set_num_threads(self.threads)
-        self.torch.use_deterministic_algorithms(self.deterministic)
 
 
 def penalty_mesh(
@@ -456,7 +329,7 @@ def train_nn(
     ValueError
         If no training snapshot has a fit quote, a feature is unknown or a setting is invalid.
     """
-    torch = import_torch()
+    torch = import_torch("training a neural surface")
     if epochs < 1 or not hidden or min(hidden) < 1:
         raise ValueError(f"epochs and hidden widths must be >= 1; received {epochs}, {hidden}")
     snaps = list(snapshots)
