@@ -93,9 +93,7 @@ class ErrorMonitor:
 
     def update(self, x: pd.DataFrame) -> None:
         """Add one snapshot's residuals (columns ``t``, ``k``, ``err_vol``, ``err_hs``)."""
-        self.update_arrays(
-            *(x[c].to_numpy(dtype=float) for c in ("t", "k", "err_vol", "err_hs"))
-        )
+        self.update_arrays(*(x[c].to_numpy(dtype=float) for c in ("t", "k", "err_vol", "err_hs")))
 
     def update_arrays(
         self, t: np.ndarray, k: np.ndarray, err_vol: np.ndarray, err_hs: np.ndarray

@@ -90,9 +90,8 @@ def fit_job(
         data = liquid_subset(snapshot, liquid_spread) if role == "fallback" else snapshot
         engine: SurfaceEngine = clone(template).fit(data)
     except ValueError as exc:  # nothing to fit in this snapshot
-        return FitOutcome(
-            role, snapshot.ts, None, False, math.nan, math.nan, time.perf_counter() - start, str(exc)
-        )
+        seconds = time.perf_counter() - start
+        return FitOutcome(role, snapshot.ts, None, False, math.nan, math.nan, seconds, str(exc))
     result = engine.result_
     return FitOutcome(
         role,

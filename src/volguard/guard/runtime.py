@@ -46,7 +46,7 @@ from volguard.guard.drift import ADWIN, CUSUM, Detector, PageHinkley
 from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
-from volguard.guard.refit import FitOutcome, Refitter, RefitMode
+from volguard.guard.refit import FitOutcome, RefitMode, Refitter
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
 from volguard.guard.scoring import QuoteVols, score
 from volguard.kernels.api import black76_price
