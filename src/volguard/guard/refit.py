@@ -177,31 +177,27 @@ class Refitter:
     def take(self, role: Role) -> FitOutcome | None:
         """The finished job of ``role``, or None: none submitted, or (``async``) not done yet.
 
-        In ``deferred`` mode this waits for a submitted job. A job restored from a pickle keeps
-        its result when it had finished, and is otherwise run again here, in the caller's
-        thread: same inputs, same fit.
+        In ``deferred`` mode this waits for a submitted job. A job restored from a pickle comes
+        with its result (pickling waits for running jobs).
         """
         job = self._jobs.get(role)
         if job is None:
             return None
         if job.outcome is not None:
             outcome = job.outcome
-        elif job.future is None:
-            outcome = fit_job(job.template, job.snapshot, role, job.liquid_spread)
         else:
-            if self.mode == "async" and not job.future.done():
-                return None
-            start = time.perf_counter()
+            assert job.future is not None  # a job has a future until pickled
+            if not job.future.done():
+                if self.mode == "async":
+                    return None
+                start = time.perf_counter()
+                wait([job.future])
+                self.wait_seconds += time.perf_counter() - start
             outcome = job.future.result()
-            self.wait_seconds += time.perf_counter() - start
         del self._jobs[role]
         self.fits += 1
         self.fit_seconds += outcome.seconds
         return outcome
-
-    def clear(self) -> None:
-        """Drop every job (their results are never taken); the worker stays."""
-        self._jobs.clear()
 
     def settle(self) -> None:
         """Wait until no job is running (their results stay to be taken)."""

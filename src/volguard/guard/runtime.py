@@ -16,13 +16,13 @@ Per snapshot, in order (nothing here looks ahead):
    :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
    since the last snapshot (their error against the served engine, in half-spreads);
 3. let the :class:`~volguard.guard.policy.Policy` decide;
-4. start the refits that are due, in the background: the primary when ``refit_every`` has
-   passed or the state is RECALIBRATE or worse, the fallback (on the liquid quotes) in FALLBACK
-   and worse;
-5. publish guarded quotes: the served engine's vol (the fallback's last fit in FALLBACK and
+4. publish guarded quotes: the served engine's vol (the fallback's last fit in FALLBACK and
    worse), its conformal interval, and bid/ask vols widened by the policy's multiplier times the
    interval half-width, plus, when the served engine is an ensemble, a premium proportional to
-   its members' disagreement.
+   its members' disagreement;
+5. start the refits that are due, in the background: the primary when ``refit_every`` has
+   passed or the state is RECALIBRATE or worse, the fallback (on the liquid quotes) in FALLBACK
+   and worse.
 
 No fit runs inside ``update``: a snapshot is scored and decided on in about a millisecond, and
 the refit it starts is swapped in at the next update (``deferred``: awaited there, so decisions
@@ -180,8 +180,9 @@ class Guard:
     def reset(self) -> None:
         """Forget everything: no fitted engine, no reference, NORMAL, no refit in flight."""
         s = self.settings
-        if hasattr(self, "_refitter"):
-            self._refitter.close()
+        previous: Refitter | None = getattr(self, "_refitter", None)
+        if previous is not None:
+            previous.close()
         self._refitter = Refitter(s.refit_mode, self.executor)
         self._primary: SurfaceEngine | None = None  # the last validated fit: served
         self._tracker: SurfaceEngine | None = None  # the last fit, valid or not: scored
@@ -345,9 +346,10 @@ class Guard:
                 Observation(snapshot.ts, z, alarms, p_stress, refit_valid, trade_alarm)
             )
             state, action, reason = self._policy.state, self._policy.action, self._policy.reason
-        self._start_refits(snapshot, state)
         metrics.update(z=z, detectors=",".join(alarms), p_stress=p_stress)
         self._publish(snapshot, observed, metrics, previous, state, action, reason)
+        # last: a worker thread fitting meanwhile would contend for the interpreter lock
+        self._start_refits(snapshot, state)
 
     def _swap_in(self, metrics: Metrics) -> bool | None:
         """Take the finished refits; returns whether the primary's validated (None: none)."""
