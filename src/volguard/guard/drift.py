@@ -211,27 +211,54 @@ def stationary_streams(
     return scaled
 
 
-def false_alarm_rate(make: Callable[[], Detector], streams: FloatArray) -> float:
-    """Alarms per update of fresh detectors from ``make`` run over each row of ``streams``.
+def false_alarm_rate(
+    make: Callable[[], Detector], streams: FloatArray | Sequence[FloatArray]
+) -> float:
+    """Alarms per update of fresh detectors from ``make`` run over each row of ``streams``
+    (a 2-D array, or 1-D streams of any lengths).
 
     Examples
     --------
     >>> false_alarm_rate(lambda: CUSUM(k=0.5, h=5.0), stationary_streams(20, 500, dof=np.inf))
     0.0006
     """
-    alarms = 0
+    alarms = updates = 0
     for row in streams:
         det = make()
         for x in row:
             det.update(float(x))
             alarms += det.drift_detected
-    return float(alarms / streams.size)
+        updates += len(row)
+    return float(alarms / updates)
+
+
+def detection_delays(
+    make: Callable[[], Detector], streams: Sequence[FloatArray], shifts: Sequence[int]
+) -> FloatArray:
+    """Per stream, the updates from index ``shift`` (the first of the new regime) to the first
+    alarm at or after it, of a fresh detector run from the stream's start (NaN: never).
+
+    Examples
+    --------
+    >>> z = np.r_[np.zeros(30), np.full(10, 4.0)]
+    >>> detection_delays(lambda: CUSUM(k=0.5, h=6.5), [z], [30]).tolist()
+    [1.0]
+    """
+    out = np.full(len(streams), np.nan)
+    for i, (row, shift) in enumerate(zip(streams, shifts, strict=True)):
+        det = make()
+        for j, x in enumerate(row):
+            det.update(float(x))
+            if j >= shift and det.drift_detected:
+                out[i] = j - shift
+                break
+    return out
 
 
 def tune_threshold(
     make: Callable[[float], Detector],
     grid: Sequence[float],
-    streams: FloatArray,
+    streams: FloatArray | Sequence[FloatArray],
     target: float = DEFAULT_TARGET,
 ) -> tuple[float, float]:
     """The smallest threshold in ascending ``grid`` whose false-alarm rate is at most ``target``.
