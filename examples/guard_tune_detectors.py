@@ -34,8 +34,13 @@ from volguard.guard.drift import (
 from volguard.guard.shift_study import calm_z_streams, guard_trace
 
 FAMILIES: dict[str, tuple[str, list[float], list[float], Callable[[float, float], Detector]]] = {
-    "cusum": ("k", [0.5, 1.0, 1.5, 2.0], list(np.arange(2.0, 80.0, 0.5)), CUSUM),
-    "page_hinkley": ("delta", [0.5, 1.0, 1.5, 2.0], list(np.arange(2.0, 80.0, 0.5)), PageHinkley),
+    "cusum": ("k", [0.5, 1.0, 1.5, 2.0, 2.5, 3.0], list(np.arange(1.0, 80.0, 0.5)), CUSUM),
+    "page_hinkley": (
+        "delta",
+        [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+        list(np.arange(1.0, 80.0, 0.5)),
+        PageHinkley,
+    ),
     # ADWIN: fewer alarms as delta falls, so the "threshold" is -log10(delta)
     "adwin": ("-", [0.0], list(np.arange(0.0, 12.0, 0.25)), lambda _, c: ADWIN(10.0**-c)),
 }
@@ -49,8 +54,9 @@ def streams(cache: Path | None) -> tuple[list[np.ndarray], list[np.ndarray], lis
         shifted = [guard_trace(seed) for seed in range(100, 120)]
         if cache is not None:
             cache.write_bytes(pickle.dumps((calm, shifted)))
-    z = [trace["z"].to_numpy() for trace, _ in shifted]
-    first = [int(np.argmax((trace["ts"] >= ts).to_numpy())) for trace, ts in shifted]
+    scored = [(trace[np.isfinite(trace["z"].to_numpy(dtype=float))], ts) for trace, ts in shifted]
+    z = [trace["z"].to_numpy() for trace, _ in scored]
+    first = [int(np.argmax((trace["ts"] >= ts).to_numpy())) for trace, ts in scored]
     return calm, z, first
 
 

@@ -72,14 +72,15 @@ REASONS: dict[str, str] = {
 class PolicySettings:
     """Thresholds of the policy; ``z`` is the standardized error rate (calm mean 0, sd 1).
 
-    Defaults: ``z_watch = 4`` is about 1 in 1,000 calm snapshots for Student-t(4) noise;
+    Defaults: ``z_watch = 5`` is the smallest half-point with at most 1 in 1,000 calm updates
+    above it on the simulated calm streams the detectors are tuned on (6.4 per 10,000);
     ``z_recalibrate = 6`` and ``z_fallback = 12`` are steps of the same scale;
     ``p_stress_fallback = 0.9`` and ``p_risk = 0.99`` are probabilities of the stressed regime;
     ``widen`` multiplies the conformal half-width (in half-spreads) added to each side of the
     quote, per state.
     """
 
-    z_watch: float = 4.0
+    z_watch: float = 5.0
     z_recalibrate: float = 6.0
     z_fallback: float = 12.0
     z_risk: float = 20.0

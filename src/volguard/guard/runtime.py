@@ -10,7 +10,8 @@ Per snapshot, in order (nothing here looks ahead):
    (:mod:`volguard.guard.scoring`): per-quote errors into the
    :class:`~volguard.guard.monitors.ErrorMonitor`, the snapshot's
    :func:`~volguard.guard.monitors.error_rate`, standardized by its calm reference (mean and sd
-   over the first ``warmup`` snapshots) into ``z``;
+   over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in NORMAL since) into
+   ``z``;
 2. feed ``z`` to the drift detectors, the 30-day ATM vol change to the
    :class:`~volguard.guard.regime.RegimeFilter`, the errors to the
    :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
@@ -71,6 +72,9 @@ class GuardSettings:
 
     ``warmup``: snapshots whose error rates set the calm reference (no decisions before);
     ``min_scale``: floor of the reference sd (error-rate units: vol points per sqrt(day));
+    ``grow_reference``: after the warm-up, the error rate of every update scored in NORMAL joins
+    the reference, whose mean and sd are re-estimated from all of them (ten snapshots estimate an sd to within about +-45 % at 95 %, so a reference frozen
+    after them makes some runs alarm constantly and others never);
     ``refit_every``: routine refit period in NORMAL and WATCH; ``refit_mode``: when a
     background refit is swapped in (``deferred``: at the next update, awaited, deterministic;
     ``async``: at the first update after it finished); ``max_fit_vol_pts`` and
@@ -92,6 +96,7 @@ class GuardSettings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     warmup: int = 10
     min_scale: float = 0.25
+    grow_reference: bool = True
     refit_every: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(days=1))
     refit_mode: RefitMode = "deferred"
     max_fit_vol_pts: float = 2.0
@@ -112,6 +117,25 @@ class GuardSettings:
                 "min_trades must be >= 1 and trade_alarm_half_spreads > 0; got "
                 f"{self.min_trades!r}, {self.trade_alarm_half_spreads!r}"
             )
+
+
+@dataclass
+class _Moments:
+    """Running mean and sample sd (Welford 1962, doi:10.1080/00401706.1962.10490022)."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else math.nan
 
 
 @dataclass
@@ -197,7 +221,7 @@ class Guard:
         self._regime = RegimeFilter(self.regime_model)
         self._aci = AdaptiveConformal(s.alpha, s.gamma, s.aci_window)
         self._policy = Policy(s.policy)
-        self._warm: list[float] = []
+        self._reference = _Moments()
         self._center = math.nan
         self._scale = math.nan
         self._last_atm: tuple[pd.Timestamp, float] | None = None
@@ -302,7 +326,7 @@ class Guard:
             self._publish(snapshot, observed, metrics, state, state, "hold", "illiquid")
             return
         self._half_spread = float(np.median(liquid.half_spread_iv))
-        z = math.nan
+        z = rate = math.nan
         alarms: tuple[str, ...] = ()
         if self._tracker is not None:
             scores = score(self._tracker, liquid)
@@ -323,11 +347,8 @@ class Guard:
                 error_rate=rate,
                 aci_miss=self._aci.last_miss_rate,
             )
-            if len(self._warm) < s.warmup:
-                self._warm.append(rate)
-                if len(self._warm) == s.warmup:
-                    self._center = float(np.mean(self._warm))
-                    self._scale = max(float(np.std(self._warm, ddof=1)), s.min_scale)
+            if self._reference.n < s.warmup:
+                self._learn(rate)
             else:
                 z = (rate - self._center) / self._scale
                 fired = []
@@ -346,10 +367,19 @@ class Guard:
                 Observation(snapshot.ts, z, alarms, p_stress, refit_valid, trade_alarm)
             )
             state, action, reason = self._policy.state, self._policy.action, self._policy.reason
+            if s.grow_reference and previous == State.NORMAL:
+                self._learn(rate)  # alarms too: leaving out the high ones would shrink the sd
         metrics.update(z=z, detectors=",".join(alarms), p_stress=p_stress)
         self._publish(snapshot, observed, metrics, previous, state, action, reason)
         # last: a worker thread fitting meanwhile would contend for the interpreter lock
         self._start_refits(snapshot, state)
+
+    def _learn(self, rate: float) -> None:
+        """Add a calm error rate to the reference (the mean and sd that standardize ``z``)."""
+        self._reference.add(rate)
+        if self._reference.n >= self.settings.warmup:
+            self._center = self._reference.mean
+            self._scale = max(self._reference.sd, self.settings.min_scale)
 
     def _swap_in(self, metrics: Metrics) -> bool | None:
         """Take the finished refits; returns whether the primary's validated (None: none)."""
