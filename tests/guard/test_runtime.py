@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
 from volguard.data.store import QuoteStore
 from volguard.guard.events import ReplaySource

@@ -9,9 +9,9 @@ Per snapshot, in order (nothing here looks ahead):
 1. score the primary engine (fitted on earlier snapshots) against the new mids, on arrays
    (:mod:`volguard.guard.scoring`): per-quote errors into the
    :class:`~volguard.guard.monitors.ErrorMonitor`, the snapshot's
-   :func:`~volguard.guard.monitors.error_rate`, standardized by its calm reference (mean and sd
-   over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in NORMAL since) into
-   ``z``;
+   :func:`~volguard.guard.monitors.error_rate`, standardized by its calm reference (mean and
+   sd over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in
+   NORMAL since) into ``z``;
 2. feed ``z`` to the drift detectors, the 30-day ATM vol change to the
    :class:`~volguard.guard.regime.RegimeFilter`, the errors to the
    :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
@@ -73,8 +73,9 @@ class GuardSettings:
     ``warmup``: snapshots whose error rates set the calm reference (no decisions before);
     ``min_scale``: floor of the reference sd (error-rate units: vol points per sqrt(day));
     ``grow_reference``: after the warm-up, the error rate of every update scored in NORMAL joins
-    the reference, whose mean and sd are re-estimated from all of them (ten snapshots estimate an sd to within about +-45 % at 95 %, so a reference frozen
-    after them makes some runs alarm constantly and others never);
+    the reference, whose mean and sd are re-estimated from all of them (ten snapshots estimate
+    an sd to within about +-45 % at 95 %: a reference frozen after them makes some runs alarm
+    constantly and others never);
     ``refit_every``: routine refit period in NORMAL and WATCH; ``refit_mode``: when a
     background refit is swapped in (``deferred``: at the next update, awaited, deterministic;
     ``async``: at the first update after it finished); ``max_fit_vol_pts`` and
