@@ -89,7 +89,8 @@ def bench_replay(store: Path) -> GuardService:
         f"**{quotes.sum() / path.sum():,.0f} quote updates/s**"
     )
     print(
-        f"    per snapshot update: {_ms(path)}; per quote (update / its quotes): {_ms(per_quote)}"
+        f"    per snapshot update: {_ms(path)}; per quote (update / its quotes): "
+        f"p50 {np.median(per_quote) * 1e6:.2f} us, p99 {np.percentile(per_quote, 99) * 1e6:.2f} us"
     )
     print(
         f"    + guarded-quotes table: {_ms(r['table'])}; with it "

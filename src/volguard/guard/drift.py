@@ -13,7 +13,7 @@ on simulated calm markets (40 runs of 14 days, a snapshot every 2 h, seeds 100-1
 Page-Hinkley ``delta``) that detected the most simulated crashes of the tuning seeds 100-119
 (``examples/guard_tune_detectors.py``; docs/guard.md lists the figures). Those streams are
 heavier-tailed than Gaussian and the simulated crash shows as a jump of a few sd, so the tuned
-settings are close to a one-step threshold (CUSUM ``k = 3, h = 3`` alarms at ``z > 6``).
+settings are close to a one-step threshold (CUSUM ``k = 3, h = 2.5`` alarms at ``z > 5.5``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from volguard._typing import FloatArray
 
 DEFAULT_TARGET = 1e-3
 """Default false-alarm target: one alarm per 1,000 updates of a stationary stream."""
-CUSUM_DEFAULTS = {"k": 3.0, "h": 3.0}
+CUSUM_DEFAULTS = {"k": 3.0, "h": 2.5}
 PAGE_HINKLEY_DEFAULTS = {"delta": 2.5, "threshold": 3.0}
 ADWIN_DEFAULTS = {"delta": 0.0056}
 

@@ -72,8 +72,9 @@ REASONS: dict[str, str] = {
 class PolicySettings:
     """Thresholds of the policy; ``z`` is the standardized error rate (calm mean 0, sd 1).
 
-    Defaults: ``z_watch = 5`` is the smallest half-point with at most 1 in 1,000 calm updates
-    above it on the simulated calm streams the detectors are tuned on (6.4 per 10,000);
+    Defaults: ``z_watch = 5``: at most 1 in 1,000 calm updates reach it on the simulated calm
+    streams the detectors are tuned on (docs/guard.md; 4.5 alarms often enough that the
+    resulting 2-hourly refits inflate ``z`` and the alarms feed themselves);
     ``z_recalibrate = 6`` and ``z_fallback = 12`` are steps of the same scale;
     ``p_stress_fallback = 0.9`` and ``p_risk = 0.99`` are probabilities of the stressed regime;
     ``widen`` multiplies the conformal half-width (in half-spreads) added to each side of the
