@@ -75,12 +75,12 @@ class QuoteVols:
         ...     "bid": [2_300.0, 1_500.0], "ask": [2_500.0, 1_700.0]})
         >>> qv = QuoteVols.from_snapshot(MarketSnapshot.from_quotes(rows))
         >>> qv.rows.tolist(), qv.mid_iv.round(3).tolist()
-        ([0, 1], [0.5, 0.47])
+        ([0, 1], [0.567, 0.427])
         """
         q = snapshot.quotes
         f = q["forward"].to_numpy(dtype=float, na_value=np.nan)
         strike = q["strike"].to_numpy(dtype=float)
-        expiry_ns = pd.DatetimeIndex(q["expiry"]).asi8
+        expiry_ns = pd.DatetimeIndex(q["expiry"]).as_unit("ns").asi8  # any stored resolution
         t = (expiry_ns - snapshot.ts.value) / NS_PER_SECOND / SECONDS_PER_YEAR
         is_call = q["is_call"].to_numpy(dtype=bool, na_value=False)
         bid = q["bid"].to_numpy(dtype=float, na_value=np.nan)
