@@ -8,7 +8,7 @@ alarms per month, and the conformal coverage in calm and stressed periods. Write
 decisions.parquet, guarded.parquet and report.html under ``--out``.
 
 Run: ``.venv/bin/python examples/guard_replay_deribit.py [--out runs/guard-deribit]``
-(about two minutes per underlying on one core; the store is built once, ~10 s).
+(about 25 s per underlying on one core; the store is built once, ~10 s).
 """
 
 from __future__ import annotations

@@ -47,12 +47,14 @@ def test_textbook_defaults_would_alarm_far_more(name: str) -> None:
     )
 
 
-@pytest.mark.parametrize("name", sorted(DETECTORS))
-def test_a_three_sigma_shift_is_detected_within_a_few_updates(name: str) -> None:
+@pytest.mark.parametrize(("name", "max_median"), [("cusum", 1), ("page_hinkley", 1), ("adwin", 8)])
+def test_a_six_sigma_shift_is_detected_within_a_few_updates(name: str, max_median: int) -> None:
+    # the defaults are tuned on the guard's simulated calm z, where a crash is a jump of several
+    # sd: CUSUM and Page-Hinkley catch such a jump at once, ADWIN needs a window of it
     delays = []
     for seed in range(40):
         calm = stationary_streams(1, 60, seed=seed)[0]
-        shifted = stationary_streams(1, 40, seed=1000 + seed)[0] + 3.0
+        shifted = stationary_streams(1, 40, seed=1000 + seed)[0] + 6.0
         det = DETECTORS[name]()
         for x in calm:
             det.update(x)
@@ -62,7 +64,7 @@ def test_a_three_sigma_shift_is_detected_within_a_few_updates(name: str) -> None
                 delays.append(i)
                 break
     assert len(delays) >= 38
-    assert np.median(delays) <= 4
+    assert np.median(delays) <= max_median
 
 
 def test_adwin_ignores_a_drop_of_the_mean() -> None:

@@ -21,9 +21,9 @@ def run(policy: Policy, *observations: Observation) -> list[tuple[str, str]]:
 
 def test_escalation_ladder() -> None:
     p = Policy()
-    assert run(p, Observation(TS, 4.5)) == [("WATCH", "error_rate")]
+    assert run(p, Observation(TS, 5.5)) == [("WATCH", "error_rate")]
     assert run(p, Observation(TS, 0.0, ("cusum",))) == [("RECALIBRATE", "persistent_alarms")]
-    assert run(p, Observation(TS, 4.5, (), 0.95)) == [("FALLBACK", "stress_regime")]
+    assert run(p, Observation(TS, 5.5, (), 0.95)) == [("FALLBACK", "stress_regime")]
     assert run(p, Observation(TS, 25.0, ("cusum",), 0.995)) == [("RISK_REDUCE", "risk")]
 
 

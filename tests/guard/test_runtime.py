@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from volguard.data.store import QuoteStore
 from volguard.guard.events import ReplaySource
@@ -65,7 +66,9 @@ def test_fallback_serves_the_fallback_engine(make_store: Callable[..., QuoteStor
     from volguard.guard.policy import PolicySettings
 
     store = make_store(14, 10)
-    settings = GuardSettings(warmup=5, policy=PolicySettings(z_recalibrate=4.0, z_fallback=5.0))
+    settings = GuardSettings(
+        warmup=5, policy=PolicySettings(z_watch=3.0, z_recalibrate=4.0, z_fallback=5.0)
+    )
     guard = Guard(make_engine("ssvi"), make_engine("black76-flat"), settings)
     run_guard(store, guard)
     assert guard.state >= State.FALLBACK
@@ -95,3 +98,28 @@ def test_an_ensemble_widens_its_quotes_by_its_members_disagreement(
     np.testing.assert_allclose(plain["disagreement_iv"], premium["disagreement_iv"])
     extra = (premium["ask_iv"] - premium["bid_iv"]) - (plain["ask_iv"] - plain["bid_iv"])
     np.testing.assert_allclose(extra, 2 * 2.0 * plain["disagreement_iv"], rtol=1e-9)
+
+
+def test_z_is_standardized_by_every_rate_scored_in_normal_before_it(
+    make_store: Callable[..., QuoteStore],
+) -> None:
+    store = make_store(16, None)
+    for grow in (True, False):
+        settings = GuardSettings(warmup=4, grow_reference=grow, min_scale=1e-6)
+        guard = Guard(make_engine("ssvi"), make_engine("black76-flat"), settings)
+        rates, checked = [], 0
+        for snap in ReplaySource(store, ["BTC"]):
+            guard.update(snap)
+            d = guard.decision
+            assert d is not None
+            if "error_rate" not in d.metrics:
+                continue
+            rate = d.metrics["error_rate"]
+            if np.isfinite(d.metrics["z"]):
+                ref = np.array(rates if grow else rates[:4])
+                expected = (rate - ref.mean()) / ref.std(ddof=1)
+                assert d.metrics["z"] == pytest.approx(expected, rel=1e-9)
+                checked += 1
+            if d.previous == "NORMAL":
+                rates.append(rate)
+        assert checked >= 8

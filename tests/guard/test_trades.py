@@ -47,3 +47,30 @@ def test_trades_are_scored_summarised_and_bad_ones_counted() -> None:
         MarketSnapshot.from_quotes(next_snap.assign(ts=next_snap["ts"] + pd.Timedelta(days=1)))
     )
     assert guard.decision is not None and guard.decision.metrics["trades"] == 0
+
+
+@pytest.mark.parametrize(("trade_iv", "alarm"), [(0.50, True), (0.452, False)])
+def test_trades_far_from_the_engine_raise_an_alarm(trade_iv: float, alarm: bool) -> None:
+    rng = np.random.default_rng(1)
+    guard = Guard(make_engine("ssvi"), make_engine("black76-flat"), GuardSettings(warmup=2))
+    snaps = [
+        synthetic_snapshot(DAY0 + pd.Timedelta(days=day), 0.45, -0.1, rng, noise=0.0)
+        for day in range(5)
+    ]
+    for snap in snaps[:4]:
+        guard.update(MarketSnapshot.from_quotes(snap))
+    assert guard.state.name == "NORMAL" and guard.decision is not None
+    assert guard.decision.reason != "warmup"
+    expiry = DAY0 + pd.Timedelta(days=3 + 45)
+    name = f"BTC-{expiry.day}{expiry.strftime('%b').upper()}{expiry:%y}-90000-C"  # k = 0
+    ts = DAY0 + pd.Timedelta(days=3, hours=1)
+    for _ in range(3):  # min_trades; 5 vol points is about 8 half-spreads of 0.6 points
+        guard.update(Trade(ts, "BTC", name, price=4_000.0, size=1.0, iv=trade_iv))
+    guard.update(MarketSnapshot.from_quotes(snaps[4]))
+    d = guard.decision
+    assert d is not None and d.metrics["trade_alarm"] is alarm
+    assert (d.state, d.reason) == (("WATCH", "trade_error") if alarm else ("NORMAL", "calm"))
+    if alarm:
+        assert d.metrics["trade_mae_half_spreads"] >= GuardSettings().trade_alarm_half_spreads
+    with pytest.raises(ValueError, match="min_trades must be >= 1"):
+        GuardSettings(min_trades=0)

@@ -69,6 +69,7 @@ class AdaptiveConformal:
         self._covered = 0
         self._seen = 0
         self._last_miss = float("nan")
+        self._width = float("inf")
 
     @property
     def alpha_t(self) -> float:
@@ -81,8 +82,9 @@ class AdaptiveConformal:
 
         When ``alpha_t <= 0`` the interval would be the whole line; the largest recent score is
         used instead so that quotes stay finite."""
-        if not self._scores:
-            return float("inf")
+        return self._width
+
+    def _quantile(self) -> float:
         scores = np.concatenate(self._scores)
         level = float(np.clip(1.0 - self._alpha_t, 0.0, 1.0))
         return float(np.quantile(scores, level))
@@ -108,6 +110,7 @@ class AdaptiveConformal:
             self._last_miss = miss
         self._scores.append(scores)
         self._batches += 1
+        self._width = self._quantile()  # computed once per batch: read many times per update
 
     @property
     def last_miss_rate(self) -> float:

@@ -93,15 +93,22 @@ class ErrorMonitor:
 
     def update(self, x: pd.DataFrame) -> None:
         """Add one snapshot's residuals (columns ``t``, ``k``, ``err_vol``, ``err_hs``)."""
+        self.update_arrays(*(x[c].to_numpy(dtype=float) for c in ("t", "k", "err_vol", "err_hs")))
+
+    def update_arrays(
+        self, t: np.ndarray, k: np.ndarray, err_vol: np.ndarray, err_hs: np.ndarray
+    ) -> None:
+        """:meth:`update` on arrays: years to expiry, log-moneyness, errors (decimal vol and
+        half-spreads) of one snapshot's quotes (the guard's hot path; no DataFrame)."""
         self._updates += 1
-        if x.empty:
+        if len(t) == 0:
             return
-        codes = _bucket_codes(x["t"].to_numpy(dtype=float), x["k"].to_numpy(dtype=float))
+        codes = _bucket_codes(t, k)
         size = len(EXPIRY_LABELS) * len(MONEYNESS_LABELS)
         sums = {}
         for name, values in (
-            ("vol", np.abs(x["err_vol"].to_numpy(dtype=float)) * 100),
-            ("hs", np.abs(x["err_hs"].to_numpy(dtype=float))),
+            ("vol", np.abs(np.asarray(err_vol, dtype=float)) * 100),
+            ("hs", np.abs(np.asarray(err_hs, dtype=float))),
         ):
             ok = np.isfinite(values)
             sums[name] = (

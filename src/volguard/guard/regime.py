@@ -15,6 +15,7 @@ state sd 6.85 vol points per sqrt(day); a calm day is followed by a stress day w
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,11 +131,12 @@ def _log_normal(x: FloatArray, mean: FloatArray, cov: FloatArray) -> float:
     return float(-0.5 * (diff @ np.linalg.solve(cov, diff) + logdet + x.size * np.log(2 * np.pi)))
 
 
-def atm_vol_30d(observed: pd.DataFrame, days: float = 30.0) -> float:
+def atm_vol_30d(observed: pd.DataFrame | Mapping[str, FloatArray], days: float = 30.0) -> float:
     """The ``days``-day at-the-money implied vol of a snapshot (decimal), like DVOL.
 
     Each expiry's vol at ``k = 0`` is interpolated from its quotes' mid vols (``k``, ``t``,
-    ``mid_iv`` columns of :func:`~volguard.models.quotes.observed_vols`); the total variances
+    ``mid_iv`` columns of :func:`~volguard.models.quotes.observed_vols`, or a mapping of those
+    names to arrays); the total variances
     of the two expiries around ``days`` are interpolated linearly in time. NaN if no expiry
     straddles at-the-money.
 
@@ -145,9 +147,9 @@ def atm_vol_30d(observed: pd.DataFrame, days: float = 30.0) -> float:
     >>> round(atm_vol_30d(obs), 4)
     0.5188
     """
-    t = observed["t"].to_numpy(dtype=float)
-    k = observed["k"].to_numpy(dtype=float)
-    iv = observed["mid_iv"].to_numpy(dtype=float)
+    t = np.asarray(observed["t"], dtype=float)
+    k = np.asarray(observed["k"], dtype=float)
+    iv = np.asarray(observed["mid_iv"], dtype=float)
     order = np.lexsort((k, t))
     t, k, iv = t[order], k[order], iv[order]
     _, starts = np.unique(t, return_index=True)

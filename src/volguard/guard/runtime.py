@@ -2,32 +2,44 @@
 
 Per snapshot, in order (nothing here looks ahead):
 
-1. score the primary engine (fitted on earlier snapshots) against the new mids: per-quote
-   errors into the :class:`~volguard.guard.monitors.ErrorMonitor`, the snapshot's
-   :func:`~volguard.guard.monitors.error_rate`, standardized by its calm reference (mean and sd
-   over the first ``warmup`` snapshots) into ``z``;
+0. swap in the refits that finished since the last update (:mod:`volguard.guard.refit`): in the
+   default ``deferred`` mode, exactly the refits started at the previous snapshot; a primary
+   refit becomes the scored model, and the served one when it validates (converged, median
+   in-sample error within ``max_fit_vol_pts`` and ``max_fit_half_spreads``);
+1. score the primary engine (fitted on earlier snapshots) against the new mids, on arrays
+   (:mod:`volguard.guard.scoring`): per-quote errors into the
+   :class:`~volguard.guard.monitors.ErrorMonitor`, the snapshot's
+   :func:`~volguard.guard.monitors.error_rate`, standardized by its calm reference (mean and
+   sd over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in
+   NORMAL since) into ``z``;
 2. feed ``z`` to the drift detectors, the 30-day ATM vol change to the
    :class:`~volguard.guard.regime.RegimeFilter`, the errors to the
-   :class:`~volguard.guard.conformal.AdaptiveConformal` intervals;
-3. refit the primary on this snapshot when it is due (``refit_every``) or the state is
-   RECALIBRATE or worse, and validate the refit (converged, median in-sample error within
-   ``max_fit_vol_pts`` and ``max_fit_half_spreads``);
-4. let the :class:`~volguard.guard.policy.Policy` decide, swap in a validated refit, fit the
-   fallback engine on the liquid quotes when the state is FALLBACK or worse;
-5. publish guarded quotes: the served engine's vol, its conformal interval, and bid/ask vols
-   widened by the policy's multiplier times the interval half-width, plus, when the served
-   engine is an ensemble, a premium proportional to its members' disagreement.
+   :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
+   since the last snapshot (their error against the served engine, in half-spreads);
+3. let the :class:`~volguard.guard.policy.Policy` decide;
+4. publish guarded quotes: the served engine's vol (the fallback's last fit in FALLBACK and
+   worse), its conformal interval, and bid/ask vols widened by the policy's multiplier times the
+   interval half-width, plus, when the served engine is an ensemble, a premium proportional to
+   its members' disagreement;
+5. start the refits that are due, in the background: the primary when ``refit_every`` has
+   passed or the state is RECALIBRATE or worse, the fallback (on the liquid quotes) in FALLBACK
+   and worse.
+
+No fit runs inside ``update``: a snapshot is scored and decided on in about a millisecond, and
+the refit it starts is swapped in at the next update (``deferred``: awaited there, so decisions
+are reproducible) or at the first update after it finished (``async``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from volguard.guard.conformal import AdaptiveConformal
 from volguard.guard.deribit_ws import MessageError, parse_instrument
@@ -35,16 +47,18 @@ from volguard.guard.drift import ADWIN, CUSUM, Detector, PageHinkley
 from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
+from volguard.guard.refit import FitOutcome, RefitMode, Refitter
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
-from volguard.guard.residuals import residuals
+from volguard.guard.scoring import QuoteVols, score
 from volguard.kernels.api import black76_price
 from volguard.market.contracts import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
-from volguard.models.quotes import observed_vols
 
 MIN_VOL = 0.01
 """Floor of a guarded bid vol (decimal), so that a widened bid stays a price."""
+
+Metrics = dict[str, float | str | bool | None]
 
 
 def default_detectors() -> dict[str, Detector]:
@@ -58,7 +72,13 @@ class GuardSettings:
 
     ``warmup``: snapshots whose error rates set the calm reference (no decisions before);
     ``min_scale``: floor of the reference sd (error-rate units: vol points per sqrt(day));
-    ``refit_every``: routine refit period in NORMAL and WATCH; ``max_fit_vol_pts`` and
+    ``grow_reference``: after the warm-up, the error rate of every update scored in NORMAL joins
+    the reference, whose mean and sd are re-estimated from all of them (ten snapshots estimate
+    an sd to within about +-45 % at 95 %: a reference frozen after them makes some runs alarm
+    constantly and others never);
+    ``refit_every``: routine refit period in NORMAL and WATCH; ``refit_mode``: when a
+    background refit is swapped in (``deferred``: at the next update, awaited, deterministic;
+    ``async``: at the first update after it finished); ``max_fit_vol_pts`` and
     ``max_fit_half_spreads``: validation limits on a refit's median in-sample |error|;
     ``max_half_spread_vol_pts``, ``min_quotes``: only quotes at most this wide (half-spread,
     vol points) are scored, and a snapshot with fewer such quotes is skipped as illiquid
@@ -67,13 +87,19 @@ class GuardSettings:
     of their mid; ``alpha``, ``gamma``, ``aci_window``: the conformal intervals;
     ``disagreement_premium``: when the served engine is an ensemble, each quoted side moves out
     by this many times its members' vol disagreement at the quote (a premium for model
-    uncertainty, on top of the state's widening).
+    uncertainty, on top of the state's widening);
+    ``min_trades``, ``trade_alarm_half_spreads``: at least this many trades since the last
+    snapshot whose median |served vol - trade vol| is at least this many of the last snapshot's
+    median half-spreads raise an alarm (trades far outside the quoted spread: the market
+    executes where the engine does not price).
     """
 
     policy: PolicySettings = field(default_factory=PolicySettings)
     warmup: int = 10
     min_scale: float = 0.25
+    grow_reference: bool = True
     refit_every: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(days=1))
+    refit_mode: RefitMode = "deferred"
     max_fit_vol_pts: float = 2.0
     max_fit_half_spreads: float = 2.0
     max_half_spread_vol_pts: float = 5.0
@@ -83,6 +109,62 @@ class GuardSettings:
     gamma: float = 0.05
     aci_window: int = 5
     disagreement_premium: float = 1.0
+    min_trades: int = 3
+    trade_alarm_half_spreads: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.min_trades < 1 or self.trade_alarm_half_spreads <= 0:
+            raise ValueError(
+                "min_trades must be >= 1 and trade_alarm_half_spreads > 0; got "
+                f"{self.min_trades!r}, {self.trade_alarm_half_spreads!r}"
+            )
+
+
+@dataclass
+class _Moments:
+    """Running mean and sample sd (Welford 1962, doi:10.1080/00401706.1962.10490022)."""
+
+    n: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: float) -> None:
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    @property
+    def sd(self) -> float:
+        return math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else math.nan
+
+
+@dataclass
+class _Published:
+    """The arrays behind :attr:`Guard.guarded`; the table is built when first read."""
+
+    snapshot: MarketSnapshot
+    rows: np.ndarray
+    columns: dict[str, np.ndarray]
+    state: str
+    frame: pd.DataFrame | None = None
+
+    def table(self) -> pd.DataFrame:
+        if self.frame is None:
+            names = self.snapshot.quotes["instrument"].to_numpy(dtype=object)[self.rows]
+            c = self.columns
+            self.frame = pd.DataFrame(
+                {
+                    "ts": self.snapshot.ts,
+                    "underlying": self.snapshot.underlying,
+                    "instrument": names,
+                    **{n: c[n] for n in ("mid_iv", "model_iv", "lower_iv", "upper_iv")},
+                    **{n: c[n] for n in ("disagreement_iv", "bid_iv", "ask_iv")},
+                    **{n: c[n] for n in ("bid_usd", "ask_usd")},
+                    "state": self.state,
+                }
+            )
+        return self.frame
 
 
 class Guard:
@@ -99,6 +181,8 @@ class Guard:
         Defaults to :data:`~volguard.guard.regime.DVOL_MODEL`.
     detectors : callable, optional
         Factory of the named drift detectors (default :func:`default_detectors`).
+    executor : Executor, optional
+        Where refits run (default: one worker thread per guard); not pickled with the guard.
     """
 
     def __init__(
@@ -108,39 +192,57 @@ class Guard:
         settings: GuardSettings | None = None,
         regime_model: RegimeModel = DVOL_MODEL,
         detectors: Callable[[], dict[str, Detector]] = default_detectors,
+        executor: Executor | None = None,
     ) -> None:
         self.engine = engine
         self.fallback = fallback
         self.settings = settings or GuardSettings()
         self.regime_model = regime_model
         self.detectors = detectors
+        self.executor = executor
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: no fitted engine, no reference, NORMAL."""
+        """Forget everything: no fitted engine, no reference, NORMAL, no refit in flight."""
         s = self.settings
+        previous: Refitter | None = getattr(self, "_refitter", None)
+        if previous is not None:
+            previous.close()
+        self._refitter = Refitter(s.refit_mode, self.executor)
         self._primary: SurfaceEngine | None = None  # the last validated fit: served
         self._tracker: SurfaceEngine | None = None  # the last fit, valid or not: scored
+        self._fallback_fit: SurfaceEngine | None = None
         self._floor = 0.0
         self._served: SurfaceEngine | None = None
         self._monitor = ErrorMonitor()
         self._trade_monitor = ErrorMonitor()
         self._trades: list[tuple[float, float, float]] = []  # (t, k, model - trade vol)
         self._trades_skipped = 0
-        self._forwards: pd.Series | None = None
         self._detectors = self.detectors()
         self._regime = RegimeFilter(self.regime_model)
         self._aci = AdaptiveConformal(s.alpha, s.gamma, s.aci_window)
         self._policy = Policy(s.policy)
-        self._warm: list[float] = []
+        self._reference = _Moments()
         self._center = math.nan
         self._scale = math.nan
         self._last_atm: tuple[pd.Timestamp, float] | None = None
         self._seq = 0
         self._decision: Decision | None = None
-        self._guarded = pd.DataFrame()
+        self._published: _Published | None = None
         self._context: MarketSnapshot | None = None
         self._half_spread = math.nan
+
+    def close(self) -> None:
+        """Stop the refit worker (a later update starts a new one)."""
+        self._refitter.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (the replay's checkpoint) without the executor; a refit in flight keeps its
+        result (it is waited for: a fit may still be filling the snapshot's cached tables)."""
+        self._refitter.settle()
+        state = dict(self.__dict__)
+        state["executor"] = None
+        return state
 
     # ------------------------------------------------------------------ state
     @property
@@ -155,7 +257,7 @@ class Guard:
     @property
     def guarded(self) -> pd.DataFrame:
         """Guarded quotes of the last snapshot (empty before the first fit)."""
-        return self._guarded
+        return pd.DataFrame() if self._published is None else self._published.table()
 
     @property
     def served(self) -> SurfaceEngine | None:
@@ -186,61 +288,68 @@ class Guard:
     def conformal(self) -> AdaptiveConformal:
         return self._aci
 
+    @property
+    def refitter(self) -> Refitter:
+        """The background refits: ``fits``, ``fit_seconds`` (their own cost) and
+        ``wait_seconds`` (time updates spent waiting for them)."""
+        return self._refitter
+
     # ------------------------------------------------------------------ update
     def update(self, x: MarketSnapshot | Trade) -> None:
-        """Process one snapshot (steps 1-5 of the module docstring) or one trade.
+        """Process one snapshot (steps 0-5 of the module docstring) or one trade.
 
         A trade is scored at once against the served engine (its vol vs the trade's implied
         vol, at the last snapshot's forward for its expiry); the trades since the last snapshot
-        are summarised in that snapshot's decision (``trades``, ``trade_mae_vol_pts``,
-        ``trade_bias_vol_pts``) and in :attr:`trade_monitor`. They inform, they do not move the
-        policy (snapshots do). Trades without an implied vol, with a name that is not an option,
-        or with an expiry the last snapshot does not list are counted in ``trades_skipped``.
+        are summarised in the next snapshot's decision (``trades``, ``trade_mae_vol_pts``,
+        ``trade_bias_vol_pts``, ``trade_mae_half_spreads``, ``trade_alarm``) and in
+        :attr:`trade_monitor`, and raise an alarm in the policy when at least ``min_trades`` of
+        them have a median error of ``trade_alarm_half_spreads`` or more. Trades without an
+        implied vol, with a name that is not an option, or with an expiry the last snapshot does
+        not list are counted in ``trades_skipped``.
         """
         if isinstance(x, Trade):
             self._score_trade(x)
             return
         snapshot = x
         s = self.settings
-        observed = observed_vols(snapshot)
-        liquid = observed[observed["half_spread_iv"] * 100 <= s.max_half_spread_vol_pts]
-        metrics: dict[str, float | str | bool | None] = {
-            "n_quotes": len(observed),
-            "n_liquid": len(liquid),
-            "forward_30d_usd": _forward_near(observed, 30.0),
-        }
+        metrics: Metrics = {}
+        refit_valid = self._swap_in(metrics)
+        trade_alarm = self._summarise_trades(metrics)
+        observed = QuoteVols.from_snapshot(snapshot)
+        liquid = observed.subset(observed.half_spread_iv * 100 <= s.max_half_spread_vol_pts)
+        metrics.update(
+            n_quotes=len(observed),
+            n_liquid=len(liquid),
+            forward_30d_usd=_forward_near(observed, 30.0),
+        )
         if len(liquid) < s.min_quotes:
-            self._skip(snapshot, observed, metrics)
+            state = self._policy.state
+            self._publish(snapshot, observed, metrics, state, state, "hold", "illiquid")
             return
-        self._half_spread = float(np.median(liquid["half_spread_iv"]))
-        z = math.nan
+        self._half_spread = float(np.median(liquid.half_spread_iv))
+        z = rate = math.nan
         alarms: tuple[str, ...] = ()
         if self._tracker is not None:
-            res = residuals(self._tracker, liquid)
-            self._monitor.update(res)
-            abs_err = np.abs(res["err_vol"].to_numpy(dtype=float)) * 100
+            scores = score(self._tracker, liquid)
+            self._monitor.update_arrays(liquid.t, liquid.k, scores.err_vol, scores.err_hs)
+            abs_err = np.abs(scores.err_vol) * 100
             age = (snapshot.ts - self._tracker.ts_).total_seconds() / 86_400
-            rate = error_rate(float(np.median(abs_err)), self._floor, age)
-            half = res["half_spread_iv"].to_numpy(dtype=float)
+            mae = float(np.median(abs_err))
+            rate = error_rate(mae, self._floor, age)
             self._aci.update(
-                res["model_iv"].to_numpy(dtype=float),
-                res["mid_iv"].to_numpy(dtype=float),
-                np.maximum(half, 1e-4),
+                scores.model_iv, liquid.mid_iv, np.maximum(liquid.half_spread_iv, 1e-4)
             )
             metrics.update(
-                mae_vol_pts=float(np.median(abs_err)),
-                bias_vol_pts=float(np.median(res["err_vol"]) * 100),
-                mae_half_spreads=float(np.nanmedian(np.abs(res["err_hs"]))),
+                mae_vol_pts=mae,
+                bias_vol_pts=float(np.median(scores.err_vol) * 100),
+                mae_half_spreads=float(np.nanmedian(np.abs(scores.err_hs))),
                 floor_vol_pts=self._floor,
                 age_days=age,
                 error_rate=rate,
                 aci_miss=self._aci.last_miss_rate,
             )
-            if len(self._warm) < s.warmup:
-                self._warm.append(rate)
-                if len(self._warm) == s.warmup:
-                    self._center = float(np.mean(self._warm))
-                    self._scale = max(float(np.std(self._warm, ddof=1)), s.min_scale)
+            if self._reference.n < s.warmup:
+                self._learn(rate)
             else:
                 z = (rate - self._center) / self._scale
                 fired = []
@@ -250,48 +359,91 @@ class Guard:
                         fired.append(name)
                 alarms = tuple(fired)
         p_stress = self._update_regime(snapshot.ts, liquid, metrics)
-        candidate, valid = self._maybe_refit(snapshot, metrics)
         previous = self._policy.state
         if math.isnan(z):  # no reference yet
             state, reason = previous, "warmup"
-            action = "fit" if candidate is not None and valid else "hold"
+            action = "fit" if refit_valid else "hold"
         else:
-            self._policy.update(Observation(snapshot.ts, z, alarms, p_stress, valid))
+            self._policy.update(
+                Observation(snapshot.ts, z, alarms, p_stress, refit_valid, trade_alarm)
+            )
             state, action, reason = self._policy.state, self._policy.action, self._policy.reason
-        if candidate is not None:
-            self._tracker, self._floor = candidate, float(metrics["fit_vol_pts"] or 0.0)
-            if valid:
-                self._primary = candidate
+            if s.grow_reference and previous == State.NORMAL:
+                self._learn(rate)  # alarms too: leaving out the high ones would shrink the sd
         metrics.update(z=z, detectors=",".join(alarms), p_stress=p_stress)
-        self._summarise_trades(metrics)
         self._publish(snapshot, observed, metrics, previous, state, action, reason)
+        # last: a worker thread fitting meanwhile would contend for the interpreter lock
+        self._start_refits(snapshot, state)
 
-    def _skip(
-        self,
-        snapshot: MarketSnapshot,
-        observed: pd.DataFrame,
-        metrics: dict[str, float | str | bool | None],
-    ) -> None:
-        state = self._policy.state
-        self._publish(snapshot, observed, metrics, state, state, "hold", "illiquid")
+    def _learn(self, rate: float) -> None:
+        """Add a calm error rate to the reference (the mean and sd that standardize ``z``)."""
+        self._reference.add(rate)
+        if self._reference.n >= self.settings.warmup:
+            self._center = self._reference.mean
+            self._scale = max(self._reference.sd, self.settings.min_scale)
+
+    def _swap_in(self, metrics: Metrics) -> bool | None:
+        """Take the finished refits; returns whether the primary's validated (None: none)."""
+        s = self.settings
+        fallback = self._refitter.take("fallback")
+        if fallback is not None:
+            self._fallback_fit = fallback.engine
+        outcome: FitOutcome | None = self._refitter.take("primary")
+        if outcome is None:
+            return None
+        metrics["refit_ts"] = outcome.snapshot_ts.isoformat()
+        if outcome.engine is None:
+            metrics["refit_error"] = outcome.error
+            return False
+        valid = (
+            outcome.converged
+            and outcome.fit_vol_pts <= s.max_fit_vol_pts
+            and outcome.fit_half_spreads <= s.max_fit_half_spreads
+        )
+        metrics.update(
+            fit_vol_pts=outcome.fit_vol_pts,
+            fit_half_spreads=outcome.fit_half_spreads,
+            refit_valid=valid,
+        )
+        self._tracker, self._floor = outcome.engine, outcome.fit_vol_pts
+        if self._primary is None:  # the first fit is served whatever its quality
+            self._primary = outcome.engine
+            return True
+        if valid:
+            self._primary = outcome.engine
+        return valid
+
+    def _start_refits(self, snapshot: MarketSnapshot, state: State) -> None:
+        s = self.settings
+        due = (
+            self._tracker is None
+            or state >= State.RECALIBRATE
+            # 3 h of slack: "daily" snapshots arrive up to an hour or two early or late
+            or snapshot.ts - self._tracker.ts_ >= s.refit_every - pd.Timedelta(hours=3)
+        )
+        if due:
+            self._refitter.submit("primary", self.engine, snapshot)
+        if state >= State.FALLBACK:
+            self._refitter.submit("fallback", self.fallback, snapshot, s.liquid_spread)
 
     def _publish(
         self,
         snapshot: MarketSnapshot,
-        observed: pd.DataFrame,
-        metrics: dict[str, float | str | bool | None],
+        observed: QuoteVols,
+        metrics: Metrics,
         previous: State,
         state: State,
         action: str,
         reason: str,
     ) -> None:
         self._context = snapshot
-        self._forwards = snapshot.forwards
-        self._served = self._primary
-        if state >= State.FALLBACK:
-            self._served = self._fit_fallback(snapshot)
+        self._served, served = self._primary, self.engine.name
+        if state < State.FALLBACK:
+            self._fallback_fit = None  # a later FALLBACK starts from a fresh fit
+        elif self._fallback_fit is not None:  # until its first fit lands, the primary serves
+            self._served, served = self._fallback_fit, self.fallback.name
         metrics.update(
-            served=self.fallback.name if state >= State.FALLBACK else self.engine.name,
+            served=served,
             aci_half_width=self._aci.half_width,
             aci_alpha_t=self._aci.alpha_t,
         )
@@ -306,18 +458,20 @@ class Guard:
             metrics,
         )
         self._seq += 1
-        self._guarded = self._guard_quotes(snapshot, observed, state)
+        self._published = self._guard_quotes(snapshot, observed, state)
 
     # ------------------------------------------------------------------ helpers
     def _score_trade(self, trade: Trade) -> None:
-        engine, forwards = self._served, self._forwards
+        engine, context = self._served, self._context
         try:
             option = parse_instrument(trade.instrument)
         except MessageError:
             option = None
         forward = math.nan
-        if option is not None and forwards is not None and option.expiry in forwards.index:
-            forward = float(forwards[option.expiry])
+        if option is not None and context is not None:
+            forwards = context.forwards
+            if option.expiry in forwards.index:
+                forward = float(forwards[option.expiry])
         t = (option.expiry - trade.ts).total_seconds() / SECONDS_PER_YEAR if option else math.nan
         if (
             engine is None
@@ -330,27 +484,32 @@ class Guard:
         model = float(engine.implied_vol(np.array([k]), np.array([t]))[0])
         self._trades.append((t, k, model - trade.iv))
 
-    def _summarise_trades(self, metrics: dict[str, float | str | bool | None]) -> None:
+    def _summarise_trades(self, metrics: Metrics) -> bool:
+        """Trade metrics since the last snapshot; returns whether they raise an alarm."""
+        s = self.settings
         metrics.update(trades=len(self._trades), trades_skipped=self._trades_skipped)
+        alarm = False
         if self._trades:
             t, k, err = (np.array(col) for col in zip(*self._trades, strict=True))
+            mae_hs = float(np.median(np.abs(err)) / self._half_spread)  # NaN before a snapshot
+            alarm = len(err) >= s.min_trades and mae_hs >= s.trade_alarm_half_spreads
             metrics.update(
                 trade_mae_vol_pts=float(np.median(np.abs(err)) * 100),
                 trade_bias_vol_pts=float(np.median(err) * 100),
+                trade_mae_half_spreads=mae_hs,
+                trade_alarm=alarm,
             )
-            self._trade_monitor.update(
-                pd.DataFrame({"t": t, "k": k, "err_vol": err, "err_hs": np.nan})
-            )
+            self._trade_monitor.update_arrays(t, k, err, np.full(err.size, np.nan))
         self._trades.clear()
         self._trades_skipped = 0
+        return alarm
 
-    def _update_regime(
-        self,
-        ts: pd.Timestamp,
-        observed: pd.DataFrame,
-        metrics: dict[str, float | str | bool | None],
-    ) -> float:
-        atm = atm_vol_30d(observed) * 100 if not observed.empty else math.nan
+    def _update_regime(self, ts: pd.Timestamp, liquid: QuoteVols, metrics: Metrics) -> float:
+        atm = (
+            atm_vol_30d({"t": liquid.t, "k": liquid.k, "mid_iv": liquid.mid_iv}) * 100
+            if len(liquid)
+            else math.nan
+        )
         change = math.nan
         if self._last_atm is not None and math.isfinite(atm):
             days = (ts - self._last_atm[0]).total_seconds() / 86_400
@@ -361,94 +520,44 @@ class Guard:
         metrics.update(atm_vol_30d=atm, atm_change_per_sqrt_day=change)
         return self._regime.stress_probability
 
-    def _maybe_refit(
-        self, snapshot: MarketSnapshot, metrics: dict[str, float | str | bool | None]
-    ) -> tuple[SurfaceEngine | None, bool | None]:
-        s = self.settings
-        due = (
-            self._tracker is None
-            or self._policy.state >= State.RECALIBRATE
-            # 3 h of slack: "daily" snapshots arrive up to an hour or two early or late
-            or snapshot.ts - self._tracker.ts_ >= s.refit_every - pd.Timedelta(hours=3)
-        )
-        if not due:
-            return None, None
-        try:
-            candidate = clone(self.engine).fit(snapshot)
-        except ValueError as exc:  # nothing to fit in this snapshot
-            metrics["refit_error"] = str(exc)
-            return None, False
-        fit_vol = float(np.median(np.abs(candidate.result_.residuals_vol)) * 100)
-        fit_hs = float(np.nanmedian(np.abs(candidate.result_.residuals_half_spread)))
-        valid = (
-            bool(candidate.result_.converged)
-            and fit_vol <= s.max_fit_vol_pts
-            and fit_hs <= s.max_fit_half_spreads
-        )
-        metrics.update(fit_vol_pts=fit_vol, fit_half_spreads=fit_hs, refit_valid=valid)
-        if self._primary is None:  # the first fit is served whatever its quality
-            return candidate, True
-        return candidate, valid
-
-    def _fit_fallback(self, snapshot: MarketSnapshot) -> SurfaceEngine | None:
-        q = snapshot.quotes
-        mid = (q["bid"] + q["ask"]) / 2
-        liquid = ((q["ask"] - q["bid"]) <= self.settings.liquid_spread * mid).fillna(False)
-        try:
-            fitted: SurfaceEngine = clone(self.fallback).fit(
-                MarketSnapshot.from_quotes(q[liquid.to_numpy(dtype=bool)])
-            )
-            return fitted
-        except ValueError:  # no liquid quote: keep the primary rather than nothing
-            return self._primary
-
     def _guard_quotes(
-        self, snapshot: MarketSnapshot, observed: pd.DataFrame, state: State
-    ) -> pd.DataFrame:
-        if self._served is None or observed.empty:
-            return pd.DataFrame()
-        out = residuals(self._served, observed)
-        model = out["model_iv"].to_numpy(dtype=float)
-        half = np.maximum(out["half_spread_iv"].to_numpy(dtype=float), 1e-4)
+        self, snapshot: MarketSnapshot, observed: QuoteVols, state: State
+    ) -> _Published | None:
+        if self._served is None or len(observed) == 0:
+            return None
+        model = score(self._served, observed).model_iv
+        half = np.maximum(observed.half_spread_iv, 1e-4)
         width = self._aci.half_width
         if not math.isfinite(width):
             width = 1.0  # no score yet: one half-spread
-        lower, upper = model - width * half, model + width * half
         members = getattr(self._served, "disagreement", None)  # an ensemble's member spread
         spread = (
-            members(out["k"].to_numpy(dtype=float), out["t"].to_numpy(dtype=float))
+            np.asarray(members(observed.k, observed.t), dtype=float)
             if callable(members)
-            else np.zeros(len(out))
+            else np.zeros(len(observed))
         )
         quote_half = half * (1.0 + self._policy.settings.widen[state] * width)
         quote_half = quote_half + self.settings.disagreement_premium * spread
         bid_iv = np.maximum(model - quote_half, MIN_VOL)
         ask_iv = model + quote_half
-        f, strike, t = (out[c].to_numpy(dtype=float) for c in ("forward", "strike", "t"))
-        is_call = out["is_call"].to_numpy(dtype=bool)
-        return pd.DataFrame(
-            {
-                "ts": snapshot.ts,
-                "underlying": snapshot.underlying,
-                "instrument": out["instrument"].to_numpy(),
-                "mid_iv": out["mid_iv"].to_numpy(dtype=float),
-                "model_iv": model,
-                "lower_iv": lower,
-                "upper_iv": upper,
-                "disagreement_iv": spread,
-                "bid_iv": bid_iv,
-                "ask_iv": ask_iv,
-                "bid_usd": black76_price(f, strike, t, bid_iv, is_call),
-                "ask_usd": black76_price(f, strike, t, ask_iv, is_call),
-                "state": state.name,
-            }
-        )
+        f, strike, t, is_call = observed.forward, observed.strike, observed.t, observed.is_call
+        columns = {
+            "mid_iv": observed.mid_iv,
+            "model_iv": model,
+            "lower_iv": model - width * half,
+            "upper_iv": model + width * half,
+            "disagreement_iv": spread,
+            "bid_iv": bid_iv,
+            "ask_iv": ask_iv,
+            "bid_usd": black76_price(f, strike, t, bid_iv, is_call),
+            "ask_usd": black76_price(f, strike, t, ask_iv, is_call),
+        }
+        return _Published(snapshot, observed.rows, columns, state.name)
 
 
-def _forward_near(observed: pd.DataFrame, days: float) -> float:
+def _forward_near(observed: QuoteVols, days: float) -> float:
     """The forward (USD) of the expiry nearest ``days`` (NaN without quotes): the price line
     of the report."""
-    if observed.empty:
+    if len(observed) == 0:
         return math.nan
-    gap = np.abs(observed["t"].to_numpy(dtype=float) - days / 365.0)
-    return float(observed["forward"].to_numpy(dtype=float)[int(np.argmin(gap))])
+    return float(observed.forward[int(np.argmin(np.abs(observed.t - days / 365.0)))])
