@@ -20,6 +20,7 @@ from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.scoring import QuoteVols, score
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
+from volguard.models.parametric.ssvi import SSVI
 from volguard.models.quotes import observed_vols
 
 
@@ -126,3 +127,23 @@ def test_the_array_hot_path_equals_the_dataframe_one() -> None:
     scores = score(engine, arrays)
     np.testing.assert_allclose(scores.err_vol, scores.model_iv - frame["mid_iv"], rtol=1e-12)
     np.testing.assert_allclose(scores.err_hs * arrays.half_spread_iv, scores.err_vol, atol=1e-15)
+
+
+class Broken(SSVI):
+    """An SSVI whose calibration fails with a numerical error, not a ValueError."""
+
+    def _calibrate(self, quotes: Any) -> Any:
+        raise ZeroDivisionError("calibration blew up")
+
+
+def test_a_refit_failing_with_any_error_is_an_invalid_refit_not_a_jammed_guard() -> None:
+    refitter = Refitter("deferred")
+    refitter.submit("primary", Broken(), snapshot(0))
+    outcome = refitter.take("primary")
+    assert outcome is not None and outcome.engine is None
+    assert "ZeroDivisionError: calibration blew up" in str(outcome.error)
+    assert refitter.take("primary") is None  # taken: the next refit may start
+    refitter.submit("primary", make_engine("ssvi"), snapshot(1))
+    again = refitter.take("primary")
+    assert again is not None and again.engine is not None
+    refitter.close()

@@ -160,3 +160,16 @@ def test_policy_steps_on_real_snapshots() -> None:
     bs = table[table["delta"] == "bs"].iloc[0]
     zero_row = table[table["delta"] == "zero"].iloc[0]
     assert zero_row["hedge_err_std_bp"] == pytest.approx(bs["hedge_err_std_bp"])
+
+
+@pytest.mark.skipif(not PERPETUAL.exists(), reason="shared perpetual prices not found")
+def test_perpetual_closes_are_indexed_when_known_not_when_their_bar_opened() -> None:
+    raw = pd.read_csv(PERPETUAL)
+    first = raw[raw["asset"] == "btc"].sort_values("t").iloc[0]
+    closes = load_perpetual_hourly(PERPETUAL, "btc")
+    opened = pd.Timestamp(int(first["t"]), unit="s", tz="UTC")
+    assert closes.index[0] == opened + pd.Timedelta(hours=1)
+    assert closes.iloc[0] == first["close"]
+    # a snapshot inside the first bar sees no close yet
+    inside = pd.DatetimeIndex([opened + pd.Timedelta(minutes=31)])
+    assert np.isnan(closes.asof(inside)).all()

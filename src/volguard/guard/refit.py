@@ -89,16 +89,17 @@ def fit_job(
     try:
         data = liquid_subset(snapshot, liquid_spread) if role == "fallback" else snapshot
         engine: SurfaceEngine = clone(template).fit(data)
-    except ValueError as exc:  # nothing to fit in this snapshot
+    except Exception as exc:  # any failed fit is an invalid refit, never a crashed guard
         seconds = time.perf_counter() - start
-        return FitOutcome(role, snapshot.ts, None, False, math.nan, math.nan, seconds, str(exc))
+        reason = f"{type(exc).__name__}: {exc}"
+        return FitOutcome(role, snapshot.ts, None, False, math.nan, math.nan, seconds, reason)
     result = engine.result_
     return FitOutcome(
         role,
         snapshot.ts,
         engine,
         bool(result.converged),
-        float(np.median(np.abs(result.residuals_vol)) * 100),
+        float(np.nanmedian(np.abs(result.residuals_vol)) * 100),
         float(np.nanmedian(np.abs(result.residuals_half_spread))),
         time.perf_counter() - start,
     )
@@ -193,8 +194,9 @@ class Refitter:
                 start = time.perf_counter()
                 wait([job.future])
                 self.wait_seconds += time.perf_counter() - start
+            del self._jobs[role]  # taken even if it raised: the next refit starts afresh
             outcome = job.future.result()
-        del self._jobs[role]
+        self._jobs.pop(role, None)
         self.fits += 1
         self.fit_seconds += outcome.seconds
         return outcome

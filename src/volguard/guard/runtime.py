@@ -231,6 +231,8 @@ class Guard:
         self._published: _Published | None = None
         self._context: MarketSnapshot | None = None
         self._half_spread = math.nan
+        # what an illiquid snapshot could not tell the policy, kept for the next liquid one
+        self._held: tuple[bool | None, bool] = (None, False)
 
     def close(self) -> None:
         """Stop the refit worker (a later update starts a new one)."""
@@ -315,6 +317,10 @@ class Guard:
         metrics: Metrics = {}
         refit_valid = self._swap_in(metrics)
         trade_alarm = self._summarise_trades(metrics)
+        held_refit, held_alarm = self._held
+        refit_valid = held_refit if refit_valid is None else refit_valid
+        trade_alarm = trade_alarm or held_alarm
+        self._held = (None, False)
         observed = QuoteVols.from_snapshot(snapshot)
         liquid = observed.subset(observed.half_spread_iv * 100 <= s.max_half_spread_vol_pts)
         metrics.update(
@@ -324,6 +330,7 @@ class Guard:
         )
         if len(liquid) < s.min_quotes:
             state = self._policy.state
+            self._held = (refit_valid, trade_alarm)
             self._publish(snapshot, observed, metrics, state, state, "hold", "illiquid")
             return
         self._half_spread = float(np.median(liquid.half_spread_iv))
@@ -369,14 +376,19 @@ class Guard:
             )
             state, action, reason = self._policy.state, self._policy.action, self._policy.reason
             if s.grow_reference and previous == State.NORMAL:
-                self._learn(rate)  # alarms too: leaving out the high ones would shrink the sd
+                # alarms too, winsorized at z_watch: leaving the high ones out would shrink the
+                # sd, taking one shock in whole would inflate it for good
+                self._learn(min(rate, self._center + s.policy.z_watch * self._scale))
         metrics.update(z=z, detectors=",".join(alarms), p_stress=p_stress)
         self._publish(snapshot, observed, metrics, previous, state, action, reason)
         # last: a worker thread fitting meanwhile would contend for the interpreter lock
         self._start_refits(snapshot, state)
 
     def _learn(self, rate: float) -> None:
-        """Add a calm error rate to the reference (the mean and sd that standardize ``z``)."""
+        """Add a calm error rate to the reference (the mean and sd that standardize ``z``);
+        an undefined rate (no liquid residual) teaches nothing."""
+        if not math.isfinite(rate):
+            return
         self._reference.add(rate)
         if self._reference.n >= self.settings.warmup:
             self._center = self._reference.mean

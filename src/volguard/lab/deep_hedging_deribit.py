@@ -63,10 +63,13 @@ def load_snapshots(
 
 
 def load_perpetual_hourly(path: str | Path, asset: str = "btc") -> pd.Series:
-    """Hourly closes (USD) of the Deribit perpetual from ``spot_history_hourly.csv.gz``."""
+    """Hourly closes (USD) of the Deribit perpetual from ``spot_history_hourly.csv.gz``,
+    indexed by the time each close is known: the file's ``t`` is the bar's open, so one hour
+    after it (indexed at the open, a snapshot would read the close of a bar still running)."""
     frame = pd.read_csv(path)
     rows = frame[frame["asset"] == asset.lower()].sort_values("t")
-    index = pd.DatetimeIndex(pd.to_datetime(rows["t"].to_numpy(), unit="s", utc=True))
+    opened = pd.to_datetime(rows["t"].to_numpy(), unit="s", utc=True)
+    index = pd.DatetimeIndex(opened + pd.Timedelta(hours=1))
     return pd.Series(rows["close"].to_numpy(float), index=index, name="close")
 
 

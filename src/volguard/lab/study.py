@@ -89,6 +89,7 @@ from volguard.lab.splits import NowcastSplit
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
 from volguard.market.history import with_realized_vol
 from volguard.market.snapshot import MarketSnapshot
+from volguard.models.greeks import SpotVolBeta
 from volguard.models.registry import ENGINES, make_engine
 from volguard.sim.adversarial import adversarial_search
 from volguard.sim.scenario import load_scenario
@@ -174,6 +175,11 @@ class Study:
                 raise ConfigError(f"{path}: [protocols] policy_hedging: {exc}") from exc
         if "greeks" in protocols and not protocols.get("hedging"):
             raise ConfigError(f"{path}: [protocols] greeks scores deltas on the hedging steps")
+        if "greeks" in protocols:
+            try:
+                SpotVolBeta(**protocols["greeks"])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{path}: [protocols] greeks: {exc}") from exc
         hedging = protocols.get("hedging")
         if isinstance(hedging, dict) and hedging.get("price", "mid") not in ("mid", "mark"):
             raise ConfigError(

@@ -77,7 +77,10 @@ def with_realized_vol(
         {
             "underlying": [s.underlying for s in snapshots],
             "ts": [s.ts for s in snapshots],
-            "index": [float(s.quotes["index_price"].median()) for s in snapshots],
+            "index": [
+                float(s.quotes["index_price"].median()) if "index_price" in s.quotes else np.nan
+                for s in snapshots
+            ],
         }
     )
     rv = pd.Series(np.nan, index=level.index)

@@ -10,7 +10,8 @@ snapshot's own quotes by cross-validation:
    small for that are never held out.
 2. **Out-of-fold residuals.** For each fold ``j`` the engine is fitted on the snapshot without
    it, ``mu_{-j}``, and scored on the fold's fit quotes: ``R_i = |sigma_i - mu_{-j(i)}(x_i)|``
-   (decimal vol), ``sigma_i`` the mid vol and ``x_i = (k_i, t_i)``.
+   (decimal vol), ``sigma_i`` the mid vol and ``x_i = (k_i, t_i)``; a quote it cannot price
+   gets ``R_i = inf``.
 3. **CV+ interval** (Barber, Candes, Ramdas and Tibshirani 2021, section 3) at level
    ``1 - alpha``, for a contract at ``x``::
 
@@ -165,9 +166,9 @@ class ConformalSurface(CompositeEngine):
                 continue
             scored = fit_quotes(MarketSnapshot.from_quotes(rows[held]), "none")
             error = np.abs(scored.mid_iv - fitted.implied_vol(scored.k, scored.t))
-            ok = np.isfinite(error)
-            residuals.append(error[ok])
-            owner.append(np.full(int(ok.sum()), len(fold_bases)))
+            # a quote the fold's engine cannot price counts as missed, never as left out
+            residuals.append(np.where(np.isfinite(error), error, np.inf))
+            owner.append(np.full(error.size, len(fold_bases)))
             fold_bases.append(fitted)
         self.base_ = clone(prototype).fit(snapshot)
         self.fold_bases_ = fold_bases

@@ -325,7 +325,8 @@ class SpotVolBeta:
         x = np.asarray(vega, dtype=float) * scale * np.asarray(d_ln_forward, dtype=float)
         x, e = np.broadcast_arrays(x, np.asarray(error, dtype=float))
         bucket = np.broadcast_to(bucket, x.shape)
-        ok = np.isfinite(x) & np.isfinite(e)
+        vol_ok = np.broadcast_to(np.isfinite(np.asarray(vol, dtype=float)), x.shape)
+        ok = np.isfinite(x) & np.isfinite(e) & vol_ok  # a NaN vol has no bucket
         n = len(self.moneyness_edges) + 1
         level = np.broadcast_to(np.asarray(vega, dtype=float) * scale, x.shape)
         cols = [level, x] if self.drift else [x]

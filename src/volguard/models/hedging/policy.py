@@ -339,7 +339,7 @@ def train_policy(
             loss = sum((float(w) * r for w, r in zip(q, risks_t, strict=True)), torch.zeros(()))
             loss.backward()
             opt.step()
-            if held is not None and step % check_every == 0:
+            if held is not None and (step % check_every == 0 or step == steps):
                 with torch.no_grad():
                     risks = []
                     for _, rows, _ in held_groups:

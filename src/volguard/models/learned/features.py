@@ -183,8 +183,9 @@ def state_features(quotes: FitQuotes, required: Sequence[str] = ()) -> dict[str,
     missing = [name for name in required if not np.isfinite(state[name])]
     if missing:
         raise ValueError(
-            f"state features {missing} are not known for the snapshot: attach the index "
-            "history's realised vol with volguard.market.history.with_realized_vol"
+            f"state features {missing} are not known for the snapshot (NaN); "
+            "realized_vol_7d comes from the index history: attach it with "
+            "volguard.market.history.with_realized_vol"
         )
     return state
 
