@@ -19,11 +19,11 @@ from volguard.lab.deep_hedging_deribit import (
     policy_steps,
 )
 from volguard.lab.deep_hedging_paths import (
-    _tau_grid,
     bates_table,
     binance_paths,
     load_binance_hourly,
     simulated_paths,
+    tau_grid,
 )
 from volguard.lab.policy_hedging import (
     BASELINES,
@@ -59,7 +59,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def calm_table():
-    return bates_table(preset("markov").regimes["calm"], _tau_grid(1.0, 4.0)[:-1])
+    return bates_table(preset("markov").regimes["calm"], tau_grid(1.0, 4.0)[:-1])
 
 
 def test_bates_table_matches_cos(calm_table) -> None:

@@ -32,12 +32,11 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.data.loaders.deribit_snapshot import read_deribit_snapshot
+from volguard.lab.deep_hedging_paths import HOURS_PER_YEAR
 from volguard.lab.hedging import fit_min_variance, hedge_steps, hedge_summary
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.hedging import GatedEnsemble
 from volguard.sim.scenario import calibration
-
-HOURS_PER_YEAR = 365.0 * 24.0
 
 
 def load_snapshots(

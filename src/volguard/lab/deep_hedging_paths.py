@@ -118,7 +118,7 @@ def bates_table(regime: Regime, tau: FloatArray, levels: int = V_LEVELS) -> Bate
     return BatesTable(v, tau, np.stack([r[0] for r in results]), np.stack([r[1] for r in results]))
 
 
-def _tau_grid(days: float, hedge_hours: float) -> FloatArray:
+def tau_grid(days: float, hedge_hours: float) -> FloatArray:
     m = round(days * 24 / hedge_hours)
     if m < 2 or not np.isclose(m * hedge_hours, days * 24):
         raise ValueError(
@@ -185,7 +185,7 @@ def simulated_paths(
             "n_paths and warmup_hours must be >= 1, v0_dispersion >= 0 and strikes non-empty, "
             f"got {n_paths}, {warmup_hours}, {v0_dispersion}, {tuple(strikes)}"
         )
-    tau = _tau_grid(days, hedge_hours)
+    tau = tau_grid(days, hedge_hours)
     per_hour = 60.0 / scenario.step_minutes
     per_hedge = hedge_hours * per_hour
     if not (per_hour.is_integer() and float(hedge_hours).is_integer()):
@@ -279,7 +279,7 @@ def binance_paths(
     ValueError
         If the index is not hourly without gaps, or the series is shorter than one window.
     """
-    tau = _tau_grid(days, hedge_hours)
+    tau = tau_grid(days, hedge_hours)
     step = int(hedge_hours)
     if step != hedge_hours:
         raise ValueError(f"hedge_hours must be whole hours on hourly data, got {hedge_hours}")

@@ -36,7 +36,8 @@ from sklearn.base import clone
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import DeltaConvention, SurfaceEngine
+from volguard.models.base import FIT_ERRORS, DeltaConvention, SurfaceEngine
+from volguard.models.greeks import min_variance_delta
 
 KEY = ["instrument"]
 PriceSource = Literal["mid", "mark"]
@@ -88,7 +89,7 @@ def hedge_steps(
         for name, engine in engines.items():
             try:
                 fitted[name] = clone(engine).fit(now)
-            except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            except FIT_ERRORS:
                 fitted[name] = None
         rows.append(hedge_step(now, nxt, fitted, delta=delta, price=price))
     rows = [r for r in rows if len(r)]
@@ -151,14 +152,11 @@ class MinVarianceDelta:
 
     def delta(self, steps: pd.DataFrame) -> FloatArray:
         """The minimum-variance delta of each step row."""
-        d = steps["delta_bs"].to_numpy(float)
-        scale = steps["vega"].to_numpy(float) / (
-            steps["forward"].to_numpy(float) * np.sqrt(steps["t"].to_numpy(float))
-        )
+        d, vega, f, t = (steps[c].to_numpy(float) for c in ("delta_bs", "vega", "forward", "t"))
         call = steps["is_call"].to_numpy(bool)
         out = d.copy()
-        for mask, (a, b, c) in ((call, self.calls), (~call, self.puts)):
-            out[mask] = d[mask] + scale[mask] * (a + b * d[mask] + c * d[mask] ** 2)
+        for mask, coefficients in ((call, self.calls), (~call, self.puts)):
+            out[mask] = min_variance_delta(d[mask], vega[mask], f[mask], t[mask], coefficients)
         return out
 
 

@@ -42,11 +42,11 @@ from volguard.lab.deep_hedging_deribit import (
 )
 from volguard.lab.deep_hedging_paths import (
     BatesTable,
-    _tau_grid,
     bates_table,
     binance_paths,
     load_binance_hourly,
     simulated_paths,
+    tau_grid,
 )
 from volguard.lab.hedging import fit_min_variance
 from volguard.models.hedging import (
@@ -55,7 +55,7 @@ from volguard.models.hedging import (
     GatedEnsemble,
     HedgePaths,
     HedgePolicy,
-    MinVarianceDelta,
+    MinVarianceHedge,
     NoHedge,
     Strategy,
     WhalleyWilmott,
@@ -222,7 +222,7 @@ def regime_paths(
 ) -> HedgePaths:
     """Paths of every regime in ``regimes`` (``n`` each), stacked; ``tables`` caches pricing."""
     scenario = preset(settings.scenario)
-    tau = _tau_grid(settings.days, settings.hedge_hours)
+    tau = tau_grid(settings.days, settings.hedge_hours)
     parts = []
     for regime in regimes:
         if regime not in tables:
@@ -277,7 +277,7 @@ def fit_baselines(train: HedgePaths, settings: PolicyHedgingSettings) -> dict[st
         "black76": BlackDelta(),
         "engine": EngineDelta(),
         "whalley_wilmott": WhalleyWilmott(settings.cost_rate, aversion),
-        "min_variance": MinVarianceDelta(mv.calls),
+        "min_variance": MinVarianceHedge(mv.calls),
     }
 
 
@@ -560,8 +560,18 @@ DERIBIT_NAMES = {"bs": "black76", "mv": "min_variance"}
 def deribit_rows(hedgers: TrainedHedgers, s: PolicyHedgingSettings) -> pd.DataFrame:
     """Scorecard rows of the one-step hedges of real Deribit options (``source = deribit``):
     hedging-error std and CVaR 95 in bp of the forward per option-step, mean cost (USD) and
-    turnover, per calibration window."""
-    assert s.deribit is not None and s.deribit_perpetual is not None
+    turnover, per calibration window.
+
+    Raises
+    ------
+    ValueError
+        If the settings name no ``deribit`` snapshots or no ``deribit_perpetual`` prices.
+    """
+    if s.deribit is None or s.deribit_perpetual is None:
+        raise ValueError(
+            "deribit rows need both settings deribit (snapshots folder) and deribit_perpetual "
+            f"(hourly prices); got {s.deribit!r} and {s.deribit_perpetual!r}"
+        )
     snapshots = load_snapshots(s.deribit, s.deribit_underlying)
     closes = load_perpetual_hourly(s.deribit_perpetual, s.deribit_underlying)
     mean = GatedEnsemble(hedgers.members, np.inf, s.blend_rule)  # type: ignore[arg-type]

@@ -28,11 +28,8 @@ from sklearn.base import clone
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.lab.splits import NowcastSplit
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import SurfaceEngine
+from volguard.models.base import FIT_ERRORS, SurfaceEngine
 from volguard.models.quotes import observed_vols
-
-FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
-"""What a failed fit raises (engines validate their input and report numerical failure)."""
 
 
 def _quote_table(snapshot: MarketSnapshot) -> pd.DataFrame:

@@ -83,12 +83,13 @@ from volguard.lab.greeks import LEARNED, add_learned_deltas
 from volguard.lab.hedging import PriceSource, fit_min_variance, hedge_step, hedge_summary
 from volguard.lab.metrics import generalization_gap, scorecard, selection_overfitting
 from volguard.lab.policy_hedging import PolicyHedgingSettings, policy_hedging_protocol
-from volguard.lab.predict import FIT_ERRORS, fit_engines, forecast_snapshot, nowcast_snapshot
+from volguard.lab.predict import fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
 from volguard.market.history import with_realized_vol
 from volguard.market.snapshot import MarketSnapshot
+from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
 from volguard.models.registry import ENGINES, make_engine
 from volguard.sim.adversarial import adversarial_search

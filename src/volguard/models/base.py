@@ -34,6 +34,9 @@ from volguard.models.result import CalibrationResult
 
 DeltaConvention = Literal["sticky-strike", "sticky-moneyness"]
 MIN_VARIANCE = 1e-12
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+"""What a failed fit raises (engines validate their input and report numerics): callers that
+fit many snapshots or members catch these and record the failure."""
 
 
 class SurfaceEngine(BaseEstimator):  # type: ignore[misc]

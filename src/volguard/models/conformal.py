@@ -45,8 +45,8 @@ from sklearn.base import clone
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import CompositeEngine, SurfaceEngine
-from volguard.models.ensemble import FIT_ERRORS, MIN_TRAIN, expiry_candidates
+from volguard.models.base import FIT_ERRORS, CompositeEngine, SurfaceEngine
+from volguard.models.ensemble import MIN_TRAIN, expiry_candidates
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 

@@ -57,7 +57,7 @@ from sklearn.base import clone
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import CompositeEngine, SurfaceEngine
+from volguard.models.base import FIT_ERRORS, CompositeEngine, SurfaceEngine
 from volguard.models.quotes import FitQuotes, fit_quotes
 
 WEIGHTS: tuple[str, ...] = ("inverse-mse", "equal", "stacking")
@@ -66,8 +66,6 @@ MIN_TRAIN = 5
 MIN_MSE = 1e-12
 """Floor of a validation MSE (decimal vol squared: 1e-4 vol pts RMSE), so a perfect member
 gets a finite inverse-MSE weight."""
-FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
-"""What a member's failed fit raises (engines validate their input and report numerics)."""
 
 
 def member_labels(members: Sequence[str]) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from volguard.models.hedging import (
     BlackDelta,
     EngineDelta,
     HedgePaths,
-    MinVarianceDelta,
+    MinVarianceHedge,
     NoHedge,
     WhalleyWilmott,
     cvar,
@@ -81,8 +81,8 @@ def test_whalley_wilmott_band() -> None:
 
 def test_min_variance_with_zero_coefficients_is_black76() -> None:
     p = bs_paths(50, 12, seed=4)
-    np.testing.assert_allclose(MinVarianceDelta((0.0, 0.0, 0.0)).positions(p), p.delta_bs)
-    shifted = MinVarianceDelta((0.1, 0.0, 0.0)).positions(p)
+    np.testing.assert_allclose(MinVarianceHedge((0.0, 0.0, 0.0)).positions(p), p.delta_bs)
+    shifted = MinVarianceHedge((0.1, 0.0, 0.0)).positions(p)
     scale = p.vega_bs / (p.forward[:, :-1] * np.sqrt(p.tau[None, :-1]))
     np.testing.assert_allclose(shifted - p.delta_bs, 0.1 * scale, atol=1e-15)
 

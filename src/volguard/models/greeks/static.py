@@ -60,6 +60,43 @@ def delta_with_beta(
     return out
 
 
+def min_variance_delta(
+    delta_bs: ArrayLike,
+    vega: ArrayLike,
+    forward: ArrayLike,
+    t: ArrayLike,
+    coefficients: tuple[float, float, float],
+) -> FloatArray:
+    """The minimum-variance delta of Hull and White (2017):
+    ``delta_bs + vega / (F sqrt(t)) (a + b delta_bs + c delta_bs^2)``, i.e.
+    :func:`delta_with_beta` with ``beta = (a + b delta_bs + c delta_bs^2) / sqrt(t)``.
+
+    Parameters
+    ----------
+    delta_bs, vega, forward : array_like
+        As for :func:`delta_with_beta`.
+    t : array_like
+        Years to expiry (> 0).
+    coefficients : tuple of float
+        ``(a, b, c)``, fitted by least squares of the Black-76 hedge's error on
+        ``vega / sqrt(t) (dF / F) (1, delta_bs, delta_bs^2)`` (Hull and White 2017, eq. 4).
+
+    Examples
+    --------
+    >>> float(min_variance_delta(0.5, 2000.0, 100000.0, 0.25, (-0.1, 0.0, 0.0)))
+    0.496
+
+    References
+    ----------
+    Hull, J. and White, A. (2017). Optimal delta hedging for options. Journal of Banking and
+    Finance 82, 180-190. doi:10.1016/j.jbankfin.2017.05.006
+    """
+    a, b, c = coefficients
+    d = np.asarray(delta_bs, dtype=float)
+    beta = (a + b * d + c * d**2) / np.sqrt(np.asarray(t, dtype=float))
+    return delta_with_beta(d, vega, forward, beta)
+
+
 def smile_slope(
     k: ArrayLike, vol: ArrayLike, expiry: ArrayLike, use: ArrayLike | None = None
 ) -> FloatArray:

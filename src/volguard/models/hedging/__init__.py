@@ -18,7 +18,7 @@ from volguard.models.hedging.risk import (
 from volguard.models.hedging.strategies import (
     BlackDelta,
     EngineDelta,
-    MinVarianceDelta,
+    MinVarianceHedge,
     NoHedge,
     Strategy,
     WhalleyWilmott,
@@ -36,7 +36,7 @@ __all__ = [
     "HedgeOutcome",
     "HedgePaths",
     "HedgePolicy",
-    "MinVarianceDelta",
+    "MinVarianceHedge",
     "NoHedge",
     "Strategy",
     "WhalleyWilmott",

@@ -83,7 +83,10 @@ class HedgePaths:
                 f"got {self.tau[:3]}...{self.tau[-2:]}"
             )
         if not (np.all(self.forward > 0) and np.all(self.strike > 0)):
-            raise ValueError("HedgePaths.forward and strike must be > 0")
+            raise ValueError(
+                "HedgePaths.forward and strike must be > 0, got minima "
+                f"{np.nanmin(self.forward)} and {np.nanmin(self.strike)}"
+            )
 
     @property
     def n_paths(self) -> int:

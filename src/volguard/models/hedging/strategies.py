@@ -9,7 +9,7 @@ Every strategy answers ``positions(paths)``, the futures held over each step, sh
   delta with the variance fixed);
 * :class:`WhalleyWilmott`: the asymptotic no-transaction band of Whalley and Wilmott (1997)
   around the Black-76 delta;
-* :class:`MinVarianceDelta`: the minimum-variance delta of Hull and White (2017) with fitted
+* :class:`MinVarianceHedge`: the minimum-variance delta of Hull and White (2017) with fitted
   coefficients (the lab fits them with :func:`volguard.lab.hedging.fit_min_variance`).
 
 References
@@ -29,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from volguard._typing import FloatArray
+from volguard.models.greeks import min_variance_delta
 from volguard.models.hedging.paths import HedgePaths
 
 
@@ -108,7 +109,7 @@ class WhalleyWilmott:
 
 
 @dataclass(frozen=True)
-class MinVarianceDelta:
+class MinVarianceHedge:
     """Hull-White minimum-variance delta of a call ([2]_):
     ``delta_bs + vega / (F sqrt(T)) (a + b delta_bs + c delta_bs^2)``.
 
@@ -122,8 +123,10 @@ class MinVarianceDelta:
     coefficients: tuple[float, float, float]
 
     def positions(self, paths: HedgePaths) -> FloatArray:
-        a, b, c = self.coefficients
-        d = paths.delta_bs
-        scale = paths.vega_bs / (paths.forward[:, :-1] * np.sqrt(paths.tau[None, :-1]))
-        out: FloatArray = d + scale * (a + b * d + c * d**2)
-        return out
+        return min_variance_delta(
+            paths.delta_bs,
+            paths.vega_bs,
+            paths.forward[:, :-1],
+            paths.tau[None, :-1],
+            self.coefficients,
+        )

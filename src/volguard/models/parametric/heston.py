@@ -59,7 +59,7 @@ from volguard.kernels.heston_cos import (  # the kernel's own automatic-N rule, 
     truncation_range,
 )
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import SurfaceEngine
+from volguard.models.base import FIT_ERRORS, SurfaceEngine
 from volguard.models.parametric.black76_flat import Black76Flat, atm_vol
 from volguard.models.quotes import FitQuotes
 
@@ -463,7 +463,7 @@ class Heston(SurfaceEngine):
                 n = n_opt
             if not ok:
                 notes.append("the optimiser returned non-finite parameters")
-        except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        except FIT_ERRORS as exc:
             ok = False
             notes.append(f"calibration failed: {type(exc).__name__}: {exc}")
         self.calibration_n_terms_ = n
