@@ -17,11 +17,11 @@ from volguard.data.store import QuoteStore
 from volguard.guard.events import ReplaySource
 from volguard.guard.refit import Refitter
 from volguard.guard.runtime import Guard, GuardSettings
-from volguard.guard.scoring import QuoteVols, score
+from volguard.guard.scoring import score
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
 from volguard.models.parametric.ssvi import SSVI
-from volguard.models.quotes import observed_vols
+from volguard.models.quotes import QuoteVols, observed_vols
 
 
 class Held(Executor):

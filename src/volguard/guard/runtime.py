@@ -49,11 +49,12 @@ from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.refit import FitOutcome, RefitMode, Refitter
 from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
-from volguard.guard.scoring import QuoteVols, score
+from volguard.guard.scoring import score
 from volguard.kernels.api import black76_price
 from volguard.market.contracts import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
+from volguard.models.quotes import QuoteVols
 
 MIN_VOL = 0.01
 """Floor of a guarded bid vol (decimal), so that a widened bid stays a price."""

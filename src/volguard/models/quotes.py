@@ -173,46 +173,116 @@ def _weights(weighting: str, sel: dict[str, FloatArray], half: FloatArray) -> Fl
 
 
 def observed_vols(snapshot: MarketSnapshot) -> pd.DataFrame:
-    """The two-sided out-of-the-money quotes of ``snapshot`` with their bid, ask and mid vols.
+    """The two-sided out-of-the-money quotes of ``snapshot`` with their mid vol and half-spread
+    in vol: :class:`QuoteVols` as a table with the instrument and expiry columns.
 
     Out-of-the-money: puts below the forward, calls at and above it (the liquid side, as in
     :func:`volguard.models.quotes.fit_quotes`). Rows whose bid or ask has no implied vol are
     dropped. ``t`` is ACT/365 years from the snapshot time, ``k = ln(K/F)``.
     """
+    v = QuoteVols.from_snapshot(snapshot)
     q = snapshot.quotes
-    f = q["forward"].to_numpy(dtype=float, na_value=np.nan)
-    strike = q["strike"].to_numpy(dtype=float)
-    t = (pd.DatetimeIndex(q["expiry"]) - snapshot.ts).total_seconds().to_numpy(
-        dtype=float
-    ) / SECONDS_PER_YEAR
-    is_call = q["is_call"].to_numpy(dtype=bool, na_value=False)
-    bid = q["bid"].to_numpy(dtype=float, na_value=np.nan)
-    ask = q["ask"].to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.log(strike / f)
-    keep = np.where(k >= 0, is_call, ~is_call) & np.isfinite(k) & (t > 0)
-    keep &= np.isfinite(bid) & np.isfinite(ask) & (bid > 0)
-    vols = implied_vol(
-        np.concatenate([bid[keep], ask[keep]]),
-        np.tile(f[keep], 2),
-        np.tile(strike[keep], 2),
-        np.tile(t[keep], 2),
-        np.tile(is_call[keep], 2),
-    )
-    n = int(keep.sum())
-    bid_iv, ask_iv = vols[:n], vols[n:]
-    ok = np.isfinite(bid_iv) & np.isfinite(ask_iv) & (ask_iv >= bid_iv)
-    out = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "instrument": q["instrument"].to_numpy()[keep][ok],
-            "expiry": pd.DatetimeIndex(q["expiry"])[keep][ok],
-            "strike": strike[keep][ok],
-            "is_call": is_call[keep][ok],
-            "forward": f[keep][ok],
-            "t": t[keep][ok],
-            "k": k[keep][ok],
-            "mid_iv": (bid_iv[ok] + ask_iv[ok]) / 2,
-            "half_spread_iv": (ask_iv[ok] - bid_iv[ok]) / 2,
+            "instrument": q["instrument"].to_numpy()[v.rows],
+            "expiry": pd.DatetimeIndex(q["expiry"])[v.rows],
+            "strike": v.strike,
+            "is_call": v.is_call,
+            "forward": v.forward,
+            "t": v.t,
+            "k": v.k,
+            "mid_iv": v.mid_iv,
+            "half_spread_iv": v.half_spread_iv,
         }
     )
-    return out
+
+
+NS_PER_SECOND = 1e9
+
+
+@dataclass(frozen=True)
+class QuoteVols:
+    """Two-sided out-of-the-money quotes of one snapshot, as arrays of equal length.
+
+    ``rows`` are the quotes' positions in ``snapshot.quotes`` (for the instrument names and any
+    other column); ``t`` ACT/365 years from the snapshot, ``k = ln(K/F)``, vols decimal,
+    ``half_spread_iv = (ask_iv - bid_iv) / 2``, ``mid_iv = (bid_iv + ask_iv) / 2``.
+    """
+
+    rows: np.ndarray
+    strike: FloatArray
+    is_call: np.ndarray
+    forward: FloatArray
+    t: FloatArray
+    k: FloatArray
+    mid_iv: FloatArray
+    half_spread_iv: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def subset(self, mask: np.ndarray) -> QuoteVols:
+        """The quotes where ``mask`` is True."""
+        return QuoteVols(
+            self.rows[mask],
+            self.strike[mask],
+            self.is_call[mask],
+            self.forward[mask],
+            self.t[mask],
+            self.k[mask],
+            self.mid_iv[mask],
+            self.half_spread_iv[mask],
+        )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: MarketSnapshot) -> QuoteVols:
+        """The two-sided out-of-the-money quotes (:func:`observed_vols` is their table).
+
+        Out-of-the-money: puts below the forward, calls at and above it; the bid must be
+        positive and both sides must invert to a vol with ``ask_iv >= bid_iv``.
+
+        Examples
+        --------
+        >>> rows = pd.DataFrame({
+        ...     "ts": pd.to_datetime(["2026-01-15 08:00"] * 2, utc=True), "underlying": "BTC",
+        ...     "instrument": ["BTC-14FEB26-90000-P", "BTC-14FEB26-110000-C"],
+        ...     "expiry": pd.to_datetime(["2026-02-14 08:00"] * 2, utc=True),
+        ...     "strike": [90e3, 110e3], "is_call": [False, True], "forward": [100e3, 100e3],
+        ...     "bid": [2_300.0, 1_500.0], "ask": [2_500.0, 1_700.0]})
+        >>> qv = QuoteVols.from_snapshot(MarketSnapshot.from_quotes(rows))
+        >>> qv.rows.tolist(), qv.mid_iv.round(3).tolist()
+        ([0, 1], [0.567, 0.427])
+        """
+        q = snapshot.quotes
+        f = q["forward"].to_numpy(dtype=float, na_value=np.nan)
+        strike = q["strike"].to_numpy(dtype=float)
+        expiry_ns = pd.DatetimeIndex(q["expiry"]).as_unit("ns").asi8  # any stored resolution
+        t = (expiry_ns - snapshot.ts.value) / NS_PER_SECOND / SECONDS_PER_YEAR
+        is_call = q["is_call"].to_numpy(dtype=bool, na_value=False)
+        bid = q["bid"].to_numpy(dtype=float, na_value=np.nan)
+        ask = q["ask"].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            k = np.log(strike / f)
+        keep = np.where(k >= 0, is_call, ~is_call) & np.isfinite(k) & (t > 0)
+        keep &= np.isfinite(bid) & np.isfinite(ask) & (bid > 0)
+        rows = np.flatnonzero(keep)
+        vols = implied_vol(
+            np.concatenate([bid[rows], ask[rows]]),
+            np.tile(f[rows], 2),
+            np.tile(strike[rows], 2),
+            np.tile(t[rows], 2),
+            np.tile(is_call[rows], 2),
+        )
+        bid_iv, ask_iv = vols[: rows.size], vols[rows.size :]
+        ok = np.isfinite(bid_iv) & np.isfinite(ask_iv) & (ask_iv >= bid_iv)
+        rows, bid_iv, ask_iv = rows[ok], bid_iv[ok], ask_iv[ok]
+        return cls(
+            rows,
+            strike[rows],
+            is_call[rows],
+            f[rows],
+            t[rows],
+            k[rows],
+            (bid_iv + ask_iv) / 2,
+            (ask_iv - bid_iv) / 2,
+        )
