@@ -271,7 +271,12 @@ def demo_command(
             name="demo",
             data={"store": str(out_dir / "store"), "underlying": "BTC"},
             engines={name: {} for name in ("black76-flat", "svi", "ssvi", "essvi", "sabr")},
-            protocols={"nowcast": {"mode": "wings"}, "forecast": {"horizon": 1}, "hedging": True},
+            protocols={
+                "nowcast": {"mode": "wings"},
+                "forecast": {"horizon": 1},
+                "hedging": True,
+                "greeks": {},  # the learned deltas beside the engines' (docs/greeks.md)
+            },
             regimes={"method": "rules", "in_regime": "calm"},
             stress={"scenarios": ["vol-up-20", "crash-combo"], "every": 10},
             seed=seed,
