@@ -10,8 +10,15 @@ import pytest
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
-from volguard.lab.greeks import add_learned_deltas, causal_deltas, gain_table, in_band
+from volguard.lab.greeks import (
+    add_learned_deltas,
+    causal_deltas,
+    gain_table,
+    hindsight_gain,
+    in_band,
+)
 from volguard.lab.hedging import hedge_steps
+from volguard.models.greeks import SpotVolBeta
 
 CAUSAL = ["delta_regime", "delta_mv_roll", "delta_sm"]
 
@@ -51,6 +58,27 @@ def _steps(n_steps: int = 40, seed: int = 0) -> pd.DataFrame:
             )
         )
     return pd.concat(rows, ignore_index=True)
+
+
+def test_hindsight_bound_is_exact_when_each_step_has_one_slope() -> None:
+    # each step's vols move by its own slope b_s (t_ref/t)^(1/2) dlnF: the bound captures all
+    steps = _steps(12)
+    est = SpotVolBeta()
+    _, scale = est.buckets(steps["k"], steps["t"], steps["mid_iv"])
+    slope = np.random.default_rng(3).normal(0, 2, 12)[pd.factorize(steps["ts"])[0]]
+    dlnf = np.log1p(steps["d_forward"] / steps["forward"])
+    move = steps["delta_bs"] * steps["d_forward"]
+    steps["d_value"] = move + steps["vega"] * slope * scale * dlnf
+    regime = pd.Series(np.where(steps["ts"] < steps["ts"].unique()[6], "a", "b"), steps.index)
+    bound = hindsight_gain(steps, regime, est).set_index("regime")
+    np.testing.assert_allclose(bound["gain"], 1.0)
+    np.testing.assert_allclose(bound["gain_without_top"], 1.0 - bound["top_share"])
+    err2 = (steps["d_value"] - move) ** 2 / steps["forward"] ** 2
+    sse = err2.groupby([regime, steps["ts"]]).sum()
+    for name in ("a", "b"):
+        assert bound.loc[name, "top_step"] == sse[name].idxmax()
+        assert bound.loc[name, "top_share"] == pytest.approx(sse[name].max() / sse[name].sum())
+    assert list(bound["n_steps"]) == [6, 6]
 
 
 def test_altering_the_future_leaves_every_past_delta_unchanged() -> None:

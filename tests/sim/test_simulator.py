@@ -53,6 +53,15 @@ def test_truth_greeks_match_bump_and_revalue_under_the_model() -> None:
     np.testing.assert_allclose(calls["true_delta"].to_numpy() - 1, puts["true_delta"].to_numpy())
     # the truth's implied vol reprices the truth's price
     assert rows["true_iv"].notna().all()
+    # the minimum-variance delta adds rho sigma dPrice/dv / F, dPrice/dv by bumping v
+    hv = 1e-5
+    v_up, v_down = (
+        bates_price(f, k, t, call, (params[0] + sign * hv, *params[1:])) for sign in (1, -1)
+    )
+    d_var = (v_up - v_down) / (2 * hv)
+    mv = rows["true_delta"].to_numpy() + regime.rho * regime.sigma * d_var / f
+    np.testing.assert_allclose(rows["true_mv_delta"], mv, atol=2e-5)
+    assert regime.rho < 0 and np.all(rows["true_mv_delta"] < rows["true_delta"])
 
 
 def _hedge_error(scenario: Scenario, every: int, n_paths: int) -> tuple[float, float]:

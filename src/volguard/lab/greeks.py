@@ -51,8 +51,9 @@ def causal_deltas(
     window: int = 20,
     regime_prob: Mapping[pd.Timestamp, float] | None = None,
 ) -> pd.DataFrame:
-    """``steps`` with ``delta_sm``, ``delta_regime`` and ``delta_mv_roll`` added (see the
-    module docstring), replayed strictly causally.
+    """``steps`` with ``smile_slope`` (``d sigma / d k`` of each option on its step's own
+    smile), ``delta_sm``, ``delta_regime`` and ``delta_mv_roll`` added (see the module
+    docstring), replayed strictly causally.
 
     Parameters
     ----------
@@ -79,7 +80,12 @@ def causal_deltas(
     est = estimator if estimator is not None else SpotVolBeta()
     est.reset()
     out = steps.sort_values("ts", kind="stable").reset_index(drop=True)
-    slope = np.zeros(len(out))
+    out["smile_slope"] = 0.0
+    for _, rows in out.groupby("ts", sort=True):  # each step's own smile: no look-ahead
+        otm = (rows["k"] >= 0) == rows["is_call"]
+        out.loc[rows.index, "smile_slope"] = smile_slope(
+            rows["k"], rows["mid_iv"], rows["expiry"].astype("int64"), otm
+        )
     regime = np.full(len(out), np.nan)
     roll = np.full(len(out), np.nan)
     pending: deque[tuple[pd.Timestamp, pd.DataFrame]] = deque()
@@ -92,8 +98,6 @@ def causal_deltas(
             _learn(est, done)
             history.append(done)
         at = rows.index.to_numpy()
-        otm = (rows["k"] >= 0) == rows["is_call"]
-        slope[at] = smile_slope(rows["k"], rows["mid_iv"], rows["expiry"].astype("int64"), otm)
         p = None if regime_prob is None else regime_prob.get(ts)
         regime[at] = est.delta(
             rows["delta_bs"],
@@ -103,13 +107,16 @@ def causal_deltas(
             rows["t"],
             rows["mid_iv"],
             regime_prob=p,
+            slope=rows["smile_slope"],
         )
         if history:
             roll[at] = fit_min_variance(pd.concat(history, ignore_index=True)).delta(rows)
         else:
             roll[at] = rows["delta_bs"].to_numpy(float)
         pending.append((rows["next_ts"].max(), rows))
-    out["delta_sm"] = sticky_moneyness_delta(out["delta_bs"], out["vega"], out["forward"], slope)
+    out["delta_sm"] = sticky_moneyness_delta(
+        out["delta_bs"], out["vega"], out["forward"], out["smile_slope"]
+    )
     out["delta_regime"] = regime
     out["delta_mv_roll"] = roll
     return out
@@ -156,6 +163,7 @@ def _learn(est: SpotVolBeta, rows: pd.DataFrame) -> None:
         vega=rows["vega"],
         d_ln_forward=np.log1p(rows["d_forward"] / rows["forward"]),
         error=static_error(rows),
+        slope=rows["smile_slope"],
     )
 
 
@@ -242,4 +250,60 @@ def gain_table(
                     "gain_hi": float(hi),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+def hindsight_gain(
+    steps: pd.DataFrame, regime: pd.Series, estimator: SpotVolBeta | None = None
+) -> pd.DataFrame:
+    """An upper bound on the Gain of the deltas ``delta_bs + vega beta / F`` with one
+    ``beta`` per step and moneyness bucket: each step's own least-squares slope, known in
+    advance (LOOK-AHEAD by design).
+
+    The slope is fitted per step and bucket of ``estimator`` (default settings if None) on
+    ``x = vega (t_ref/t)^p d ln F``, as :class:`~volguard.models.greeks.SpotVolBeta` pools
+    them. A causal delta cannot know the move of the step that opens a shock, so the bound
+    is also given without the regime's largest step (its gain set to 0).
+
+    Returns
+    -------
+    DataFrame
+        ``regime, n_steps, gain`` (the bound), ``top_step`` (start of the step with the largest
+        Black-76 SSE), ``top_share`` (its share of the regime's SSE), ``gain_without_top``.
+    """
+    est = estimator if estimator is not None else SpotVolBeta()
+    bucket, scale = est.buckets(steps["k"], steps["t"], steps["mid_iv"])
+    bp = 1e4 / steps["forward"].to_numpy(float)
+    frame = pd.DataFrame(
+        {
+            "regime": regime.to_numpy(),
+            "ts": steps["ts"].to_numpy(),
+            "bucket": bucket,
+            "e": static_error(steps) * bp,
+            "x": steps["vega"].to_numpy(float)
+            * scale
+            * np.log1p((steps["d_forward"] / steps["forward"]).to_numpy(float))
+            * bp,
+        }
+    )
+    frame = frame[np.isfinite(frame["e"]) & np.isfinite(frame["x"])]
+    sums = frame.assign(ee=frame["e"] ** 2, xe=frame["x"] * frame["e"], xx=frame["x"] ** 2)
+    cell = sums.groupby(["regime", "ts", "bucket"])[["ee", "xe", "xx"]].sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cell["captured"] = np.where(cell["xx"] > 0, cell["xe"] ** 2 / cell["xx"], 0.0)
+    step = cell.groupby(["regime", "ts"])[["ee", "captured"]].sum().reset_index()
+    rows = []
+    for name, g in step.groupby("regime", sort=False):
+        top = g.loc[g["ee"].idxmax()]
+        total = g["ee"].sum()
+        rows.append(
+            {
+                "regime": name,
+                "n_steps": len(g),
+                "gain": g["captured"].sum() / total,
+                "top_step": top["ts"],
+                "top_share": top["ee"] / total,
+                "gain_without_top": (g["captured"].sum() - top["captured"]) / total,
+            }
+        )
     return pd.DataFrame(rows)

@@ -45,7 +45,7 @@ def quote_table(
     """
     model = model or load_liquidity_model()
     # the liquidity model sees the chain and the true prices and vols, not the true greeks
-    chain = truth.drop(columns=["true_delta", "true_gamma", "variance"])
+    chain = truth.drop(columns=["true_delta", "true_mv_delta", "true_gamma", "variance"])
     chain["regime"] = chain["regime"].astype(str)
     q = model.quote(chain, rng)
     f, strike = q["forward"].to_numpy(float), q["strike"].to_numpy(float)

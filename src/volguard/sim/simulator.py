@@ -61,6 +61,7 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "true_price",
     "true_iv",
     "true_delta",
+    "true_mv_delta",
     "true_gamma",
     "true_vega",
     "variance",
@@ -68,6 +69,10 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 )
 """Columns of :attr:`SimResult.truth`: prices USD per 1 underlying; ``true_delta`` is
 ``dPrice/dF`` and ``true_gamma`` ``d2Price/dF2`` (per USD) with the variance fixed;
+``true_mv_delta`` is the minimum-variance delta of the diffusion, ``true_delta + rho sigma
+(dPrice/dv) / F`` (the hedge ratio ``Cov(dPrice, dF) / Var(dF)`` when ``dF/F = sqrt(v) dW1``,
+``dv = ... + sigma sqrt(v) dW2``, ``d<W1, W2> = rho dt``; jumps left out), the delta that
+minimises the one-step hedging error;
 ``true_vega`` is the Black-76 vega at ``true_iv``, USD per 1.00 of implied vol; ``variance`` is
 the pricing state (the path's variance, floored at :data:`MIN_PRICING_VARIANCE`)."""
 
@@ -365,7 +370,7 @@ def price_chains(
             strict=True,
         )
     ]
-    ts_ns, expiry_ns, t, strike, forward, call, call_delta, gamma, index, var, code = cols
+    ts_ns, expiry_ns, t, strike, forward, call, call_delta, gamma, d_var, index, var, code = cols
     # every strike as a call and a put: puts by parity (D = 1), put delta = call delta - 1
     both = np.repeat(np.arange(strike.size), 2)
     is_call = np.tile(np.array([True, False]), strike.size)
@@ -374,6 +379,7 @@ def price_chains(
     priced = np.isfinite(iv)
     both, is_call, price, iv = both[priced], is_call[priced], price[priced], iv[priced]
     delta = np.where(is_call, call_delta[both], call_delta[both] - 1.0)
+    rho_sigma = np.array([r.rho * r.sigma for r in regimes])[code[both]]
     f, k_, tt = forward[both], strike[both], t[both]
     vega = black76_greeks(f, k_, tt, iv, is_call)["vega"]
     expiry = pd.DatetimeIndex(pd.to_datetime(expiry_ns[both], utc=True))
@@ -392,6 +398,7 @@ def price_chains(
             "true_price": price,
             "true_iv": iv,
             "true_delta": delta,
+            "true_mv_delta": delta + rho_sigma * d_var[both] / forward[both],
             "true_gamma": gamma[both],
             "true_vega": vega,
             "variance": var[both],
@@ -401,13 +408,16 @@ def price_chains(
     return frame, int((~priced).sum())
 
 
-def _price_calls(chain: tuple[Any, ...]) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Call price, delta and gamma of one snapshot's chain (out-of-the-money side priced)."""
+def _price_calls(
+    chain: tuple[Any, ...],
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Call price, delta, gamma and ``d price / d v`` of one snapshot's chain (out-of-the-money
+    side priced; by parity the call and the put share gamma and ``d/dv``)."""
     _, _, t, strike, forward, *_, params = chain
     otm_call = strike >= forward
-    g = bates_greeks(forward, strike, t, otm_call, params, vega=False)
+    g = bates_greeks(forward, strike, t, otm_call, params)
     call = np.where(otm_call, g.price, g.price + forward - strike)
-    return call, np.where(otm_call, g.delta, g.delta + 1.0), g.gamma
+    return call, np.where(otm_call, g.delta, g.delta + 1.0), g.gamma, g.vega_v0
 
 
 def instrument_names(

@@ -13,17 +13,33 @@ REF = 30 / 365
 
 
 def _step(
-    rng: np.random.Generator, beta_ref: float, *, n: int = 120, vol_noise: float = 0.004
+    rng: np.random.Generator,
+    beta_ref: float,
+    *,
+    ratio: float = 0.0,
+    n: int = 120,
+    vol_noise: float = 0.004,
 ) -> dict[str, np.ndarray]:
-    """One step of options whose vols move by ``beta_ref (REF/t)^0.5 dlnF`` plus a shock
-    common to the step (vol of vol) and option noise."""
+    """One step of options on smiles of slope ``s`` (-0.4 to +0.2 vol per unit of k) whose
+    vols move by ``(beta_ref (REF/t)^0.5 + ratio s) dlnF`` plus a shock common to the step
+    (vol of vol) and option noise."""
     t = rng.uniform(5, 200, n) / 365
     vol = np.full(n, 0.5)
     k = rng.normal(0, 0.15, n) * np.sqrt(t)
+    slope = rng.uniform(-0.4, 0.2, n)
     vega = rng.uniform(1e3, 2e4, n)
     dlnf = rng.normal(0, 0.03)
-    d_vol = beta_ref * np.sqrt(REF / t) * dlnf + rng.normal(0, vol_noise) + rng.normal(0, 1e-3, n)
-    return {"k": k, "t": t, "vol": vol, "vega": vega, "d_ln_forward": dlnf, "error": vega * d_vol}
+    move = beta_ref * np.sqrt(REF / t) + ratio * slope
+    d_vol = move * dlnf + rng.normal(0, vol_noise) + rng.normal(0, 1e-3, n)
+    return {
+        "k": k,
+        "t": t,
+        "vol": vol,
+        "vega": vega,
+        "d_ln_forward": dlnf,
+        "error": vega * d_vol,
+        "slope": slope,
+    }
 
 
 def test_a_persistent_slope_is_recovered_with_its_term_scaling() -> None:
@@ -31,16 +47,33 @@ def test_a_persistent_slope_is_recovered_with_its_term_scaling() -> None:
     est = SpotVolBeta()
     for _ in range(80):
         est.update(**_step(rng, -1.2))
-    beta = est.beta([0.0, 0.0], [REF, 4 * REF], [0.5, 0.5])
+    beta = est.beta([0.0, 0.0], [REF, 4 * REF], [0.5, 0.5], slope=[0.0, 0.0])
     np.testing.assert_allclose(beta, [-1.2, -0.6], rtol=0.1)
     assert est.n_updates == 80
+
+
+def test_a_skew_ratio_is_recovered_and_flips_the_correction_with_the_smile() -> None:
+    # vols move by +1 x the smile slope per unit of ln F (a skew stickiness ratio of 2)
+    rng = np.random.default_rng(7)
+    est = SpotVolBeta()
+    for _ in range(80):
+        est.update(**_step(rng, 0.0, ratio=1.0))
+    coef = est.coefficients()
+    np.testing.assert_allclose(coef[:, 1], 1.0, atol=0.1)
+    np.testing.assert_allclose(coef[:, 0], 0.0, atol=0.1)
+    atm = ([0.0, 0.0], [REF, REF], [0.5, 0.5])
+    put_skew, call_skew = est.beta(*atm, slope=[-0.3, 0.3])
+    assert put_skew == pytest.approx(-0.3, abs=0.05) and call_skew == pytest.approx(0.3, abs=0.05)
+    with pytest.raises(ValueError, match="needs the smile slope"):
+        est.beta(*atm)
+    assert est.terms == ("slope", "skew") and SpotVolBeta(skew=False).terms == ("slope",)
 
 
 def test_a_vol_drift_loads_on_the_slope_unless_fitted() -> None:
     # a trending forward (mean move -2 %) with vols falling 3 points a step whatever it does:
     # through the origin the slope is off by about a E[dlnF] / E[dlnF^2] = 0.46
     rng = np.random.default_rng(5)
-    plain, with_drift = SpotVolBeta(), SpotVolBeta(drift=True)
+    plain, with_drift = SpotVolBeta(drift=False), SpotVolBeta(drift=True)
     for _ in range(80):
         step = _step(rng, -1.0)
         dlnf = float(step["d_ln_forward"])
@@ -50,7 +83,7 @@ def test_a_vol_drift_loads_on_the_slope_unless_fitted() -> None:
         )
         plain.update(**step)
         with_drift.update(**step)
-    atm = ([0.0], [REF], [0.5])
+    atm = ([0.0], [REF], [0.5], None, [0.0])
     assert with_drift.beta(*atm)[0] == pytest.approx(-1.0, rel=0.1)
     assert plain.beta(*atm)[0] > -0.85
 
@@ -61,7 +94,7 @@ def test_calm_noise_leaves_the_static_delta() -> None:
     moved = []
     for _ in range(150):
         est.update(**_step(rng, 0.0))
-        moved.append(np.abs(est.bucket_beta()).max())
+        moved.append(np.abs(est.coefficients()[:, 0]).max())
     # the slope is shrunk to exactly 0 on most steps, and stays small on the others
     assert np.mean(np.asarray(moved) == 0.0) > 0.7
     assert max(moved) < 0.3
@@ -72,11 +105,11 @@ def test_a_regime_switch_is_followed_within_a_few_steps_and_not_before() -> None
     est = SpotVolBeta()
     for _ in range(60):
         est.update(**_step(rng, 0.0))
-    before = est.bucket_beta()[1]
+    before = est.coefficients()[:, 0][1]
     path = []
     for _ in range(10):
         est.update(**_step(rng, -2.0))
-        path.append(est.bucket_beta()[1])
+        path.append(est.coefficients()[:, 0][1])
     assert abs(before) < 0.3
     assert path[1] > -0.5  # one step is not evidence enough
     assert path[6] < -1.5  # within 7 steps of the switch the ATM slope is most of the way
@@ -90,11 +123,11 @@ def test_a_detected_change_stays_out_of_the_long_run_when_frozen() -> None:
     for s in steps:
         frozen.update(**s)
         open_.update(**s)
-        if not start and np.all(frozen.weights()[1] > 0.5):  # the change is detected
-            start = {"frozen": frozen.beta_slow, "open": open_.beta_slow}
+        if not start and np.all(frozen.weights()[1][:, 0] > 0.5):  # the change is detected
+            start = {"frozen": frozen.coefficients_slow, "open": open_.coefficients_slow}
     assert start, "the switch was never detected"
-    moved_frozen = np.abs(frozen.beta_slow - start["frozen"]).sum()
-    moved_open = np.abs(open_.beta_slow - start["open"]).sum()
+    moved_frozen = np.abs(frozen.coefficients_slow - start["frozen"]).sum()
+    moved_open = np.abs(open_.coefficients_slow - start["open"]).sum()
     assert moved_frozen < 0.5 * moved_open
 
 
@@ -109,7 +142,7 @@ def test_regime_probability_only_holds_back_and_zero_gives_the_long_run() -> Non
     w_s0, w_f0 = est.weights(regime_prob=0.0)
     np.testing.assert_array_equal(w_s, w_s0)
     assert np.all(w_f0 == 0.0) and np.any(w_f > 0)
-    full, held = est.bucket_beta(), est.bucket_beta(regime_prob=0.5)
+    full, held = est.coefficients(), est.coefficients(regime_prob=0.5)
     assert np.all(np.abs(held) <= np.abs(full) + 1e-12)
     with pytest.raises(ValueError, match="regime_prob must be in"):
         est.weights(regime_prob=1.5)
@@ -121,11 +154,11 @@ def test_reset_pickle_and_determinism() -> None:
     for s in steps:
         a.update(**s)
         b.update(**s)
-    np.testing.assert_array_equal(a.bucket_beta(), b.bucket_beta())
+    np.testing.assert_array_equal(a.coefficients(), b.coefficients())
     c = pickle.loads(pickle.dumps(a))
-    np.testing.assert_array_equal(c.bucket_beta(), a.bucket_beta())
+    np.testing.assert_array_equal(c.coefficients(), a.coefficients())
     a.reset()
-    assert a.n_updates == 0 and np.all(a.bucket_beta() == 0.0)
+    assert a.n_updates == 0 and np.all(a.coefficients() == 0.0)
 
 
 @pytest.mark.parametrize(

@@ -87,19 +87,11 @@ class _EWRegression:
         self.w = np.zeros(n)
         self.w2 = np.zeros(n)
 
-    def _solve(self) -> tuple[FloatArray, FloatArray]:
+    def estimate(self) -> tuple[FloatArray, FloatArray]:
+        """Coefficients of each bucket, shape (buckets, k), and their cluster-robust variances
+        with the small-sample factor n/(n-1) (inf where a regressor has no data yet)."""
         inv: FloatArray = np.linalg.pinv(self.a, hermitian=True).astype(float)
         theta: FloatArray = np.einsum("bij,bj->bi", inv, self.c)
-        return theta, inv
-
-    def coef(self) -> FloatArray:
-        """The spot-vol slope of each bucket."""
-        out: FloatArray = self._solve()[0][:, -1]
-        return out
-
-    def var(self) -> FloatArray:
-        """Cluster-robust variance of the slope, with the small-sample factor n/(n-1)."""
-        theta, inv = self._solve()
         k, n_b = self.k, self.c.shape[0]
         lin = np.zeros((n_b, k, k + k * k))
         for j in range(k):
@@ -107,14 +99,15 @@ class _EWRegression:
             lin[:, j, k + j * k : k + (j + 1) * k] = -theta
         meat = np.einsum("bim,bmn,bjn->bij", lin, self.q, lin)
         cov = np.einsum("bij,bjl,bml->bim", inv, meat, inv)
-        n = self.n_eff()
+        n = self.n_eff()[:, None]
+        seen = np.diagonal(self.a, axis1=1, axis2=2) > 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            out: FloatArray = np.where(
-                (self.a[:, -1, -1] > 0) & (n > 1),
-                np.maximum(cov[:, -1, -1], 0.0) * n / (n - 1),
+            var: FloatArray = np.where(
+                seen & (n > 1),
+                np.maximum(np.diagonal(cov, axis1=1, axis2=2), 0.0) * n / (n - 1),
                 np.inf,
             )
-        return out
+        return theta, var
 
     def n_eff(self) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -123,7 +116,7 @@ class _EWRegression:
 
     def update(self, c: FloatArray, a: FloatArray, weight: FloatArray | float = 1.0) -> None:
         """Add one step's sums, each bucket's step weighted by ``weight`` (in [0, 1])."""
-        seen = (a[:, -1, -1] > 0) * np.asarray(weight, dtype=float)
+        seen = (np.trace(a, axis1=1, axis2=2) > 0) * np.asarray(weight, dtype=float)
         d = self.decay
         u = np.concatenate([c, a.reshape(a.shape[0], -1)], axis=1) * seen[:, None]
         self.q = d**2 * self.q + u[:, :, None] * u[:, None, :]
@@ -139,6 +132,10 @@ class SpotVolBeta:
     See the module docstring for the model and the shrinkage. Streaming in the river style:
     :meth:`update` takes one step's realised hedge errors and returns None; :meth:`beta` and
     :meth:`delta` read the state, which only holds steps already passed to :meth:`update`.
+
+    The defaults are the settings chosen on the 2026 Deribit BTC snapshots (docs/greeks.md:
+    every setting with a half-life of 2 to 2.5 steps and a threshold of 12 to 16 meets the
+    issue's calm bound there; the choice is in-sample).
 
     Parameters
     ----------
@@ -159,14 +156,20 @@ class SpotVolBeta:
     drift : bool
         Also fit an intercept ``a`` per bucket, ``e = vega (ref/t)^p (a + b dlnF)``: a drift
         of the vols over a step (mean reversion after a spike) that would otherwise load on the
-        slope when the forward trends. Off by default (chosen on calm January and the
-        simulator, see docs/greeks.md).
+        slope when the forward trends. The intercept is not part of the delta.
+    skew : bool
+        Also fit a coefficient ``r`` on the option's own smile slope ``s = d sigma / d k``:
+        ``beta = b (ref/t)^p + r s``. ``r`` is the skew stickiness ratio minus one (Bergomi
+        [2]_ ch. 2: ``r = -1`` is sticky moneyness, 0 sticky strike, about +1 local or
+        stochastic vol), so the delta follows the smile as it reprices at every step, and the
+        correction flips sign with the skew. :meth:`update`, :meth:`beta` and :meth:`delta`
+        then need ``slope`` (:func:`~volguard.models.greeks.static.smile_slope`).
     freeze : bool
         Keep the steps of a detected change out of the long-run regression (weight ``1 - w``).
 
     Examples
     --------
-    >>> est = SpotVolBeta(fast_half_life=2, slow_half_life=20, min_steps=1)
+    >>> est = SpotVolBeta(skew=False, slow_half_life=20, min_steps=1)
     >>> rng = np.random.default_rng(0)
     >>> k, t, vol = np.zeros(50), np.full(50, 30 / 365), np.full(50, 0.5)
     >>> vega = np.full(50, 5000.0)
@@ -180,18 +183,17 @@ class SpotVolBeta:
 
     def __init__(
         self,
-        fast_half_life: float = 3.0,
+        fast_half_life: float = 2.0,
         slow_half_life: float = 60.0,
-        threshold: float = 9.0,
+        threshold: float = 12.0,
         min_steps: float = 2.0,
         moneyness_edges: Sequence[float] = (-0.5, 0.5),
         term_power: float = 0.5,
         ref_years: float = 30 / 365,
-        drift: bool = False,
+        drift: bool = True,
+        skew: bool = True,
         freeze: bool = True,
     ) -> None:
-        self.freeze = freeze
-        self.drift = drift
         self.fast_half_life = fast_half_life
         self.slow_half_life = slow_half_life
         self.threshold = threshold
@@ -199,6 +201,9 @@ class SpotVolBeta:
         self.moneyness_edges = tuple(moneyness_edges)
         self.term_power = term_power
         self.ref_years = ref_years
+        self.drift = drift
+        self.skew = skew
+        self.freeze = freeze
         self._validate()
         self.reset()
 
@@ -224,7 +229,7 @@ class SpotVolBeta:
     def reset(self) -> None:
         """Forget every step."""
         n = len(self.moneyness_edges) + 1
-        k = 2 if self.drift else 1
+        k = int(self.drift) + 1 + int(self.skew)
         self._fast = _EWRegression(self.fast_half_life, n, k)
         self._slow = _EWRegression(self.slow_half_life, n, k)
         self._n_updates = 0
@@ -236,44 +241,57 @@ class SpotVolBeta:
         return self._n_updates
 
     @property
-    def beta_fast(self) -> FloatArray:
-        """Recent (unshrunk) bucket coefficients ``b_f``."""
-        return self._fast.coef()
+    def terms(self) -> tuple[str, ...]:
+        """Names of the coefficients the delta uses: ``slope`` (``b``) and, with ``skew``,
+        ``skew`` (``r``); the columns of :meth:`coefficients` and :meth:`weights`."""
+        return ("slope", "skew") if self.skew else ("slope",)
 
     @property
-    def beta_slow(self) -> FloatArray:
-        """Long-run (unshrunk) bucket coefficients ``b_s``."""
-        return self._slow.coef()
+    def coefficients_fast(self) -> FloatArray:
+        """Recent (unshrunk) coefficients of each bucket, shape (buckets, terms)."""
+        return self._fast.estimate()[0][:, int(self.drift) :]
+
+    @property
+    def coefficients_slow(self) -> FloatArray:
+        """Long-run (unshrunk) coefficients of each bucket, shape (buckets, terms)."""
+        return self._slow.estimate()[0][:, int(self.drift) :]
 
     def weights(self, regime_prob: float | None = None) -> tuple[FloatArray, FloatArray]:
-        """Shrinkage weights per bucket: on the long run (vs 0) and on the recent (vs long run).
+        """Shrinkage weights of each bucket and term, shape (buckets, terms): on the long run
+        (vs 0) and on the recent (vs the long run).
 
         Raises
         ------
         ValueError
             If ``regime_prob`` is outside [0, 1].
         """
+        return self._shrink(regime_prob)[:2]
+
+    def coefficients(self, regime_prob: float | None = None) -> FloatArray:
+        """The shrunk coefficients of each bucket, shape (buckets, terms): ``b`` (vol per unit
+        of ``ln F`` at ``ref_years``) and, with ``skew``, ``r``."""
+        return self._shrink(regime_prob)[2]
+
+    def _shrink(self, regime_prob: float | None) -> tuple[FloatArray, FloatArray, FloatArray]:
         if regime_prob is not None and not 0.0 <= regime_prob <= 1.0:
             raise ValueError(f"regime_prob must be in [0, 1]; got {regime_prob}")
+        used = slice(int(self.drift), None)
         c = self.threshold
-        b_s, v_s = self._slow.coef(), self._slow.var()
-        b_f, v_f = self._fast.coef(), self._fast.var()
+        (b_s, v_s), (b_f, v_f) = (
+            (t[:, used], v[:, used]) for t, v in (self._slow.estimate(), self._fast.estimate())
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             w_s = np.clip(1.0 - c * v_s / b_s**2, 0.0, 1.0)
-            w_s = np.where((self._slow.n_eff() >= self.min_steps) & np.isfinite(w_s), w_s, 0.0)
+            w_s = np.where(
+                (self._slow.n_eff() >= self.min_steps)[:, None] & np.isfinite(w_s), w_s, 0.0
+            )
             base = w_s * b_s
             z2 = (b_f - base) ** 2 / (v_f + w_s**2 * v_s)
             w_f = np.clip(1.0 - c / z2, 0.0, 1.0)
-        w_f = np.where((self._fast.n_eff() >= self.min_steps) & np.isfinite(w_f), w_f, 0.0)
-        return w_s, w_f * (1.0 if regime_prob is None else regime_prob)
-
-    def bucket_beta(self, regime_prob: float | None = None) -> FloatArray:
-        """The shrunk coefficient ``b`` of each bucket (vol per unit of ``ln F`` at
-        ``ref_years``)."""
-        w_s, w_f = self.weights(regime_prob)
-        base = w_s * self._slow.coef()
-        out: FloatArray = base + w_f * (self._fast.coef() - base)
-        return out
+        w_f = np.where((self._fast.n_eff() >= self.min_steps)[:, None] & np.isfinite(w_f), w_f, 0.0)
+        w_f = w_f * (1.0 if regime_prob is None else regime_prob)
+        out: FloatArray = base + w_f * (b_f - base)
+        return w_s, w_f, out
 
     # ----------------------------------------------------------------------------- use
     def buckets(self, k: ArrayLike, t: ArrayLike, vol: ArrayLike) -> tuple[IntArray, FloatArray]:
@@ -284,13 +302,29 @@ class SpotVolBeta:
         scale: FloatArray = (self.ref_years / t_arr) ** self.term_power
         return bucket, scale
 
+    def _slope(self, slope: ArrayLike | None, shape: tuple[int, ...]) -> FloatArray:
+        if not self.skew:
+            return np.zeros(shape)
+        if slope is None:
+            raise ValueError("skew=True needs the smile slope of each option (slope=...)")
+        return np.broadcast_to(np.asarray(slope, dtype=float), shape)
+
     def beta(
-        self, k: ArrayLike, t: ArrayLike, vol: ArrayLike, regime_prob: float | None = None
+        self,
+        k: ArrayLike,
+        t: ArrayLike,
+        vol: ArrayLike,
+        regime_prob: float | None = None,
+        slope: ArrayLike | None = None,
     ) -> FloatArray:
         """``d sigma / d ln F`` of options at log-moneyness ``k``, years ``t`` (> 0), implied
-        vol ``vol`` (> 0), from the steps seen so far."""
+        vol ``vol`` (> 0) and smile slope ``slope`` (with ``skew``), from the steps seen so
+        far."""
         bucket, scale = self.buckets(k, t, vol)
-        out: FloatArray = self.bucket_beta(regime_prob)[bucket] * scale
+        coef = self.coefficients(regime_prob)[bucket]
+        out: FloatArray = coef[:, 0] * scale
+        if self.skew:
+            out = out + coef[:, 1] * self._slope(slope, scale.shape)
         return out
 
     def delta(
@@ -302,10 +336,12 @@ class SpotVolBeta:
         t: ArrayLike,
         vol: ArrayLike,
         regime_prob: float | None = None,
+        slope: ArrayLike | None = None,
     ) -> FloatArray:
         """The regime-aware delta ``delta_bs + vega * beta / forward`` (see
         :func:`~volguard.models.greeks.static.delta_with_beta`)."""
-        return delta_with_beta(delta_bs, vega, forward, self.beta(k, t, vol, regime_prob))
+        beta = self.beta(k, t, vol, regime_prob, slope)
+        return delta_with_beta(delta_bs, vega, forward, beta)
 
     def update(
         self,
@@ -316,21 +352,26 @@ class SpotVolBeta:
         vega: ArrayLike,
         d_ln_forward: ArrayLike,
         error: ArrayLike,
+        slope: ArrayLike | None = None,
     ) -> None:
         """Learn from one step's outcome: the options' state at the step's start (``k``,
-        ``t``, ``vol``, ``vega`` USD per 1.00 of vol), the move of the log forward over the
-        step (scalar or per option), and the hedging error of the static (sticky-strike)
-        delta ``error = dV - delta_bs dF`` (USD). Non-finite rows are ignored."""
+        ``t``, ``vol``, ``vega`` USD per 1.00 of vol, and with ``skew`` the smile ``slope``),
+        the move of the log forward over the step (scalar or per option), and the hedging
+        error of the static (sticky-strike) delta ``error = dV - delta_bs dF`` (USD).
+        Non-finite rows are ignored."""
         bucket, scale = self.buckets(k, t, vol)
-        x = np.asarray(vega, dtype=float) * scale * np.asarray(d_ln_forward, dtype=float)
-        x, e = np.broadcast_arrays(x, np.asarray(error, dtype=float))
-        bucket = np.broadcast_to(bucket, x.shape)
+        vega_arr = np.asarray(vega, dtype=float)
+        move = np.asarray(d_ln_forward, dtype=float)
+        x, e = np.broadcast_arrays(vega_arr * scale * move, np.asarray(error, dtype=float))
+        cols = [x]
+        if self.drift:
+            cols.insert(0, np.broadcast_to(vega_arr * scale, x.shape))
+        if self.skew:
+            cols.append(np.broadcast_to(vega_arr * move, x.shape) * self._slope(slope, x.shape))
         vol_ok = np.broadcast_to(np.isfinite(np.asarray(vol, dtype=float)), x.shape)
-        ok = np.isfinite(x) & np.isfinite(e) & vol_ok  # a NaN vol has no bucket
+        ok = np.logical_and.reduce([np.isfinite(e), vol_ok, *(np.isfinite(z) for z in cols)])
+        b = np.broadcast_to(bucket, x.shape)[ok]
         n = len(self.moneyness_edges) + 1
-        level = np.broadcast_to(np.asarray(vega, dtype=float) * scale, x.shape)
-        cols = [level, x] if self.drift else [x]
-        b = bucket[ok]
         c: FloatArray = np.stack(
             [np.bincount(b, weights=(z * e)[ok], minlength=n) for z in cols], axis=1
         ).astype(float)
@@ -342,7 +383,7 @@ class SpotVolBeta:
             axis=1,
         ).astype(float)
         # while the recent regime differs from the long run, its steps stay out of the long run
-        hold = self.weights()[1] if self.freeze else 0.0
+        hold = self.weights()[1].max(axis=1) if self.freeze else 0.0
         self._fast.update(c, a)
         self._slow.update(c, a, 1.0 - hold)
         self._n_updates += 1
