@@ -12,7 +12,12 @@ quadratic in the delta instead of buckets). Options are pooled in buckets of sta
 moneyness :math:`z = k/(\\sigma\\sqrt{t})` and the slope scales with expiry as
 :math:`\\beta_i = b_{\\text{bucket}}\\,(t_{\\text{ref}}/t_i)^{p}` (short expiries' vols move
 more; :math:`p = 1/2` is the square-root rule of the ATM skew term structure, Bergomi [2]_ ch. 2),
-so each bucket has one coefficient :math:`b`.
+so each bucket has one coefficient :math:`b`. With ``skew`` a second term follows the option's
+own smile slope :math:`s_i = \\partial\\sigma/\\partial k`,
+:math:`\\beta_i = b\\,(t_{\\text{ref}}/t_i)^{p} + r\\,s_i`, where :math:`r` is the skew
+stickiness ratio minus one ([2]_ ch. 2: -1 sticky moneyness, 0 sticky strike, about +1 local
+vol), so the correction flips sign with the skew as the smile reprices; :math:`r` is fitted,
+shrunk and frozen like :math:`b`.
 
 Two exponentially weighted regressions run per bucket, a fast one (half-life of a few steps: the
 current regime) and a slow one (the long run). Observations within one step share one forward
