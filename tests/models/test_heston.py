@@ -183,6 +183,16 @@ def test_model_greeks(heston_snapshot: MarketSnapshot) -> None:
     np.testing.assert_allclose(g["delta"], moneyness["delta"], atol=1e-6)
     assert np.all(g["delta"] > sticky["delta"])
     assert np.all(g["vega_v0"] > 0)
+    # the minimum-variance delta: the variance move predicted by the forward move, by bumping v0
+    mv = engine.greeks(contracts, heston_snapshot, delta="minimum-variance")
+    p = dict(zip(engine.param_names, engine.params_, strict=True))
+    hv = 1e-6
+    bumped = [(p["v0"] + s_ * hv, *tuple(engine.params_)[1:]) for s_ in (1, -1)]
+    up_v, down_v = (heston_price(f, strike, t, is_call, q, n_terms=256) for q in bumped)
+    expected = g["delta"] + p["rho"] * p["sigma"] * (up_v - down_v) / (2 * hv) / f
+    np.testing.assert_allclose(mv["delta"], expected, atol=1e-6)
+    np.testing.assert_allclose(mv["gamma"], g["gamma"])
+    assert p["rho"] < 0 and np.all(mv["delta"] < g["delta"])
     with pytest.raises(ValueError, match="delta"):
         engine.greeks(contracts, heston_snapshot, delta="sticky-delta")  # type: ignore[arg-type]
 

@@ -63,7 +63,7 @@ from volguard.models.base import FIT_ERRORS, SurfaceEngine
 from volguard.models.parametric.black76_flat import Black76Flat, atm_vol
 from volguard.models.quotes import FitQuotes
 
-HestonDelta = Literal["model", "sticky-strike", "sticky-moneyness"]
+HestonDelta = Literal["model", "minimum-variance", "sticky-strike", "sticky-moneyness"]
 
 
 PRICE_FLOOR = 1e-11
@@ -307,7 +307,10 @@ class Heston(SurfaceEngine):
 
     **Greeks.** ``greeks(delta="model")`` (default) gives the Heston delta and gamma with the
     variance held fixed (COS, :func:`volguard.kernels.heston_cos.heston_greeks`) and the vega
-    in ``v0``; ``"sticky-strike"`` and ``"sticky-moneyness"`` are the surface deltas of
+    in ``v0``; ``"minimum-variance"`` adds the variance move the forward move predicts,
+    ``rho sigma (dP/dv0) / F`` (the hedge ratio ``Cov(dP, dF) / Var(dF)`` of the diffusion;
+    Bakshi, Cao and Chen 1997, Alexander and Nogueira 2007; Bates' jumps are left out);
+    ``"sticky-strike"`` and ``"sticky-moneyness"`` are the surface deltas of
     :class:`SurfaceEngine`.
 
     References
@@ -315,6 +318,9 @@ class Heston(SurfaceEngine):
     Heston (1993), doi:10.1093/rfs/6.2.327. Fang and Oosterlee (2008),
     doi:10.1137/080718061. Cui, del Bano Rollin and Germano (2017), EJOR 263(2), 625-638,
     doi:10.1016/j.ejor.2017.05.018. Gatheral, J. (2006), The Volatility Surface, Wiley.
+    Bakshi, Cao and Chen (1997), doi:10.1111/j.1540-6261.1997.tb02749.x. Alexander and
+    Nogueira (2007), Model-free hedge ratios and scale-invariant models, Journal of Banking and
+    Finance 31(6), 1839-1861, doi:10.1016/j.jbankfin.2006.11.012.
     """
 
     name: ClassVar[str] = "heston"
@@ -518,24 +524,26 @@ class Heston(SurfaceEngine):
             ``expiry``, ``strike`` (USD), ``is_call`` columns.
         context : MarketSnapshot
             Time and forwards per expiry.
-        delta : {'model', 'sticky-strike', 'sticky-moneyness'}
+        delta : {'model', 'minimum-variance', 'sticky-strike', 'sticky-moneyness'}
             ``model``: the Heston/Bates ``dP/dF`` and ``d2P/dF2`` with the variance held fixed
-            (COS); the others as in :meth:`SurfaceEngine.greeks`. Where the Black-76
-            fallback is in use, ``model`` gives the sticky-strike delta.
+            (COS); ``minimum-variance``: that delta plus ``rho sigma (dP/dv0) / F`` (gamma
+            as ``model``); the others as in :meth:`SurfaceEngine.greeks`. Where the Black-76
+            fallback is in use, ``model`` and ``minimum-variance`` give the sticky-strike
+            delta.
 
         Returns
         -------
         dict of str to ndarray
             ``price`` (USD), ``delta`` (USD per USD of forward), ``gamma`` (1/USD), ``vega``
             (USD per 1.00 of the contract's implied vol), ``theta`` (USD per year), ``iv``;
-            with ``delta="model"`` also ``vega_v0`` (USD per unit of initial variance).
+            with the model deltas also ``vega_v0`` (USD per unit of initial variance).
 
         Raises
         ------
         ValueError
             If ``delta`` is unknown.
         """
-        if delta != "model":
+        if delta not in ("model", "minimum-variance"):
             return super().greeks(contracts, context, delta=delta)
         out = super().greeks(contracts, context, delta="sticky-strike")
         if getattr(self, "fallback_engine_", None) is not None:
@@ -546,6 +554,9 @@ class Heston(SurfaceEngine):
         out["delta"] = np.asarray(g.delta, dtype=float)
         out["gamma"] = np.asarray(g.gamma, dtype=float)
         out["vega_v0"] = np.asarray(g.vega_v0, dtype=float)
+        if delta == "minimum-variance":
+            params = dict(zip(self.param_names, self.params_, strict=True))
+            out["delta"] = out["delta"] + params["rho"] * params["sigma"] * out["vega_v0"] / f
         return out
 
 
