@@ -12,6 +12,8 @@ venue's mark (``price`` in the TOML). ``Gain = 1 - SSE(delta) / SSE(delta_bs)`` 
 ``regime``    the regime-aware delta (:class:`volguard.models.greeks.SpotVolBeta`)
 ``regime_guard`` the same, held back by the guard's online stress probability (its
               ``RegimeFilter`` on the 30-day ATM vol's changes, fitted on DVOL before 2026)
+``<e>-model``, ``<e>-mv`` with ``--model-deltas heston bates``: each engine's model delta
+              (variance fixed) and minimum-variance delta, fitted on the step's first snapshot
 ``<engine>``  with ``--study RUN``: each engine's sticky-strike delta from ``RUN/hedging.parquet``
               (a ``volguard study`` run on the same data, e.g. examples/deribit-2026.toml)
 
@@ -46,14 +48,18 @@ from volguard.guard.regime import RegimeFilter, atm_vol_30d
 from volguard.lab.greeks import causal_deltas, gain_table, hindsight_gain, in_band
 from volguard.lab.hedging import fit_min_variance, hedge_steps
 from volguard.lab.regimes import range_labels
+from volguard.market.snapshot import MarketSnapshot
+from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
+from volguard.models.parametric.heston import Heston
+from volguard.models.registry import make_engine
 from volguard.sim import preset, simulate
 
 BASE = ["sm", "mv_train", "mv_all", "mv_roll", "regime", "regime_guard"]
 
 
-def load_steps(cfg: dict[str, Any], cache: Path) -> pd.DataFrame:
-    """The configured underlying's hedge steps, from a store built once under ``cache``."""
+def load_snapshots(cfg: dict[str, Any], cache: Path) -> list[MarketSnapshot]:
+    """The configured underlying's snapshots, from a store built once under ``cache``."""
     store_dir = cache / "store"
     if not (store_dir / "_manifest.json").exists():
         root = Path(os.environ.get("VOLGUARD_DATA", "../shared/data")) / cfg["dataset"]
@@ -63,8 +69,40 @@ def load_steps(cfg: dict[str, Any], cache: Path) -> pd.DataFrame:
         build_store(store_dir, [("deribit-snapshot", f) for f in files])
     store = open_store(store_dir)
     u = cfg["underlying"]
-    snaps = [store.snapshot_at(u, ts) for ts in store.timestamps(u)]
-    return hedge_steps(snaps, {}, price=cfg["price"])
+    return [store.snapshot_at(u, ts) for ts in store.timestamps(u)]
+
+
+def with_model_deltas(
+    steps: pd.DataFrame, snapshots: list[MarketSnapshot], engines: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``steps`` with each engine's model delta (variance fixed) and minimum-variance delta,
+    the engine fitted on the step's first snapshot only (NaN where the fit fails)."""
+    by_ts = {snap.ts: snap for snap in snapshots}
+    out = steps.copy()
+    names = [f"{e}-{kind}" for e in engines for kind in ("model", "mv")]
+    for name in names:
+        out[f"delta_{name}"] = np.nan
+    for _, rows in out.groupby("ts", sort=True):
+        snap = by_ts[rows["ts"].iloc[0]]
+        contracts = pd.DataFrame(
+            {
+                "expiry": rows["expiry"],
+                "strike": rows["forward"] * np.exp(rows["k"]),
+                "is_call": rows["is_call"],
+            }
+        )
+        for engine in engines:
+            try:
+                fitted = make_engine(engine).fit(snap)
+            except FIT_ERRORS:
+                continue
+            if not isinstance(fitted, Heston):
+                raise SystemExit(f"--model-deltas takes heston or bates; got {engine!r}")
+            model = fitted.greeks(contracts, snap, delta="model")["delta"]
+            mv = fitted.greeks(contracts, snap, delta="minimum-variance")["delta"]
+            out.loc[rows.index, f"delta_{engine}-model"] = model
+            out.loc[rows.index, f"delta_{engine}-mv"] = mv
+    return out, names
 
 
 def with_engines(steps: pd.DataFrame, study: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -203,6 +241,12 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--cache", type=Path, default=Path("runs/regime-greeks"))
     parser.add_argument("--study", type=Path, help="a study run with hedging.parquet")
+    parser.add_argument(
+        "--model-deltas",
+        nargs="+",
+        metavar="ENGINE",
+        help="add these engines' model and minimum-variance deltas (heston, bates)",
+    )
     parser.add_argument("--sim", action="store_true", help="add the simulator check")
     parser.add_argument(
         "--sensitivity", action="store_true", help="the regime-aware Gain over a settings grid"
@@ -210,8 +254,12 @@ def main() -> None:
     args = parser.parse_args()
     cfg = tomllib.loads(args.config.read_text(encoding="utf-8"))
     start = time.perf_counter()
-    steps = in_band(load_steps(cfg, args.cache), *cfg["delta_band"])
+    snapshots = load_snapshots(cfg, args.cache)
+    steps = in_band(hedge_steps(snapshots, {}, price=cfg["price"]), *cfg["delta_band"])
     names = list(BASE)
+    if args.model_deltas:
+        steps, models = with_model_deltas(steps, snapshots, args.model_deltas)
+        names += models
     if args.study:
         steps, engines = with_engines(steps, args.study)
         names += engines

@@ -37,7 +37,7 @@ doi:10.1111/j.0960-1627.2004.00200.x.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,7 @@ from volguard.kernels.heston_cos import (  # the kernel's own automatic-N rule, 
     truncation_range,
 )
 from volguard.market.snapshot import MarketSnapshot
-from volguard.models.base import FIT_ERRORS, SurfaceEngine
+from volguard.models.base import FIT_ERRORS, DeltaConvention, SurfaceEngine
 from volguard.models.parametric.black76_flat import Black76Flat, atm_vol
 from volguard.models.quotes import FitQuotes
 
@@ -543,8 +543,8 @@ class Heston(SurfaceEngine):
         ValueError
             If ``delta`` is unknown.
         """
-        if delta not in ("model", "minimum-variance"):
-            return super().greeks(contracts, context, delta=delta)
+        if delta not in ("model", "minimum-variance"):  # the surface deltas, or unknown
+            return super().greeks(contracts, context, delta=cast(DeltaConvention, delta))
         out = super().greeks(contracts, context, delta="sticky-strike")
         if getattr(self, "fallback_engine_", None) is not None:
             return out  # the Black-76 fallback has no model delta: sticky-strike
