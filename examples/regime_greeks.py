@@ -10,8 +10,8 @@ venue's mark (``price`` in the TOML). ``Gain = 1 - SSE(delta) / SSE(delta_bs)`` 
 ``mv_all``    the same fitted on every step: LOOK-AHEAD, a reference only
 ``mv_roll``   the naive adaptive baseline: refitted on the previous ``rolling_window`` steps
 ``regime``    the regime-aware delta (:class:`volguard.models.greeks.SpotVolBeta`)
-``regime_guard`` the same, held back by the guard's online stress probability (its
-              ``RegimeFilter`` on the 30-day ATM vol's changes, fitted on DVOL before 2026)
+``regime_guard`` the same, its threshold moved toward ``stress_threshold`` by the guard's
+              online stress probability (:func:`volguard.lab.greeks.stress_probability`)
 ``<e>-model``, ``<e>-mv`` with ``--model-deltas heston bates``: each engine's model delta
               (variance fixed) and minimum-variance delta, fitted on the step's first snapshot
 ``<engine>``  with ``--study RUN``: each engine's sticky-strike delta from ``RUN/hedging.parquet``
@@ -44,8 +44,13 @@ import pandas as pd
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
-from volguard.guard.regime import RegimeFilter, atm_vol_30d
-from volguard.lab.greeks import causal_deltas, gain_table, hindsight_gain, in_band
+from volguard.lab.greeks import (
+    causal_deltas,
+    gain_table,
+    hindsight_gain,
+    in_band,
+    stress_probability,
+)
 from volguard.lab.hedging import fit_min_variance, hedge_steps
 from volguard.lab.regimes import range_labels
 from volguard.market.snapshot import MarketSnapshot
@@ -113,21 +118,6 @@ def with_engines(steps: pd.DataFrame, study: Path) -> tuple[pd.DataFrame, list[s
     out = steps.merge(h[["ts", "instrument", *cols]], on=["ts", "instrument"], how="inner")
     kept = out.loc[np.isfinite(out[cols].to_numpy(float)).all(axis=1)]
     return kept, [c.removeprefix("delta_") for c in cols]
-
-
-def stress_probability(steps: pd.DataFrame) -> dict[pd.Timestamp, float]:
-    """The guard's stress probability at each step's start, from the 30-day ATM vol of the
-    step's options (vol points per square root of a day, as the guard feeds its filter)."""
-    regime, out = RegimeFilter(), {}
-    last: tuple[pd.Timestamp, float] | None = None
-    for _, rows in steps.groupby("ts", sort=True):
-        ts, atm = rows["ts"].iloc[0], 100 * atm_vol_30d(rows)
-        if last is not None:
-            days = (ts - last[0]).total_seconds() / 86400
-            regime.update(np.array([(atm - last[1]) / np.sqrt(days)]))
-        out[ts] = regime.stress_probability if last is not None else 0.0
-        last = (ts, atm)
-    return out
 
 
 def gains(

@@ -131,19 +131,19 @@ def test_a_detected_change_stays_out_of_the_long_run_when_frozen() -> None:
     assert moved_frozen < 0.5 * moved_open
 
 
-def test_regime_probability_only_holds_back_and_zero_gives_the_long_run() -> None:
+def test_regime_probability_lowers_the_evidence_needed_and_none_is_calm() -> None:
     rng = np.random.default_rng(3)
     est = SpotVolBeta()
     for _ in range(40):
         est.update(**_step(rng, 0.0))
-    for _ in range(6):
+    for _ in range(2):  # two steps of a new slope: weak evidence
         est.update(**_step(rng, -2.0))
-    w_s, w_f = est.weights()
-    w_s0, w_f0 = est.weights(regime_prob=0.0)
+    (w_s, w_f), (w_s0, w_f0) = est.weights(), est.weights(regime_prob=0.0)
+    np.testing.assert_array_equal(w_f, w_f0)
     np.testing.assert_array_equal(w_s, w_s0)
-    assert np.all(w_f0 == 0.0) and np.any(w_f > 0)
-    full, held = est.coefficients(), est.coefficients(regime_prob=0.5)
-    assert np.all(np.abs(held) <= np.abs(full) + 1e-12)
+    half, full = est.weights(regime_prob=0.5)[1], est.weights(regime_prob=1.0)[1]
+    assert np.all(w_f0 <= half) and np.all(half <= full) and np.any(w_f0 < full)
+    np.testing.assert_array_equal(est.weights(regime_prob=1.0)[0], w_s)  # long run unchanged
     with pytest.raises(ValueError, match="regime_prob must be in"):
         est.weights(regime_prob=1.5)
 
@@ -167,6 +167,7 @@ def test_reset_pickle_and_determinism() -> None:
         ({"fast_half_life": 0}, "fast_half_life must be > 0"),
         ({"slow_half_life": 2}, "slow_half_life must be > fast_half_life"),
         ({"threshold": -1}, "threshold must be >= 0"),
+        ({"stress_threshold": -1}, "stress_threshold must be >= 0"),
         ({"min_steps": 0.5}, "min_steps must be >= 1"),
         ({"moneyness_edges": (0.5, -0.5)}, "moneyness_edges must increase"),
         ({"term_power": -0.1}, "term_power must be >= 0"),

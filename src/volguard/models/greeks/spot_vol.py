@@ -37,14 +37,16 @@ toward the static delta's zero, :math:`b_0 = (1 - c\\,v_s/\\hat b_s^2)_+\\,\\hat
 recent slope toward the long run,
 
 .. math:: b = b_0 + w\\,(\\hat b_f - b_0), \\qquad
-          w = \\Bigl(1 - \\frac{c}{z^2}\\Bigr)_+ \\, p, \\qquad
+          w = \\Bigl(1 - \\frac{c_p}{z^2}\\Bigr)_+, \\qquad
           z^2 = \\frac{(\\hat b_f - b_0)^2}{v_f + v_0},
 
 so the estimate moves to the recent regime only when the recent evidence differs from the long
-run by more than :math:`\\sqrt{c}` standard errors, and by as much as the evidence allows;
-``p`` is an optional probability that the market is in a changed regime (e.g. the guard's
-regime filter; 1 when not given), which can only hold the estimate back further. With fewer
-than ``min_steps`` effective steps a regression has weight 0.
+run by more than :math:`\\sqrt{c_p}` standard errors, and by as much as the evidence allows.
+``c_p = (1 - p) c + p c_s`` moves from ``threshold`` to ``stress_threshold`` with ``p``, an
+optional probability that the market is under stress (e.g. the guard's regime filter;
+0 when not given): the guard's view decides how much evidence the recent slope needs, and the
+evidence still decides how far it moves. With fewer than ``min_steps`` effective steps a
+regression has weight 0.
 
 With ``freeze`` (the default) a step enters the long-run regression with weight ``1 - w``: while
 the recent regime is found different, its steps stay out of the long run, as a change detector
@@ -150,6 +152,9 @@ class SpotVolBeta:
         Half-life of the long-run regression, in steps (> ``fast_half_life``).
     threshold : float
         James-Stein threshold ``c`` on the squared z-score (>= 0; 0: no shrinkage).
+    stress_threshold : float
+        The threshold when the regime probability ``regime_prob`` is 1 (>= 0); in between, the
+        threshold is interpolated linearly.
     min_steps : float
         Effective number of steps a regression needs before it gets any weight (>= 1).
     moneyness_edges : sequence of float
@@ -191,6 +196,7 @@ class SpotVolBeta:
         fast_half_life: float = 2.0,
         slow_half_life: float = 60.0,
         threshold: float = 12.0,
+        stress_threshold: float = 2.0,
         min_steps: float = 2.0,
         moneyness_edges: Sequence[float] = (-0.5, 0.5),
         term_power: float = 0.5,
@@ -202,6 +208,7 @@ class SpotVolBeta:
         self.fast_half_life = fast_half_life
         self.slow_half_life = slow_half_life
         self.threshold = threshold
+        self.stress_threshold = stress_threshold
         self.min_steps = min_steps
         self.moneyness_edges = tuple(moneyness_edges)
         self.term_power = term_power
@@ -222,6 +229,8 @@ class SpotVolBeta:
             )
         if not self.threshold >= 0:
             raise ValueError(f"threshold must be >= 0; got {self.threshold}")
+        if not self.stress_threshold >= 0:
+            raise ValueError(f"stress_threshold must be >= 0; got {self.stress_threshold}")
         if not self.min_steps >= 1:
             raise ValueError(f"min_steps must be >= 1; got {self.min_steps}")
         if np.any(np.diff(self.moneyness_edges) <= 0):
@@ -292,9 +301,9 @@ class SpotVolBeta:
             )
             base = w_s * b_s
             z2 = (b_f - base) ** 2 / (v_f + w_s**2 * v_s)
-            w_f = np.clip(1.0 - c / z2, 0.0, 1.0)
+            p = 0.0 if regime_prob is None else regime_prob
+            w_f = np.clip(1.0 - ((1.0 - p) * c + p * self.stress_threshold) / z2, 0.0, 1.0)
         w_f = np.where((self._fast.n_eff() >= self.min_steps)[:, None] & np.isfinite(w_f), w_f, 0.0)
-        w_f = w_f * (1.0 if regime_prob is None else regime_prob)
         out: FloatArray = base + w_f * (b_f - base)
         return w_s, w_f, out
 
