@@ -255,7 +255,8 @@ def main() -> None:
         names += engines
     est = SpotVolBeta(**cfg["estimator"])
     out = causal_deltas(steps, est, window=cfg["rolling_window"])
-    guarded = causal_deltas(steps, est, window=1, regime_prob=stress_probability(steps))
+    prob = stress_probability(steps)
+    guarded = causal_deltas(steps, est, window=1, regime_prob=prob)
     out["delta_regime_guard"] = guarded["delta_regime"].to_numpy()
     lo, hi = cfg["regimes"][cfg["train_regime"]]
     train = (range_labels(out["ts"], {"t": (lo, hi)}) == "t").to_numpy()
@@ -285,6 +286,15 @@ def main() -> None:
                 t, _ = gains(again, ["regime"], {**cfg, "n_boot": 1})
                 row = (100 * t.set_index("regime")["gain"]).round(1)
                 grid.append(row.rename(f"half-life {half_life:g}, c {threshold:g}"))
+        print(pd.DataFrame(grid).to_string())
+        print("\nregime_guard Gain, % (stress_threshold grid):")
+        grid = []
+        for stress in (0.0, 1.0, 2.0, 4.0):
+            settings = {**cfg["estimator"], "stress_threshold": stress}
+            again = causal_deltas(steps, SpotVolBeta(**settings), window=1, regime_prob=prob)
+            t, _ = gains(again, ["regime"], {**cfg, "n_boot": 1})
+            row = (100 * t.set_index("regime")["gain"]).round(1)
+            grid.append(row.rename(f"stress_threshold {stress:g}"))
         print(pd.DataFrame(grid).to_string())
     if args.sim:
         sim_check(SpotVolBeta(**cfg["estimator"]), cfg["seed"])
