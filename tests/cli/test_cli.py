@@ -117,12 +117,7 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
     assert "| quotes |" in text and "## Scorecard" in text and "| **sabr** |" in text
     card = pd.read_csv(tmp_path / "demo" / "study" / "scorecard.csv")
     engines = {"black76-flat", "svi", "ssvi", "essvi", "sabr"}
-    deltas = {
-        "delta-sticky-moneyness",
-        "delta-regime-aware",
-        "delta-regime-guarded",
-        "delta-mv-rolling",
-    }
+    deltas = {"delta-sticky-moneyness", "delta-regime-aware", "delta-mv-rolling"}
     assert set(card["engine"]) == engines | {"persist-strike", "persist-moneyness"} | deltas
     assert set(card.loc[card["engine"].isin(deltas), "protocol"]) == {"hedging"}
     assert set(card.loc[card["protocol"] == "nowcast-wings", "engine"]) == engines

@@ -13,7 +13,13 @@ from volguard.data.store import QuoteStore
 from volguard.guard.conformal import AdaptiveConformal
 from volguard.guard.events import ReplaySource, quote_updates
 from volguard.guard.monitors import ErrorMonitor, error_rate
-from volguard.guard.regime import DVOL_MODEL, RegimeFilter, atm_vol_30d, fit_regime_hmm
+from volguard.guard.regime import (
+    DVOL_MODEL,
+    RegimeFilter,
+    atm_vol_30d,
+    fit_regime_hmm,
+    stress_probability,
+)
 from volguard.guard.residuals import residuals
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
@@ -131,3 +137,26 @@ def test_replay_of_a_synthetic_store_reads_every_snapshot(
     store = make_store(4, None)
     assert len(list(ReplaySource(store, ["BTC"]))) == 4
     assert len(synthetic_market(4, None)) == 4 * 5 * 26
+
+
+def _atm_steps(levels: list[float]) -> pd.DataFrame:
+    """Daily steps whose 30-day at-the-money vol is each of ``levels`` (decimal)."""
+    ts = pd.date_range("2026-01-01", periods=len(levels), freq="D", tz="UTC")
+    grid = [(t, k) for t in (20 / 365, 40 / 365) for k in (-0.1, 0.1)]
+    return pd.DataFrame(
+        [
+            {"ts": d, "t": t, "k": k, "mid_iv": v}
+            for d, v in zip(ts, levels, strict=True)
+            for t, k in grid
+        ]
+    )
+
+
+def test_stress_probability_rises_on_a_vol_spike_and_never_looks_ahead() -> None:
+    calm = [0.45 + 0.002 * np.sin(i) for i in range(20)]
+    p = stress_probability(_atm_steps([*calm, 0.60, 0.70, 0.75]))
+    values = list(p.values())
+    assert max(values[:20]) < 0.2 and values[-1] > 0.8
+    altered = stress_probability(_atm_steps([*calm, 0.30, 0.30, 0.30]))
+    # a step's p uses the snapshots up to its start, its own included
+    assert list(altered.values())[:20] == values[:20] and altered != p

@@ -16,7 +16,6 @@ from volguard.lab.greeks import (
     gain_table,
     hindsight_gain,
     in_band,
-    stress_probability,
 )
 from volguard.lab.hedging import hedge_steps
 from volguard.models.greeks import SpotVolBeta
@@ -169,31 +168,7 @@ def test_study_steps_get_the_learned_deltas_per_underlying_on_market_rows_only()
     assert len(out) == len(steps) and (out.index == steps.index).all()
     stress = (out["scenario"] != "market").to_numpy()
     assert out.loc[stress, "delta_regime"].isna().all()
-    assert out.loc[~stress, "delta_regime_guard"].notna().all()
     # each underlying's replay is the replay of that underlying alone
     alone = causal_deltas(a).sort_values(["ts", "instrument"])
     btc = out[(out["underlying"] == "BTC") & ~stress].sort_values(["ts", "instrument"])
     np.testing.assert_allclose(btc["delta_regime"], alone["delta_regime"])
-
-
-def _atm_steps(levels: list[float]) -> pd.DataFrame:
-    """Daily steps whose 30-day at-the-money vol is each of ``levels`` (decimal)."""
-    ts = pd.date_range("2026-01-01", periods=len(levels), freq="D", tz="UTC")
-    grid = [(t, k) for t in (20 / 365, 40 / 365) for k in (-0.1, 0.1)]
-    return pd.DataFrame(
-        [
-            {"ts": d, "t": t, "k": k, "mid_iv": v}
-            for d, v in zip(ts, levels, strict=True)
-            for t, k in grid
-        ]
-    )
-
-
-def test_stress_probability_rises_on_a_vol_spike_and_never_looks_ahead() -> None:
-    calm = [0.45 + 0.002 * np.sin(i) for i in range(20)]
-    p = stress_probability(_atm_steps([*calm, 0.60, 0.70, 0.75]))
-    values = list(p.values())
-    assert max(values[:20]) < 0.2 and values[-1] > 0.8
-    altered = stress_probability(_atm_steps([*calm, 0.30, 0.30, 0.30]))
-    # a step's p uses the snapshots up to its start, its own included
-    assert list(altered.values())[:20] == values[:20] and altered != p

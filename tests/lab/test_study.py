@@ -328,12 +328,7 @@ def test_the_greeks_protocol_scores_the_learned_deltas_on_marked_steps(
     card = run_study(Study.from_toml(study_file), tmp_path / "out")
     steps = pd.read_parquet(tmp_path / "out" / "hedging.parquet")
     assert {"delta_sm", "delta_regime", "delta_mv_roll"} <= set(steps.columns)
-    names = {
-        "delta-sticky-moneyness",
-        "delta-regime-aware",
-        "delta-regime-guarded",
-        "delta-mv-rolling",
-    }
+    names = {"delta-sticky-moneyness", "delta-regime-aware", "delta-mv-rolling"}
     rows = card[card["engine"].isin(names) & card["hedge_err_std_bp"].notna()]
     assert set(rows["engine"]) == names and (rows["hedge_err_std_bp"] > 0).all()
     market = steps["scenario"] == "market"

@@ -165,3 +165,27 @@ def atm_vol_30d(observed: pd.DataFrame | Mapping[str, FloatArray], days: float =
     if np.isnan(w):  # outside the quoted expiries: the nearest expiry's vol
         return float(vol[np.argmin(np.abs(t_arr - target))])
     return float(np.sqrt(w / target))
+
+
+def stress_probability(
+    observed: pd.DataFrame, model: RegimeModel = DVOL_MODEL
+) -> dict[pd.Timestamp, float]:
+    """The stress probability at each snapshot time ``ts`` of ``observed``, known at that time.
+
+    A :class:`RegimeFilter` (default model :data:`DVOL_MODEL`) is fed, snapshot by snapshot,
+    with the change of the 30-day at-the-money vol (:func:`atm_vol_30d` of the rows of that
+    ``ts``: ``t``, ``k``, ``mid_iv``), in vol points per square root of a day, as the guard's
+    runtime feeds it; a snapshot without an at-the-money vol only moves the chain on. For the
+    hedge steps of :func:`volguard.lab.hedging.hedge_steps` it gives the ``regime_prob`` of
+    :func:`volguard.lab.greeks.causal_deltas`.
+    """
+    regime, out = RegimeFilter(model), {}
+    last: tuple[pd.Timestamp, float] | None = None
+    for _, rows in observed.groupby("ts", sort=True):
+        ts, atm = rows["ts"].iloc[0], 100 * atm_vol_30d(rows)
+        if last is not None:
+            days = (ts - last[0]).total_seconds() / 86400
+            regime.update(np.array([(atm - last[1]) / np.sqrt(days)]))
+        out[ts] = regime.stress_probability if last is not None else 0.0
+        last = (ts, atm) if np.isfinite(atm) or last is None else (ts, last[1])
+    return out

@@ -7,8 +7,6 @@ once the replay has reached its ``next_ts``, so every delta at ``ts`` uses data 
 * ``delta_sm``: sticky moneyness, ``beta = -d sigma / d k`` from the step's own smile
   (:func:`~volguard.models.greeks.static.smile_slope`);
 * ``delta_regime``: the regime-aware delta of :class:`~volguard.models.greeks.SpotVolBeta`;
-* ``delta_regime_guard`` (:func:`add_learned_deltas`): the same, its threshold moved by the
-  guard's stress probability (:func:`stress_probability`);
 * ``delta_mv_roll``: the naive adaptive baseline, the Hull-White minimum-variance coefficients
   refitted on the previous ``window`` steps (:func:`~volguard.lab.hedging.fit_min_variance`).
 
@@ -27,12 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from volguard.guard.regime import RegimeFilter, atm_vol_30d
 from volguard.lab.hedging import fit_min_variance
 from volguard.models.greeks import SpotVolBeta, smile_slope, sticky_moneyness_delta
 
 STEP_COLUMNS = ("ts", "next_ts", "t", "k", "forward", "d_forward", "d_value", "vega", "mid_iv")
-LEARNED = ("sm", "regime", "regime_guard", "mv_roll")
+LEARNED = ("sm", "regime", "mv_roll")
 """Names of the deltas :func:`causal_deltas` adds (columns ``delta_<name>``)."""
 
 
@@ -67,8 +64,9 @@ def causal_deltas(
     window : int
         Steps of the rolling minimum-variance refit (>= 1).
     regime_prob : mapping ts -> float, optional
-        Probability that the market is under stress at ``ts`` (e.g. the guard's regime
-        filter), passed to :meth:`SpotVolBeta.beta`; steps without one use none.
+        Probability that the market is under stress at ``ts`` (e.g.
+        :func:`volguard.guard.regime.stress_probability`), passed to
+        :meth:`SpotVolBeta.beta`; steps without one use none.
 
     Raises
     ------
@@ -134,16 +132,14 @@ def add_learned_deltas(
 ) -> pd.DataFrame:
     """``steps`` of a study (many underlyings, stressed scenarios) with the :data:`LEARNED`
     deltas: each underlying's market steps are replayed by :func:`causal_deltas` with a fresh
-    ``SpotVolBeta(**settings)``, once alone and once with the guard's
-    :func:`stress_probability` (``delta_regime_guard``); stressed rows (``scenario !=
-    market``) get NaN, since a stressed snapshot is not part of the history the estimators
-    learn from.
+    ``SpotVolBeta(**settings)``; stressed rows (``scenario != market``) get NaN, since a
+    stressed snapshot is not part of the history the estimators learn from.
 
     Examples
     --------
     >>> from volguard.lab.greeks import LEARNED
     >>> [f"delta_{name}" for name in LEARNED]
-    ['delta_sm', 'delta_regime', 'delta_regime_guard', 'delta_mv_roll']
+    ['delta_sm', 'delta_regime', 'delta_mv_roll']
     """
     out = steps.copy()
     for name in LEARNED:
@@ -151,38 +147,12 @@ def add_learned_deltas(
     live = out["scenario"] == market if "scenario" in out else pd.Series(True, index=out.index)
     groups = out[live].groupby("underlying") if "underlying" in out else [(None, out[live])]
     for _, group in groups:
-        group = group.assign(_row=group.index)
-        replayed = causal_deltas(group, SpotVolBeta(**(settings or {})), window=window)
-        guarded = causal_deltas(
-            group,
-            SpotVolBeta(**(settings or {})),
-            window=1,
-            regime_prob=stress_probability(group),
+        replayed = causal_deltas(
+            group.assign(_row=group.index), SpotVolBeta(**(settings or {})), window=window
         )
-        replayed["delta_regime_guard"] = guarded["delta_regime"].to_numpy()
         rows = replayed["_row"].to_numpy()
         for name in LEARNED:
             out.loc[rows, f"delta_{name}"] = replayed[f"delta_{name}"].to_numpy()
-    return out
-
-
-def stress_probability(steps: pd.DataFrame) -> dict[pd.Timestamp, float]:
-    """The guard's stress probability at each step's start, known at that time.
-
-    The guard's :class:`~volguard.guard.regime.RegimeFilter` (its DVOL model) is fed, step by
-    step, with the change of the 30-day at-the-money vol of the steps' options
-    (:func:`~volguard.guard.regime.atm_vol_30d`), in vol points per square root of a day, as
-    the guard feeds it; a step without an at-the-money vol only moves the chain on.
-    """
-    regime, out = RegimeFilter(), {}
-    last: tuple[pd.Timestamp, float] | None = None
-    for _, rows in steps.groupby("ts", sort=True):
-        ts, atm = rows["ts"].iloc[0], 100 * atm_vol_30d(rows)
-        if last is not None:
-            days = (ts - last[0]).total_seconds() / 86400
-            regime.update(np.array([(atm - last[1]) / np.sqrt(days)]))
-        out[ts] = regime.stress_probability if last is not None else 0.0
-        last = (ts, atm) if np.isfinite(atm) or last is None else (ts, last[1])
     return out
 
 

@@ -723,7 +723,6 @@ def _policy_hedging(study: Study) -> pd.DataFrame:
 GREEKS = {
     "sm": "delta-sticky-moneyness",
     "regime": "delta-regime-aware",
-    "regime_guard": "delta-regime-guarded",
     "mv_roll": "delta-mv-rolling",
 }
 """Scorecard names of the deltas ``[protocols] greeks`` adds (``delta_<name>`` columns)."""
