@@ -52,6 +52,7 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
 from volguard.models.parametric.heston import Heston
+from volguard.models.quotes import observed_vols
 from volguard.models.registry import make_engine
 from volguard.sim import preset, simulate
 
@@ -250,7 +251,10 @@ def main() -> None:
         names += engines
     est = SpotVolBeta(**cfg["estimator"])
     out = causal_deltas(steps, est, window=cfg["rolling_window"])
-    prob = stress_probability(steps)
+    # the guard's view at each snapshot, from all of its two-sided quotes (not only the options
+    # still quoted at the next snapshot, which would be hindsight)
+    quotes = [observed_vols(snap).assign(ts=snap.ts) for snap in snapshots]
+    prob = stress_probability(pd.concat(quotes, ignore_index=True))
     guarded = causal_deltas(steps, est, window=1, regime_prob=prob)
     out["delta_regime_guard"] = guarded["delta_regime"].to_numpy()
     lo, hi = cfg["regimes"][cfg["train_regime"]]

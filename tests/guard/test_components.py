@@ -15,6 +15,7 @@ from volguard.guard.events import ReplaySource, quote_updates
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.regime import (
     DVOL_MODEL,
+    AtmRegime,
     RegimeFilter,
     atm_vol_30d,
     fit_regime_hmm,
@@ -160,3 +161,16 @@ def test_stress_probability_rises_on_a_vol_spike_and_never_looks_ahead() -> None
     altered = stress_probability(_atm_steps([*calm, 0.30, 0.30, 0.30]))
     # a step's p uses the snapshots up to its start, its own included
     assert list(altered.values())[:20] == values[:20] and altered != p
+
+
+def test_stress_probability_bridges_a_snapshot_without_an_atm_vol_as_the_runtime_does() -> None:
+    frame = _atm_steps([0.45, 0.46, 0.47, 0.55])
+    gap = frame["ts"] == frame["ts"].unique()[2]
+    frame = frame[~gap | (frame["k"] < 0)]  # no call side: no at-the-money vol that day
+    p = list(stress_probability(frame).values())
+    regime, expected = AtmRegime(), []
+    for ts, atm in zip(frame["ts"].unique(), [45.0, 46.0, np.nan, 55.0], strict=True):
+        change = regime.update(ts, atm)
+        expected.append(regime.stress_probability)
+    assert change == pytest.approx((55.0 - 46.0) / np.sqrt(2.0))  # two days since the last
+    np.testing.assert_allclose(p, expected)

@@ -45,7 +45,9 @@ def _steps(n_steps: int = 40, seed: int = 0) -> pd.DataFrame:
                     "next_ts": ts[i + 1],
                     "instrument": [f"X-{j}" for j in range(n)],
                     "is_call": call,
-                    "expiry": pd.Timestamp("2026-06-01", tz="UTC") + pd.to_timedelta(t, "D"),
+                    # a few shared expiries, so each step has smiles (slope -0.2) to read
+                    "expiry": pd.Timestamp("2026-06-01", tz="UTC")
+                    + pd.to_timedelta(rng.integers(0, 3, n) * 30, "D"),
                     "t": t,
                     "k": k,
                     "forward": f,
@@ -91,9 +93,12 @@ def test_altering_the_future_leaves_every_past_delta_unchanged() -> None:
     # the outcomes of the step at `cut` and all later ones, shuffled and scaled
     altered.loc[future, "d_value"] = rng.permutation(altered.loc[future, "d_value"]) * 3.0
     altered.loc[future, "d_forward"] = -altered.loc[future, "d_forward"]
+    # ... and the future smiles, which the skew term reads
+    altered.loc[future, "mid_iv"] = altered.loc[future, "mid_iv"] + 0.3 * altered.loc[future, "k"]
     again = causal_deltas(altered)
     upto = (base["ts"] <= cut).to_numpy()
-    for col in CAUSAL:
+    assert (base["smile_slope"] != 0).all()
+    for col in [*CAUSAL, "smile_slope"]:
         np.testing.assert_array_equal(again.loc[upto, col], base.loc[upto, col])
     # ... while the steps after `cut`, which have seen the altered outcomes, did change
     later = (base["ts"] > cut).to_numpy()

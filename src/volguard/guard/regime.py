@@ -15,6 +15,7 @@ state sd 6.85 vol points per sqrt(day); a calm day is followed by a stress day w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -167,25 +168,57 @@ def atm_vol_30d(observed: pd.DataFrame | Mapping[str, FloatArray], days: float =
     return float(np.sqrt(w / target))
 
 
+class AtmRegime:
+    """A :class:`RegimeFilter` fed as the guard feeds it: at each snapshot, the change of the
+    30-day at-the-money vol (:func:`atm_vol_30d`, vol points) since the last snapshot that had
+    one, per square root of a day (at least an hour). A snapshot without an at-the-money vol
+    (NaN) only moves the chain on.
+
+    Examples
+    --------
+    >>> regime = AtmRegime()
+    >>> ts = pd.date_range("2026-01-01", periods=4, freq="D", tz="UTC")
+    >>> [round(regime.update(t, v), 2) for t, v in zip(ts, [45.0, 45.5, float("nan"), 60.0])]
+    [nan, 0.5, nan, 10.25]
+    >>> regime.stress_probability > 0.9
+    True
+    """
+
+    def __init__(self, model: RegimeModel = DVOL_MODEL) -> None:
+        self.filter = RegimeFilter(model)
+        self._last: tuple[pd.Timestamp, float] | None = None
+
+    def update(self, ts: pd.Timestamp, atm: float) -> float:
+        """Filter the snapshot at ``ts`` with 30-day at-the-money vol ``atm`` (vol points, NaN
+        if none); returns the change fed to the filter (NaN when there is none)."""
+        change = math.nan
+        if self._last is not None and math.isfinite(atm):
+            days = (ts - self._last[0]).total_seconds() / 86_400
+            change = (atm - self._last[1]) / math.sqrt(max(days, 1.0 / 24.0))
+        if math.isfinite(atm):
+            self._last = (ts, atm)
+        self.filter.update(np.array([change]))
+        return change
+
+    @property
+    def stress_probability(self) -> float:
+        """Probability of the stress state given the snapshots so far."""
+        return self.filter.stress_probability
+
+
 def stress_probability(
     observed: pd.DataFrame, model: RegimeModel = DVOL_MODEL
 ) -> dict[pd.Timestamp, float]:
-    """The stress probability at each snapshot time ``ts`` of ``observed``, known at that time.
-
-    A :class:`RegimeFilter` (default model :data:`DVOL_MODEL`) is fed, snapshot by snapshot,
-    with the change of the 30-day at-the-money vol (:func:`atm_vol_30d` of the rows of that
-    ``ts``: ``t``, ``k``, ``mid_iv``), in vol points per square root of a day, as the guard's
-    runtime feeds it; a snapshot without an at-the-money vol only moves the chain on. For the
-    hedge steps of :func:`volguard.lab.hedging.hedge_steps` it gives the ``regime_prob`` of
+    """The guard's stress probability at each snapshot time ``ts`` of ``observed``, from the
+    rows of that ``ts`` (``t``, ``k``, ``mid_iv``: the snapshot's observed quotes) and the
+    earlier ones, fed through :class:`AtmRegime` as the guard's runtime feeds it. Pass the
+    whole snapshots' quotes, not a subset chosen with hindsight (such as options still quoted
+    at the next snapshot). It gives the ``regime_prob`` of
     :func:`volguard.lab.greeks.causal_deltas`.
     """
-    regime, out = RegimeFilter(model), {}
-    last: tuple[pd.Timestamp, float] | None = None
+    regime, out = AtmRegime(model), {}
     for _, rows in observed.groupby("ts", sort=True):
-        ts, atm = rows["ts"].iloc[0], 100 * atm_vol_30d(rows)
-        if last is not None:
-            days = (ts - last[0]).total_seconds() / 86400
-            regime.update(np.array([(atm - last[1]) / np.sqrt(days)]))
-        out[ts] = regime.stress_probability if last is not None else 0.0
-        last = (ts, atm) if np.isfinite(atm) or last is None else (ts, last[1])
+        ts = rows["ts"].iloc[0]
+        regime.update(ts, 100 * atm_vol_30d(rows))
+        out[ts] = regime.stress_probability
     return out

@@ -13,7 +13,7 @@ Per snapshot, in order (nothing here looks ahead):
    sd over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in
    NORMAL since) into ``z``;
 2. feed ``z`` to the drift detectors, the 30-day ATM vol change to the
-   :class:`~volguard.guard.regime.RegimeFilter`, the errors to the
+   :class:`~volguard.guard.regime.AtmRegime`, the errors to the
    :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
    since the last snapshot (their error against the served engine, in half-spreads);
 3. let the :class:`~volguard.guard.policy.Policy` decide;
@@ -48,7 +48,7 @@ from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.refit import FitOutcome, RefitMode, Refitter
-from volguard.guard.regime import DVOL_MODEL, RegimeFilter, RegimeModel, atm_vol_30d
+from volguard.guard.regime import DVOL_MODEL, AtmRegime, RegimeModel, atm_vol_30d
 from volguard.guard.scoring import score
 from volguard.kernels.api import black76_price
 from volguard.market.contracts import SECONDS_PER_YEAR
@@ -220,13 +220,12 @@ class Guard:
         self._trades: list[tuple[float, float, float]] = []  # (t, k, model - trade vol)
         self._trades_skipped = 0
         self._detectors = self.detectors()
-        self._regime = RegimeFilter(self.regime_model)
+        self._regime = AtmRegime(self.regime_model)
         self._aci = AdaptiveConformal(s.alpha, s.gamma, s.aci_window)
         self._policy = Policy(s.policy)
         self._reference = _Moments()
         self._center = math.nan
         self._scale = math.nan
-        self._last_atm: tuple[pd.Timestamp, float] | None = None
         self._seq = 0
         self._decision: Decision | None = None
         self._published: _Published | None = None
@@ -523,13 +522,7 @@ class Guard:
             if len(liquid)
             else math.nan
         )
-        change = math.nan
-        if self._last_atm is not None and math.isfinite(atm):
-            days = (ts - self._last_atm[0]).total_seconds() / 86_400
-            change = (atm - self._last_atm[1]) / math.sqrt(max(days, 1.0 / 24.0))
-        if math.isfinite(atm):
-            self._last_atm = (ts, atm)
-        self._regime.update(np.array([change]))
+        change = self._regime.update(ts, atm)
         metrics.update(atm_vol_30d=atm, atm_change_per_sqrt_day=change)
         return self._regime.stress_probability
 

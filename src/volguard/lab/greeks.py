@@ -89,14 +89,14 @@ def causal_deltas(
         )
     regime = np.full(len(out), np.nan)
     roll = np.full(len(out), np.nan)
-    pending: deque[tuple[pd.Timestamp, pd.DataFrame]] = deque()
+    pending: deque[tuple[pd.Timestamp, pd.DataFrame, float | None]] = deque()
     history: deque[pd.DataFrame] = deque(maxlen=window)
     for _, rows in out.groupby("ts", sort=True):
         ts = rows["ts"].iloc[0]
         # outcomes known by now: steps that ended at or before this step's start
         while pending and pending[0][0] <= ts:
-            _, done = pending.popleft()
-            _learn(est, done)
+            _, done, p_done = pending.popleft()
+            _learn(est, done, p_done)
             history.append(done)
         at = rows.index.to_numpy()
         p = None if regime_prob is None else regime_prob.get(ts)
@@ -114,7 +114,7 @@ def causal_deltas(
             roll[at] = fit_min_variance(pd.concat(history, ignore_index=True)).delta(rows)
         else:
             roll[at] = rows["delta_bs"].to_numpy(float)
-        pending.append((rows["next_ts"].max(), rows))
+        pending.append((rows["next_ts"].max(), rows, p))
     out["delta_sm"] = sticky_moneyness_delta(
         out["delta_bs"], out["vega"], out["forward"], out["smile_slope"]
     )
@@ -156,7 +156,7 @@ def add_learned_deltas(
     return out
 
 
-def _learn(est: SpotVolBeta, rows: pd.DataFrame) -> None:
+def _learn(est: SpotVolBeta, rows: pd.DataFrame, regime_prob: float | None = None) -> None:
     est.update(
         k=rows["k"],
         t=rows["t"],
@@ -165,6 +165,7 @@ def _learn(est: SpotVolBeta, rows: pd.DataFrame) -> None:
         d_ln_forward=np.log1p(rows["d_forward"] / rows["forward"]),
         error=static_error(rows),
         slope=rows["smile_slope"],
+        regime_prob=regime_prob,
     )
 
 

@@ -63,6 +63,7 @@ def test_a_skew_ratio_is_recovered_and_flips_the_correction_with_the_smile() -> 
     np.testing.assert_allclose(coef[:, 0], 0.0, atol=0.1)
     atm = ([0.0, 0.0], [REF, REF], [0.5, 0.5])
     put_skew, call_skew = est.beta(*atm, slope=[-0.3, 0.3])
+    assert float(est.beta(0.0, REF, 0.5, slope=-0.3)) == pytest.approx(put_skew)  # scalars
     assert put_skew == pytest.approx(-0.3, abs=0.05) and call_skew == pytest.approx(0.3, abs=0.05)
     with pytest.raises(ValueError, match="needs the smile slope"):
         est.beta(*atm)
@@ -146,6 +147,11 @@ def test_regime_probability_lowers_the_evidence_needed_and_none_is_calm() -> Non
     np.testing.assert_array_equal(est.weights(regime_prob=1.0)[0], w_s)  # long run unchanged
     with pytest.raises(ValueError, match="regime_prob must be in"):
         est.weights(regime_prob=1.5)
+    # the threshold is interpolated: equal thresholds make p irrelevant
+    flat = pickle.loads(pickle.dumps(est))
+    flat.stress_threshold = flat.threshold
+    for p in (0.0, 0.3, 1.0):
+        np.testing.assert_array_equal(flat.weights(regime_prob=p)[1], w_f)
 
 
 def test_reset_pickle_and_determinism() -> None:

@@ -30,7 +30,8 @@ steps (Cameron and Miller [4]_):
           \\frac{\\sum_s w_s^2 (S^{xy}_s - \\hat b S^{xx}_s)^2}{(\\sum_s w_s S^{xx}_s)^2},
           \\qquad n = \\frac{(\\sum_s w_s)^2}{\\sum_s w_s^2}
 
-(with ``drift=True`` an intercept joins the slope and the same sandwich is taken on both).
+(with ``drift=True`` an intercept, and with ``skew=True`` the skew term below, join the slope
+and the same sandwich is taken on all of them).
 
 Shrinkage is positive-part James-Stein [3]_ with threshold ``c``: the long-run slope is shrunk
 toward the static delta's zero, :math:`b_0 = (1 - c\\,v_s/\\hat b_s^2)_+\\,\\hat b_s`, and the
@@ -79,10 +80,10 @@ from volguard.models.greeks.static import delta_with_beta
 class _EWRegression:
     """Exponentially weighted least squares per bucket, with the cluster-robust variance.
 
-    ``k`` regressors; the spot-vol slope is the last coefficient. Each step adds its sums
-    ``c_s = X_s' y_s`` (k) and ``A_s = X_s' X_s`` (k x k); the sandwich needs the weighted sum of
-    ``u_s u_s'`` with ``u_s = (c_s, vec A_s)``, since the step's score ``c_s - A_s b`` is linear in
-    ``u_s`` for any coefficient ``b``.
+    ``k`` regressors (in :class:`SpotVolBeta`: the drift, the slope, the skew term). Each step
+    adds its sums ``c_s = X_s' y_s`` (k) and ``A_s = X_s' X_s`` (k x k); the sandwich needs the
+    weighted sum of ``u_s u_s'`` with ``u_s = (c_s, vec A_s)``, since the step's score
+    ``c_s - A_s b`` is linear in ``u_s`` for any coefficient ``b``.
     """
 
     def __init__(self, half_life: float, n: int, k: int) -> None:
@@ -175,7 +176,8 @@ class SpotVolBeta:
         correction flips sign with the skew. :meth:`update`, :meth:`beta` and :meth:`delta`
         then need ``slope`` (:func:`~volguard.models.greeks.static.smile_slope`).
     freeze : bool
-        Keep the steps of a detected change out of the long-run regression (weight ``1 - w``).
+        Keep the steps of a detected change out of the long-run regression (weight ``1 - w``,
+        ``w`` the largest recent weight of the bucket's terms).
 
     Examples
     --------
@@ -336,9 +338,9 @@ class SpotVolBeta:
         far."""
         bucket, scale = self.buckets(k, t, vol)
         coef = self.coefficients(regime_prob)[bucket]
-        out: FloatArray = coef[:, 0] * scale
+        out: FloatArray = coef[..., 0] * scale
         if self.skew:
-            out = out + coef[:, 1] * self._slope(slope, scale.shape)
+            out = out + coef[..., 1] * self._slope(slope, scale.shape)
         return out
 
     def delta(
@@ -367,12 +369,14 @@ class SpotVolBeta:
         d_ln_forward: ArrayLike,
         error: ArrayLike,
         slope: ArrayLike | None = None,
+        regime_prob: float | None = None,
     ) -> None:
         """Learn from one step's outcome: the options' state at the step's start (``k``,
         ``t``, ``vol``, ``vega`` USD per 1.00 of vol, and with ``skew`` the smile ``slope``),
         the move of the log forward over the step (scalar or per option), and the hedging
         error of the static (sticky-strike) delta ``error = dV - delta_bs dF`` (USD).
-        Non-finite rows are ignored."""
+        ``regime_prob``, the stress probability at the step's start, sets the threshold of the
+        freeze as it set the delta's. Non-finite rows are ignored."""
         bucket, scale = self.buckets(k, t, vol)
         vega_arr = np.asarray(vega, dtype=float)
         move = np.asarray(d_ln_forward, dtype=float)
@@ -397,7 +401,7 @@ class SpotVolBeta:
             axis=1,
         ).astype(float)
         # while the recent regime differs from the long run, its steps stay out of the long run
-        hold = self.weights()[1].max(axis=1) if self.freeze else 0.0
+        hold = self.weights(regime_prob)[1].max(axis=1) if self.freeze else 0.0
         self._fast.update(c, a)
         self._slow.update(c, a, 1.0 - hold)
         self._n_updates += 1
