@@ -48,11 +48,11 @@ from volguard.guard.regime import stress_probability
 from volguard.lab.greeks import causal_deltas, gain_table, hindsight_gain, in_band
 from volguard.lab.hedging import fit_min_variance, hedge_steps
 from volguard.lab.regimes import range_labels
+from volguard.market.quotes import observed_vols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
 from volguard.models.parametric.heston import Heston
-from volguard.models.quotes import observed_vols
 from volguard.models.registry import make_engine
 from volguard.sim import preset, simulate
 

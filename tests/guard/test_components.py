@@ -22,9 +22,9 @@ from volguard.guard.regime import (
     stress_probability,
 )
 from volguard.guard.residuals import residuals
+from volguard.market.quotes import observed_vols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
-from volguard.models.quotes import observed_vols
 
 
 def test_replay_merges_underlyings_in_time_order(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +60,10 @@ def test_residuals_of_the_true_surface_are_within_the_noise() -> None:
     assert len(observed) == 65
     engine = make_engine("svi").fit(MarketSnapshot.from_quotes(rows))
     res = residuals(engine, observed)
-    assert np.abs(res["err_vol"]).max() < 0.002
+    # the quotes are symmetric in vol around the true smile, and the mid is the mid PRICE's vol:
+    # in the far wings (premium convex in vol) it sits up to 0.25 vol points below the smile
+    assert np.abs(res["err_vol"]).max() < 0.003
+    assert np.median(np.abs(res["err_vol"])) < 0.0005
     np.testing.assert_allclose(res["half_spread_iv"], 0.006, atol=1e-6)
     np.testing.assert_allclose(res["err_hs"], res["err_vol"] / res["half_spread_iv"])
 

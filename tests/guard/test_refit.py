@@ -18,10 +18,10 @@ from volguard.guard.events import ReplaySource
 from volguard.guard.refit import Refitter
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.scoring import score
+from volguard.market.quotes import QuoteVols, observed_vols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
 from volguard.models.parametric.ssvi import SSVI
-from volguard.models.quotes import QuoteVols, observed_vols
 
 
 class Held(Executor):

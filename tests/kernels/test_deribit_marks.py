@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from volguard.kernels.api import black76_coin_price, black76_greeks, implied_vol
-from volguard.market.contracts import SECONDS_PER_YEAR, coin_to_usd
+from volguard.market.clock import SECONDS_PER_YEAR
+from volguard.market.contracts import coin_to_usd
 
 pytestmark = pytest.mark.realdata
 

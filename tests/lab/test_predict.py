@@ -11,9 +11,9 @@ import pytest
 from volguard.lab.metrics import scorecard
 from volguard.lab.predict import PERSISTENCE, forecast, forecast_snapshot, nowcast
 from volguard.lab.splits import NowcastSplit
+from volguard.market.quotes import observed_vols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
-from volguard.models.quotes import observed_vols
 from volguard.models.registry import make_engine
 from volguard.sim import SimResult, preset, simulate
 

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from volguard.market.clock import DAYS_PER_YEAR
+
 EXPIRY_EDGES_DAYS = (7.0, 30.0, 90.0)
 """Expiry bucket edges (days to expiry): ``<7d``, ``7-30d``, ``30-90d``, ``>90d``."""
 MONEYNESS_EDGES = (-0.2, -0.05, 0.05, 0.2)
 """Log-moneyness bucket edges: deep puts, puts, at the money, calls, deep calls."""
-DAYS_PER_YEAR = 365.0
 
 
 EXPIRY_LABELS = ("<7d", "7-30d", "30-90d", ">90d")

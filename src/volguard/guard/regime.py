@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
-
-DAYS_PER_YEAR = 365.0
+from volguard.market.clock import DAYS_PER_YEAR
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def atm_vol_30d(observed: pd.DataFrame | Mapping[str, FloatArray], days: float =
     """The ``days``-day at-the-money implied vol of a snapshot (decimal), like DVOL.
 
     Each expiry's vol at ``k = 0`` is interpolated from its quotes' mid vols (``k``, ``t``,
-    ``mid_iv`` columns of :func:`~volguard.models.quotes.observed_vols`, or a mapping of those
+    ``mid_iv`` columns of :func:`~volguard.market.quotes.observed_vols`, or a mapping of those
     names to arrays); the total variances
     of the two expiries around ``days`` are interpolated linearly in time. NaN if no expiry
     straddles at-the-money.

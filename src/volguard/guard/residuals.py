@@ -1,11 +1,11 @@
 """Per-quote errors of an engine against a snapshot's mids, in vol points and half-spreads
-(the quotes' vols come from :func:`volguard.models.quotes.observed_vols`)."""
+(the quotes' vols come from :func:`volguard.market.quotes.observed_vols`)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
+from volguard.kernels.residuals import vol_residuals
 from volguard.models.base import SurfaceEngine
 
 RESIDUAL_COLUMNS = (
@@ -27,7 +27,7 @@ RESIDUAL_COLUMNS = (
 
 def residuals(engine: SurfaceEngine, observed: pd.DataFrame) -> pd.DataFrame:
     """Add the engine's vol and its error to
-    :func:`~volguard.models.quotes.observed_vols` rows.
+    :func:`~volguard.market.quotes.observed_vols` rows.
 
     ``err_vol = model_iv - mid_iv`` (decimal vol); ``err_hs = err_vol / half_spread_iv`` (NaN
     for a zero spread). The engine is evaluated at the rows' own ``k`` and ``t`` (sticky
@@ -36,8 +36,7 @@ def residuals(engine: SurfaceEngine, observed: pd.DataFrame) -> pd.DataFrame:
     out = observed.copy()
     model = engine.implied_vol(out["k"].to_numpy(dtype=float), out["t"].to_numpy(dtype=float))
     out["model_iv"] = model
-    out["err_vol"] = model - out["mid_iv"].to_numpy(dtype=float)
-    half = out["half_spread_iv"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["err_hs"] = np.where(half > 0, out["err_vol"].to_numpy(dtype=float) / half, np.nan)
+    out["err_vol"], out["err_hs"] = vol_residuals(
+        model, out["mid_iv"].to_numpy(dtype=float), out["half_spread_iv"].to_numpy(dtype=float)
+    )
     return out[list(RESIDUAL_COLUMNS)]

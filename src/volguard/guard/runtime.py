@@ -51,10 +51,10 @@ from volguard.guard.refit import FitOutcome, RefitMode, Refitter
 from volguard.guard.regime import DVOL_MODEL, AtmRegime, RegimeModel, atm_vol_30d
 from volguard.guard.scoring import score
 from volguard.kernels.api import black76_price
-from volguard.market.contracts import SECONDS_PER_YEAR
+from volguard.market.clock import DAYS_PER_YEAR, SECONDS_PER_YEAR
+from volguard.market.quotes import QuoteVols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
-from volguard.models.quotes import QuoteVols
 
 MIN_VOL = 0.01
 """Floor of a guarded bid vol (decimal), so that a widened bid stays a price."""
@@ -566,4 +566,4 @@ def _forward_near(observed: QuoteVols, days: float) -> float:
     of the report."""
     if len(observed) == 0:
         return math.nan
-    return float(observed.forward[int(np.argmin(np.abs(observed.t - days / 365.0)))])
+    return float(observed.forward[int(np.argmin(np.abs(observed.t - days / DAYS_PER_YEAR)))])

@@ -1,6 +1,6 @@
 """The guard's hot path on plain arrays: an engine's errors at a snapshot's quotes.
 
-The quotes come as :class:`~volguard.models.quotes.QuoteVols` (the two-sided out-of-the-money
+The quotes come as :class:`~volguard.market.quotes.QuoteVols` (the two-sided out-of-the-money
 quotes with their mid vol and half-spread in vol, as NumPy arrays built straight from the
 snapshot's columns): no DataFrame is made per snapshot, so scoring costs the vectorised kernels
 (Let's Be Rational inversion, the engine's surface) and little else. :func:`score` reads the
@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from volguard._typing import FloatArray
+from volguard.kernels.residuals import vol_residuals
+from volguard.market.quotes import QuoteVols
 from volguard.models.base import SurfaceEngine
-from volguard.models.quotes import QuoteVols
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,4 @@ class Scores:
 def score(engine: SurfaceEngine, quotes: QuoteVols) -> Scores:
     """The engine read at the quotes' own ``k`` and ``t`` (sticky moneyness), and its errors."""
     model = np.asarray(engine.implied_vol(quotes.k, quotes.t), dtype=float)
-    err = model - quotes.mid_iv
-    half = quotes.half_spread_iv
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err_hs = np.where(half > 0, err / half, np.nan)
-    return Scores(model, err, err_hs)
+    return Scores(model, *vol_residuals(model, quotes.mid_iv, quotes.half_spread_iv))

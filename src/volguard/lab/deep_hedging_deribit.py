@@ -32,8 +32,8 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.data.loaders.deribit_snapshot import read_deribit_snapshot
-from volguard.lab.deep_hedging_paths import HOURS_PER_YEAR
 from volguard.lab.hedging import fit_min_variance, hedge_steps, hedge_summary
+from volguard.market.clock import DAYS_PER_YEAR, HOURS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.hedging import GatedEnsemble
 from volguard.sim.scenario import calibration
@@ -103,7 +103,7 @@ def policy_steps(
     steps = hedge_steps(snapshots, {})
     if steps.empty:
         return steps
-    steps = steps[(steps["t"] <= max_days / 365.0) & (steps["t"] > 0)]
+    steps = steps[(steps["t"] <= max_days / DAYS_PER_YEAR) & (steps["t"] > 0)]
     steps = steps.sort_values(["ts", "instrument"]).reset_index(drop=True)
     call_delta = steps["delta_bs"].to_numpy(float) + (~steps["is_call"].to_numpy(bool))
     k, t = steps["k"].to_numpy(float), steps["t"].to_numpy(float)

@@ -36,12 +36,12 @@ import pandas as pd
 from volguard._typing import FloatArray
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.kernels.heston_cos import bates_greeks
+from volguard.market.clock import HOURS_PER_YEAR
 from volguard.models.hedging.paths import HedgePaths
 from volguard.sim.regimes import REGIME_CODES, Regime
 from volguard.sim.scenario import Scenario
 from volguard.sim.simulator import MIN_PRICING_VARIANCE, simulate_assets
 
-HOURS_PER_YEAR = 365.0 * 24.0
 Z_GRID = np.linspace(-6.0, 6.0, 121)
 """Standardised moneyness ``k / sqrt(v tau)`` of the pricing table."""
 V_LEVELS = 32

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
+from volguard.kernels.residuals import vol_residuals
 from volguard.lab.splits import probability_of_backtest_overfitting
 
 LABELS: tuple[str, ...] = ("engine", "protocol", "regime", "scenario")
@@ -68,13 +69,14 @@ def quote_errors(predictions: pd.DataFrame) -> pd.DataFrame:
             return np.full(len(p), np.nan)
         return p[name].to_numpy(dtype=float, na_value=np.nan)
 
-    err = (col("model_iv") - col("mid_iv")) * 100.0
-    half = (col("ask_iv") - col("bid_iv")) / 2.0 * 100.0
+    err, in_spreads = vol_residuals(
+        col("model_iv"), col("mid_iv"), (col("ask_iv") - col("bid_iv")) / 2.0
+    )
     has_bid, has_ask = np.isfinite(col("bid_iv")), np.isfinite(col("ask_iv"))
     with np.errstate(divide="ignore", invalid="ignore"):
         out = {
-            "iv_err_vol_pts": err,
-            "half_spreads": np.where(half > 0, err / half, np.nan),
+            "iv_err_vol_pts": 100.0 * err,
+            "half_spreads": in_spreads,
             # a one-sided quote: the model on the right side of its one price
             "inside": np.select(
                 [has_bid & has_ask, has_bid, has_ask],

@@ -9,7 +9,7 @@ Two protocols on snapshots of one underlying:
   ``t``: sticky moneyness).
 
 Quotes are the two-sided out-of-the-money ones of
-:func:`~volguard.models.quotes.observed_vols`. Each prediction row carries the quote
+:func:`~volguard.market.quotes.observed_vols`. Each prediction row carries the quote
 (``mid_iv``, ``bid_iv``, ``ask_iv``, ``vega`` and ``price`` at the mid vol) and the engine's
 ``model_iv``, ``model_price``, ``model_delta``, ``model_gamma`` and ``model_vega`` (and, for an
 ensemble, ``disagreement_vol_pts``: its members' spread at the quote); each fit is a
@@ -27,25 +27,21 @@ from sklearn.base import clone
 
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.lab.splits import NowcastSplit
+from volguard.market.quotes import observed_vols
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS, SurfaceEngine
-from volguard.models.quotes import observed_vols
 
 
 def _quote_table(snapshot: MarketSnapshot) -> pd.DataFrame:
     q = observed_vols(snapshot)
-    half = q["half_spread_iv"].to_numpy(float)
-    mid = q["mid_iv"].to_numpy(float)
     g = black76_greeks(
         q["forward"].to_numpy(float),
         q["strike"].to_numpy(float),
         q["t"].to_numpy(float),
-        mid,
+        q["mid_iv"].to_numpy(float),
         q["is_call"].to_numpy(bool),
     )
-    return q.assign(
-        ts=snapshot.ts, bid_iv=mid - half, ask_iv=mid + half, vega=g["vega"], price=g["price"]
-    )
+    return q.drop(columns="half_spread_iv").assign(ts=snapshot.ts, vega=g["vega"], price=g["price"])
 
 
 def fit_engines(

@@ -16,9 +16,6 @@ import pandas as pd
 
 from volguard._typing import ArrayLike, FloatArray, Settlement
 
-SECONDS_PER_YEAR = 365.0 * 86_400.0
-"""ACT/365 year used for every time to expiry in volguard."""
-
 DERIBIT_EXPIRY_HOUR_UTC = 8
 
 
@@ -71,21 +68,6 @@ def premium_to_usd(price: ArrayLike, forward: ArrayLike, settlement: ArrayLike) 
     price_arr = np.asarray(price, dtype=float)
     inverse = np.asarray(settlement) == "inverse"
     return np.where(inverse, coin_to_usd(price_arr, forward), price_arr)
-
-
-def year_fraction(start_ns: ArrayLike, end_ns: ArrayLike) -> FloatArray:
-    """ACT/365 year fraction between UTC instants given as int64 nanoseconds since the epoch.
-
-    Examples
-    --------
-    >>> start = pd.Timestamp("2026-01-01", tz="UTC").value
-    >>> float(year_fraction(start, pd.Timestamp("2027-01-01", tz="UTC").value))
-    1.0
-    """
-    elapsed_ns = np.subtract(
-        np.asarray(end_ns, dtype=np.int64), np.asarray(start_ns, dtype=np.int64)
-    )
-    return np.asarray(elapsed_ns, dtype=float) / (1e9 * SECONDS_PER_YEAR)
 
 
 @dataclass(frozen=True)

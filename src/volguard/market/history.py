@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from volguard.market.contracts import SECONDS_PER_YEAR
+from volguard.market.clock import SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 
 REALIZED_VOL = "realized_vol_7d"

@@ -8,6 +8,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from volguard._typing import FloatArray
+from volguard.market.clock import years_to
+
 
 @dataclass(frozen=True, eq=False)
 class MarketSnapshot:
@@ -15,6 +18,13 @@ class MarketSnapshot:
 
     Built from rows of the quote schema (``docs/data.md``). The snapshot is immutable: ``quotes``
     and ``forwards`` hand out copy-on-write views, so a caller's edits never reach the snapshot.
+
+    The snapshot holds the one definition of two market facts that every fit, price and score
+    reads (``docs/data.md``): the **forward** of an expiry is the median of its rows' forwards
+    (rows captured a few milliseconds apart differ by up to about 2 bp), and **t** is ACT/365
+    years from ``ts`` to the expiry (:func:`volguard.market.clock.years_to`). The rows'
+    ``forward`` and ``t`` columns are set from them, so ``k = ln(K / forward)`` of a row is the
+    ``k`` at which engines are fitted, priced and scored.
 
     Parameters
     ----------
@@ -34,6 +44,8 @@ class MarketSnapshot:
     >>> snap = MarketSnapshot.from_quotes(rows)
     >>> snap.underlying, len(snap), float(snap.forwards.iloc[0])
     ('BTC', 2, 95000.0)
+    >>> round(float(snap.quotes["t"].iloc[0]) * 365, 4)  # days, from ts to the expiry
+    14.9583
     """
 
     underlying: str
@@ -57,12 +69,13 @@ class MarketSnapshot:
                 raise ValueError(
                     f"quotes span {len(values)} values of {column!r}; a snapshot needs exactly one"
                 )
+        ts = pd.Timestamp(quotes["ts"].iloc[0])
         ordered = quotes.sort_values(["expiry", "strike", "is_call"], kind="stable")
-        return cls(
-            str(quotes["underlying"].iloc[0]),
-            pd.Timestamp(quotes["ts"].iloc[0]),
-            ordered.reset_index(drop=True),
+        ordered = ordered.assign(
+            forward=ordered.groupby("expiry", sort=False)["forward"].transform("median"),
+            t=years_to(ordered["expiry"], ts),
         )
+        return cls(str(quotes["underlying"].iloc[0]), ts, ordered.reset_index(drop=True))
 
     @property
     def quotes(self) -> pd.DataFrame:
@@ -78,6 +91,31 @@ class MarketSnapshot:
     @cached_property
     def _forwards(self) -> pd.Series:
         return self._quotes.groupby("expiry")["forward"].median().rename("forward")
+
+    def forward_at(self, expiry: pd.DatetimeIndex | pd.Series) -> FloatArray:
+        """The forward (USD) of each ``expiry``: the snapshot's forward of that expiry.
+
+        Raises
+        ------
+        ValueError
+            If an expiry has no forward in the snapshot (the message lists them).
+        """
+        index = pd.DatetimeIndex(expiry)
+        forward: FloatArray = self._forwards.reindex(index).to_numpy(dtype=float)
+        if np.isnan(forward).any():
+            missing = sorted({str(e) for e, f in zip(index, forward, strict=True) if np.isnan(f)})
+            raise ValueError(
+                f"{self!r} has no forward for expiries {missing}; it quotes {self._expiry_names}"
+            )
+        return forward
+
+    def years_to(self, expiry: pd.DatetimeIndex | pd.Series) -> FloatArray:
+        """ACT/365 years from the snapshot's time to each ``expiry``."""
+        return years_to(expiry, self.ts)
+
+    @property
+    def _expiry_names(self) -> list[str]:
+        return [e.strftime("%Y-%m-%d %H:%M") for e in self.expiries]
 
     @property
     def expiries(self) -> pd.DatetimeIndex:

@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 from volguard._typing import FloatArray
 from volguard.arbitrage.static import check_static_arbitrage
 from volguard.kernels.api import black76_greeks, black76_price
-from volguard.market.contracts import SECONDS_PER_YEAR
+from volguard.kernels.residuals import vol_residuals
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.quotes import FitQuotes, fit_quotes
 from volguard.models.result import CalibrationResult
@@ -72,9 +72,9 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
         self.expiry_t_ = np.array(
             [np.median(quotes.slice(i).t) for i in range(len(quotes.expiries))]
         )
-        residuals = self.implied_vol(quotes.k, quotes.t) - quotes.mid_iv
-        with np.errstate(divide="ignore", invalid="ignore"):
-            in_spreads = np.where(quotes.half_spread > 0, residuals / quotes.half_spread, np.nan)
+        residuals, in_spreads = vol_residuals(
+            self.implied_vol(quotes.k, quotes.t), quotes.mid_iv, quotes.half_spread
+        )
         t_grid = np.unique(quotes.t)
         self.result_ = CalibrationResult(
             engine=self.name,
@@ -131,13 +131,9 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
         ValueError
             If a contract's expiry has no forward in ``context`` or is not after its time.
         """
-        forwards = context.forwards
         expiry = pd.DatetimeIndex(contracts["expiry"])
-        forward = forwards.reindex(expiry).to_numpy(dtype=float)
-        if np.isnan(forward).any():
-            missing = sorted({str(e) for e, f in zip(expiry, forward, strict=True) if np.isnan(f)})
-            raise ValueError(f"no forward in the context snapshot for expiries {missing}")
-        t = (expiry - context.ts).total_seconds().to_numpy(dtype=float) / SECONDS_PER_YEAR
+        forward = context.forward_at(expiry)
+        t = context.years_to(expiry)
         if (t <= 0).any():
             raise ValueError("contracts must expire after the context snapshot's time")
         strike = contracts["strike"].to_numpy(dtype=float)

@@ -36,6 +36,7 @@ from volguard.data.files import write_atomic
 from volguard.lab.greeks import LEARNED
 from volguard.lab.hedging import hedge_summary
 from volguard.lab.study import GREEKS, MARKET
+from volguard.market.clock import DAYS_PER_YEAR
 
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("header", "Study"),
@@ -692,9 +693,9 @@ def _smiles(inputs: _Inputs) -> str:
     for why, snap in chosen:
         quotes = pred[(pred["underlying"] == snap["underlying"]) & (pred["ts"] == snap["ts"])]
         expiries = quotes.groupby("expiry")["t"].first()
-        expiry = (expiries - 30 / 365).abs().idxmin()
+        expiry = (expiries - 30 / DAYS_PER_YEAR).abs().idxmin()
         quotes = quotes[quotes["expiry"] == expiry]
-        days = float(expiries[expiry]) * 365
+        days = float(expiries[expiry]) * DAYS_PER_YEAR
         atm = f", ATM 30d {snap['atm_30d'] * 100:.0f}%" if pd.notna(snap.get("atm_30d")) else ""
         titles.append(
             f"{why}: {snap['underlying']} {pd.Timestamp(snap['ts']):%Y-%m-%d %H:%M} "

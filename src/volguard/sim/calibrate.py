@@ -34,6 +34,7 @@ from volguard._typing import FloatArray
 from volguard.data.store import QuoteStore
 from volguard.kernels.api import implied_vol
 from volguard.kernels.heston_cos import BATES_PARAMS, bates_price
+from volguard.market.clock import DAYS_PER_YEAR, HOURS_PER_YEAR, SECONDS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.quotes import fit_quotes
 from volguard.sim.liquidity import liquidity_stats
@@ -121,7 +122,7 @@ def fit_regime_bates(
     t = np.concatenate([q.t for q in pooled])
     iv = np.concatenate([q.mid_iv for q in pooled])
     w = np.concatenate([q.weight for q in pooled])
-    keep = (t * 365.0 > min_days) & (np.abs(k) < 3.0 * iv * np.sqrt(t))
+    keep = (t * DAYS_PER_YEAR > min_days) & (np.abs(k) < 3.0 * iv * np.sqrt(t))
     k, t, iv, w = k[keep], t[keep], iv[keep], np.sqrt(w[keep] / w[keep].mean())
     strike, is_call = np.exp(k), k >= 0.0
     atm = float(np.median(iv[np.abs(k) < 0.05]) ** 2)
@@ -148,7 +149,7 @@ def fit_regime_bates(
 def annual_basis(snapshot: MarketSnapshot, min_days: float = 7.0) -> float:
     """Median annualised log basis ``ln(F / index) / t`` of the expiries beyond ``min_days``."""
     q = snapshot.quotes.drop_duplicates("expiry")
-    q = q[q["t"] * 365.0 > min_days]
+    q = q[q["t"] * DAYS_PER_YEAR > min_days]
     return float(np.median(np.log(q["forward"] / q["index_price"]) / q["t"]))
 
 
@@ -176,12 +177,11 @@ def jump_statistics(close: pd.Series, window_hours: int = 24 * 30) -> dict[str, 
     stressed = rv > rv.quantile(STRESS_QUANTILE)
     jump = r.abs() > JUMP_THRESHOLD * local
     out = {}
-    hours_per_year = 24 * 365.0
     for label, mask in (("calm", ~stressed & rv.notna()), ("stressed", stressed)):
         jumps = r[mask & jump]
         out[label] = {
-            "realised_vol": float(np.sqrt((r[mask] ** 2).mean() * hours_per_year)),
-            "lam": float(len(jumps) / mask.sum() * hours_per_year),
+            "realised_vol": float(np.sqrt((r[mask] ** 2).mean() * HOURS_PER_YEAR)),
+            "lam": float(len(jumps) / mask.sum() * HOURS_PER_YEAR),
             "mu_j": float(jumps.mean()),
             "sigma_j": float(jumps.std()),
             "hours": int(mask.sum()),
@@ -234,7 +234,7 @@ def calibrate(
         eth_snaps = [store.snapshot_at("ETH", s.ts) for s in snaps]
         bates = fit_regime_bates(snaps)
         spots = [float(s.quotes["index_price"].median()) for s in snaps]
-        years = (snaps[-1].ts - snaps[0].ts).total_seconds() / (365.0 * 86400.0)
+        years = (snaps[-1].ts - snaps[0].ts).total_seconds() / SECONDS_PER_YEAR
         eth_ratio = [
             atm_term_structure(e.quotes)["atm_30d"] / atm_term_structure(b.quotes)["atm_30d"]
             for b, e in zip(snaps, eth_snaps, strict=True)

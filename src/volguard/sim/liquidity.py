@@ -41,6 +41,7 @@ import pandas as pd
 from volguard._typing import BoolArray, FloatArray
 from volguard.errors import ConfigError
 from volguard.kernels.api import black76_greeks
+from volguard.market.clock import DAYS_PER_YEAR
 
 TICK_SMALL_COIN = 1e-4
 """Deribit BTC/ETH option tick below :data:`TICK_STEP_COIN`, coin per coin."""
@@ -536,7 +537,7 @@ def fit_liquidity(quotes: pd.DataFrame, *, sizes: pd.DataFrame | None = None) ->
 
 def _bucket(k: FloatArray, t: FloatArray) -> Any:
     """Index into :data:`BUCKETS` of each row."""
-    short = t < 30.0 / 365.0
+    short = t < 30.0 / DAYS_PER_YEAR
     wing = np.abs(k) / np.sqrt(t) >= 0.3
     return 2 * (~short).astype(np.int64) + wing.astype(np.int64)
 

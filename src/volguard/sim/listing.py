@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
+from volguard.market.clock import DAYS_PER_YEAR, SECONDS_PER_YEAR
 
 EXPIRY_HOUR = 8
 NICE = np.array([1.0, 2.0, 2.5, 5.0, 10.0])
@@ -138,12 +139,12 @@ class Listing:
         """Strikes listed at ``ts`` per expiry, given each expiry's forward and an ATM vol."""
         out = {}
         for expiry, forward in forward_of.items():
-            t = (expiry - ts).total_seconds() / (365.0 * 86400.0)
+            t = (expiry - ts).total_seconds() / SECONDS_PER_YEAR
             sd = vol * np.sqrt(t)
             new = expiry not in self._strikes
             if new:
                 self._steps[expiry] = nice_step(self.rules.fine_step * forward)
-            long = t * 365.0 > self.rules.long_days
+            long = t * DAYS_PER_YEAR > self.rules.long_days
             step = self._steps[expiry] * (self.rules.long_step_factor if long else 1.0)
             listed = self._strikes.setdefault(expiry, set())
             tiers = self.rules.tiers if new else self.rules.tiers[: self.rules.refresh_tiers]

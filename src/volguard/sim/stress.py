@@ -44,10 +44,11 @@ from volguard.arbitrage.static import ArbitrageReport, check_static_arbitrage
 from volguard.data.schema import conform
 from volguard.errors import ConfigError
 from volguard.kernels.api import black76_price, implied_vol
+from volguard.market.clock import DAYS_PER_YEAR
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.parametric.ssvi import ESSVI, THETA_MIN, slices_total_variance, ssvi_slice
 
-T_REF = 30 / 365
+T_REF = 30 / DAYS_PER_YEAR
 """Maturity (years) below which term-shaped shocks are flat: shape ``(T_REF / max(t, T_REF))^d``."""
 DEFAULT_HALF_SPREAD = 0.005
 """Half bid-ask spread in vol (0.5 vol point) where the base snapshot has no two-sided quote."""
@@ -790,7 +791,7 @@ def synthetic_snapshot(forward: float = 95_000.0) -> MarketSnapshot:
     """
     ts = pd.Timestamp("2026-01-15 08:00", tz="UTC")
     days = np.asarray(SYNTHETIC_SLICES["days"], dtype=float)
-    t_slices = days / 365
+    t_slices = days / DAYS_PER_YEAR
     atm = np.asarray(SYNTHETIC_SLICES["atm_vol"])
     surface = EssviSurface(
         t_slices,

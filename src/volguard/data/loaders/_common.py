@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from volguard.data.schema import QUARANTINE_COLUMNS, conform
 from volguard.errors import DataFileError
-from volguard.market.contracts import SECONDS_PER_YEAR
+from volguard.market.clock import SECONDS_PER_YEAR
 
 
 class RowReasons:

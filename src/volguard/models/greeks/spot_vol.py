@@ -74,6 +74,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from volguard._typing import ArrayLike, FloatArray, IntArray
+from volguard.market.clock import DAYS_PER_YEAR
 from volguard.models.greeks.static import delta_with_beta
 
 
@@ -202,7 +203,7 @@ class SpotVolBeta:
         min_steps: float = 2.0,
         moneyness_edges: Sequence[float] = (-0.5, 0.5),
         term_power: float = 0.5,
-        ref_years: float = 30 / 365,
+        ref_years: float = 30 / DAYS_PER_YEAR,
         drift: bool = True,
         skew: bool = True,
         freeze: bool = True,

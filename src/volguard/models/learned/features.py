@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from volguard._typing import FloatArray
+from volguard.market.clock import DAYS_PER_YEAR
 from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
 
@@ -59,7 +60,6 @@ FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, "basis_annual", "realized_vol_7d
 MIN_BASIS_DAYS = 7.0
 """Expiries shorter than this are left out of ``basis_annual`` (their basis is mostly noise)."""
 
-DAYS_PER_YEAR = 365.0
 NEAR_ATM = 0.1
 """Half-width in log-moneyness of the window of the skew regression."""
 
