@@ -14,7 +14,7 @@ from volguard.data.loaders import LOADERS
 from volguard.data.loaders.tardis_smiles import read_tardis_smiles
 from volguard.data.schema import QUARANTINE_COLUMNS
 from volguard.errors import DataFileError
-from volguard.market.contracts import parse_deribit_instrument
+from volguard.market.deribit import parse_deribit_instrument
 
 
 def _records(path: Path) -> int:

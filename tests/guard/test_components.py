@@ -17,12 +17,12 @@ from volguard.guard.regime import (
     DVOL_MODEL,
     AtmRegime,
     RegimeFilter,
-    atm_vol_30d,
     fit_regime_hmm,
     stress_probability,
 )
 from volguard.guard.residuals import residuals
 from volguard.market.quotes import observed_vols
+from volguard.market.smile import atm_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine
 
@@ -112,11 +112,10 @@ def test_fit_regime_hmm_orders_states_calm_first() -> None:
     np.testing.assert_allclose(model.transmat.sum(axis=1), 1.0)
 
 
-def test_atm_vol_30d_reads_the_synthetic_level() -> None:
+def test_atm_vol_reads_the_synthetic_level() -> None:
     rows = synthetic_snapshot(START, 0.5, -0.1, np.random.default_rng(4), noise=0.0)
-    assert atm_vol_30d(observed_vols(MarketSnapshot.from_quotes(rows))) == pytest.approx(
-        0.5, abs=1e-3
-    )
+    observed = observed_vols(MarketSnapshot.from_quotes(rows))
+    assert atm_vol(observed["t"], observed["k"], observed["mid_iv"]) == pytest.approx(0.5, abs=1e-3)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -169,7 +168,7 @@ def test_stress_probability_rises_on_a_vol_spike_and_never_looks_ahead() -> None
 def test_stress_probability_bridges_a_snapshot_without_an_atm_vol_as_the_runtime_does() -> None:
     frame = _atm_steps([0.45, 0.46, 0.47, 0.55])
     gap = frame["ts"] == frame["ts"].unique()[2]
-    frame = frame[~gap | (frame["k"] < 0)]  # no call side: no at-the-money vol that day
+    frame.loc[gap, "mid_iv"] = np.nan  # no mid vol that day: no at-the-money vol
     p = list(stress_probability(frame).values())
     regime, expected = AtmRegime(), []
     for ts, atm in zip(frame["ts"].unique(), [45.0, 46.0, np.nan, 55.0], strict=True):

@@ -16,10 +16,10 @@ from volguard.guard.deribit_ws import (
     DeribitParser,
     MessageError,
     StreamStats,
-    parse_instrument,
     stream,
 )
 from volguard.guard.events import QuoteUpdate, Trade
+from volguard.market.deribit import parse_deribit_instrument
 
 FIXTURE = Path(__file__).parent / "fixtures" / "deribit_ws.jsonl"
 MESSAGES = FIXTURE.read_text(encoding="utf-8").splitlines()
@@ -83,10 +83,10 @@ def test_each_malformed_message_is_a_message_error(line: int) -> None:
 
 
 def test_instrument_names() -> None:
-    assert parse_instrument("BTC-27FEB26-90000-C").strike == 90_000.0
+    assert parse_deribit_instrument("BTC-27FEB26-90000-C").strike == 90_000.0
     for bad in ("BTC-PERPETUAL", "BTC-31FEB26-1-C", "BTC-27XXX26-1-C", "btc-27FEB26-1-C"):
-        with pytest.raises(MessageError):
-            parse_instrument(bad)
+        with pytest.raises(ValueError, match="BTC"):
+            parse_deribit_instrument(bad)
 
 
 VALUES = st.one_of(

@@ -19,7 +19,6 @@ from volguard.models.learned import (
     train_gbm,
     training_rows,
 )
-from volguard.models.learned.features import atm_vol_at
 from volguard.models.quotes import FitQuotes, fit_quotes
 from volguard.sim import preset, simulate
 
@@ -62,9 +61,6 @@ def test_one_expiry_and_one_quote_stay_finite() -> None:
     )
     f = state_features(single)
     assert f["atm_skew_30d"] == 0.0 and all(np.isfinite(f[name]) for name in DEFAULT_FEATURES)
-    # no bid vol anywhere: the ask-to-mid distance stands in for the half-spread
-    no_bid = replace(q, half_spread=np.full(5, np.nan), bid_iv=np.full(5, np.nan))
-    assert state_features(no_bid)["half_spread_vol"] == pytest.approx(0.01)
 
 
 def test_a_thin_simulated_snapshot_has_finite_features() -> None:
@@ -83,8 +79,6 @@ def test_empty_quotes_are_refused() -> None:
     empty = replace(q, k=q.k[:0], t=q.t[:0], mid_iv=q.mid_iv[:0])
     with pytest.raises(ValueError, match="at least one fit quote"):
         state_features(empty)
-    with pytest.raises(ValueError, match="at least one fit quote"):
-        atm_vol_at(empty, 30)
 
 
 def test_basis_is_the_median_annualised_log_basis_beyond_a_week() -> None:

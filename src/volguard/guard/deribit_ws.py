@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,58 +31,18 @@ import pandas as pd
 
 from volguard.errors import VolguardError
 from volguard.guard.events import QuoteUpdate, Trade
-from volguard.market.contracts import DERIBIT_EXPIRY_HOUR_UTC
-
-_MONTHS = {
-    m: i + 1
-    for i, m in enumerate(
-        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-    )
-}
-_OPTION = re.compile(r"^([A-Z]+)-(\d{1,2})([A-Z]{3})(\d{2})-(\d+(?:d\d+)?)-([CP])$")
+from volguard.market.deribit import DeribitInstrument, parse_deribit_instrument
 
 
 class MessageError(VolguardError, ValueError):
     """A websocket message that is not a well-formed Deribit notification."""
 
 
-@dataclass(frozen=True)
-class Option:
-    """The contract named by a Deribit option instrument name."""
-
-    underlying: str
-    expiry: pd.Timestamp
-    strike: float
-    is_call: bool
-
-
-def parse_instrument(name: str) -> Option:
-    """Parse ``BTC-27FEB26-90000-C`` (expiry at 08:00 UTC; strike ``2d5`` is 2.5).
-
-    Raises
-    ------
-    MessageError
-        If ``name`` is not a Deribit option name.
-
-    Examples
-    --------
-    >>> o = parse_instrument("ETH-5JUN26-2d5-P")
-    >>> o.underlying, str(o.expiry), o.strike, o.is_call
-    ('ETH', '2026-06-05 08:00:00+00:00', 2.5, False)
-    """
-    match = _OPTION.match(name) if isinstance(name, str) else None
-    if match is None or match.group(3) not in _MONTHS:
-        raise MessageError(
-            f"instrument {name!r} is not a Deribit option name like BTC-27FEB26-90000-C"
-        )
-    und, day, month, year, strike, kind = match.groups()
+def _instrument(name: str) -> DeribitInstrument:
     try:
-        expiry = pd.Timestamp(
-            2000 + int(year), _MONTHS[month], int(day), DERIBIT_EXPIRY_HOUR_UTC, tz="UTC"
-        )
+        return parse_deribit_instrument(name)
     except ValueError as exc:
-        raise MessageError(f"instrument {name!r} has an impossible date") from exc
-    return Option(und, expiry, float(strike.replace("d", ".")), kind == "C")
+        raise MessageError(str(exc)) from exc
 
 
 @dataclass
@@ -173,7 +132,7 @@ class DeribitParser:
 
     def _trade(self, d: dict[str, Any]) -> Trade:
         name = _field(d, "instrument_name", str)
-        option = parse_instrument(name)
+        option = _instrument(name)
         index = _number(d, "index_price", required=True)
         iv = _number(d, "iv")
         return Trade(
@@ -204,7 +163,7 @@ def _apply(levels: dict[float, float], row: object, name: str) -> None:
 
 
 def _quote(name: str, ts: pd.Timestamp, forward: float, bid: float, ask: float) -> QuoteUpdate:
-    option = parse_instrument(name)
+    option = _instrument(name)
     return QuoteUpdate(
         ts,
         option.underlying,

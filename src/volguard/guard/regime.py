@@ -5,25 +5,24 @@ The model is fitted offline (:func:`fit_regime_hmm`, Baum-Welch in hmmlearn); on
 (``p_t ∝ N(x_t | state) * (p_{t-1} @ A)``), so the probability at ``t`` uses data up to ``t`` only.
 
 The default model (:data:`DVOL_MODEL`) has one feature, the change of the 30-day at-the-money
-implied vol in vol points per square root of a day (:func:`atm_vol_30d` gives the level from a
-snapshot). It was fitted with :func:`fit_regime_hmm` (2 states, seed 0) on the daily changes of
-Deribit's BTC DVOL index, 2022-11-06 to 2025-11-12 (1,101 changes, ``VOLGUARD_DATA``
-``deribit-dvol-daily``), which ends before the replayed 2026 data: calm state sd 1.81, stress
-state sd 6.85 vol points per sqrt(day); a calm day is followed by a stress day with probability
-0.019. ``examples/fit_regime_model.py`` reproduces it.
+implied vol in vol points per square root of a day (:func:`volguard.market.smile.atm_vol` gives the
+level from a snapshot). It was fitted with :func:`fit_regime_hmm` (2 states, seed 0) on the daily
+changes of Deribit's BTC DVOL index, 2022-11-06 to 2025-11-12 (1,101 changes, ``VOLGUARD_DATA``
+``deribit-dvol-daily``), which ends before the replayed 2026 data: calm state sd 1.81, stress state
+sd 6.85 vol points per sqrt(day); a calm day is followed by a stress day with probability 0.019.
+``examples/fit_regime_model.py`` reproduces it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from volguard._typing import FloatArray
-from volguard.market.clock import DAYS_PER_YEAR
+from volguard.market.smile import atm_vol
 
 
 @dataclass(frozen=True)
@@ -131,47 +130,11 @@ def _log_normal(x: FloatArray, mean: FloatArray, cov: FloatArray) -> float:
     return float(-0.5 * (diff @ np.linalg.solve(cov, diff) + logdet + x.size * np.log(2 * np.pi)))
 
 
-def atm_vol_30d(observed: pd.DataFrame | Mapping[str, FloatArray], days: float = 30.0) -> float:
-    """The ``days``-day at-the-money implied vol of a snapshot (decimal), like DVOL.
-
-    Each expiry's vol at ``k = 0`` is interpolated from its quotes' mid vols (``k``, ``t``,
-    ``mid_iv`` columns of :func:`~volguard.market.quotes.observed_vols`, or a mapping of those
-    names to arrays); the total variances
-    of the two expiries around ``days`` are interpolated linearly in time. NaN if no expiry
-    straddles at-the-money.
-
-    Examples
-    --------
-    >>> obs = pd.DataFrame({"t": [20 / 365] * 2 + [40 / 365] * 2, "k": [-0.1, 0.1] * 2,
-    ...                     "mid_iv": [0.5, 0.4, 0.6, 0.5]})
-    >>> round(atm_vol_30d(obs), 4)
-    0.5188
-    """
-    t = np.asarray(observed["t"], dtype=float)
-    k = np.asarray(observed["k"], dtype=float)
-    iv = np.asarray(observed["mid_iv"], dtype=float)
-    order = np.lexsort((k, t))
-    t, k, iv = t[order], k[order], iv[order]
-    _, starts = np.unique(t, return_index=True)
-    rows = []
-    for lo, hi in zip(starts, [*starts[1:], t.size], strict=True):
-        if hi - lo >= 2 and k[lo] <= 0 <= k[hi - 1]:
-            rows.append((float(t[lo]), float(np.interp(0.0, k[lo:hi], iv[lo:hi]))))
-    if not rows:
-        return float("nan")
-    t_arr, vol = np.array(rows).T
-    target = days / DAYS_PER_YEAR
-    w = np.interp(target, t_arr, vol**2 * t_arr, left=np.nan, right=np.nan)
-    if np.isnan(w):  # outside the quoted expiries: the nearest expiry's vol
-        return float(vol[np.argmin(np.abs(t_arr - target))])
-    return float(np.sqrt(w / target))
-
-
 class AtmRegime:
-    """A :class:`RegimeFilter` fed as the guard feeds it: at each snapshot, the change of the
-    30-day at-the-money vol (:func:`atm_vol_30d`, vol points) since the last snapshot that had
-    one, per square root of a day (at least an hour). A snapshot without an at-the-money vol
-    (NaN) only moves the chain on.
+    """A :class:`RegimeFilter` fed as the guard feeds it: at each snapshot, the change of the 30-day
+    at-the-money vol (:func:`volguard.market.smile.atm_vol`, vol points) since the last
+    snapshot that had one, per square root of a day (at least an hour). A snapshot without an
+    at-the-money vol (NaN) only moves the chain on.
 
     Examples
     --------
@@ -218,6 +181,6 @@ def stress_probability(
     regime, out = AtmRegime(model), {}
     for _, rows in observed.groupby("ts", sort=True):
         ts = rows["ts"].iloc[0]
-        regime.update(ts, 100 * atm_vol_30d(rows))
+        regime.update(ts, 100 * atm_vol(rows["t"], rows["k"], rows["mid_iv"]))
         out[ts] = regime.stress_probability
     return out

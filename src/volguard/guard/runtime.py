@@ -42,17 +42,18 @@ import numpy as np
 import pandas as pd
 
 from volguard.guard.conformal import AdaptiveConformal
-from volguard.guard.deribit_ws import MessageError, parse_instrument
 from volguard.guard.drift import ADWIN, CUSUM, Detector, PageHinkley
 from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.refit import FitOutcome, RefitMode, Refitter
-from volguard.guard.regime import DVOL_MODEL, AtmRegime, RegimeModel, atm_vol_30d
+from volguard.guard.regime import DVOL_MODEL, AtmRegime, RegimeModel
 from volguard.guard.scoring import score
 from volguard.kernels.api import black76_price
 from volguard.market.clock import DAYS_PER_YEAR, SECONDS_PER_YEAR
+from volguard.market.deribit import parse_deribit_instrument
 from volguard.market.quotes import QuoteVols
+from volguard.market.smile import atm_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
 
@@ -476,8 +477,8 @@ class Guard:
     def _score_trade(self, trade: Trade) -> None:
         engine, context = self._served, self._context
         try:
-            option = parse_instrument(trade.instrument)
-        except MessageError:
+            option = parse_deribit_instrument(trade.instrument)
+        except ValueError:
             option = None
         forward = math.nan
         if option is not None and context is not None:
@@ -517,11 +518,7 @@ class Guard:
         return alarm
 
     def _update_regime(self, ts: pd.Timestamp, liquid: QuoteVols, metrics: Metrics) -> float:
-        atm = (
-            atm_vol_30d({"t": liquid.t, "k": liquid.k, "mid_iv": liquid.mid_iv}) * 100
-            if len(liquid)
-            else math.nan
-        )
+        atm = atm_vol(liquid.t, liquid.k, liquid.mid_iv) * 100 if len(liquid) else math.nan
         change = self._regime.update(ts, atm)
         metrics.update(atm_vol_30d=atm, atm_change_per_sqrt_day=change)
         return self._regime.stress_probability

@@ -32,10 +32,10 @@ from fastapi import FastAPI, HTTPException, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, model_validator
 
-from volguard.guard.deribit_ws import MessageError, parse_instrument
 from volguard.guard.policy import Decision
 from volguard.guard.runtime import MIN_VOL, Guard
 from volguard.kernels.api import black76_price
+from volguard.market.deribit import parse_deribit_instrument
 from volguard.market.snapshot import MarketSnapshot
 
 MAX_CONTRACTS = 10_000
@@ -199,8 +199,8 @@ def _contracts(items: list[Contract]) -> pd.DataFrame:
     for i, c in enumerate(items):
         if c.instrument is not None:
             try:
-                option = parse_instrument(c.instrument)
-            except MessageError as exc:
+                option = parse_deribit_instrument(c.instrument)
+            except ValueError as exc:
                 raise HTTPException(400, f"contracts[{i}]: {exc}") from exc
             rows.append((c.instrument, option.expiry, option.strike, option.is_call))
         else:

@@ -30,7 +30,7 @@ from hmmlearn.hmm import GaussianHMM
 
 from volguard.kernels.api import implied_vol
 from volguard.market.history import realized_vol
-from volguard.sim.surface_facts import atm_term_structure, risk_reversal_25d
+from volguard.sim.surface_facts import surface_facts
 
 FEATURES: tuple[str, ...] = (
     "atm_30d",
@@ -66,13 +66,14 @@ def snapshot_features(panel: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (underlying, ts), q in panel.groupby(["underlying", "ts"], sort=True):
         spread, one_sided = _liquidity(q)
+        facts = surface_facts(q)
         rows.append(
             {
                 "underlying": underlying,
                 "ts": ts,
                 "index_price": float(q["index_price"].median()),
-                "atm_30d": atm_term_structure(q)["atm_30d"],
-                "rr_25d": risk_reversal_25d(q),
+                "atm_30d": facts["atm_30d"],
+                "rr_25d": facts["rr_25d"],
                 "spread_vol_pts": spread,
                 "one_sided_share": one_sided,
             }

@@ -8,15 +8,9 @@ uses the expiry's forward ``F`` (Deribit's ``underlying_price``), as Deribit doe
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 
-from volguard._typing import ArrayLike, FloatArray, Settlement
-
-DERIBIT_EXPIRY_HOUR_UTC = 8
+from volguard._typing import ArrayLike, FloatArray
 
 
 def coin_to_usd(price_coin: ArrayLike, forward: ArrayLike) -> FloatArray:
@@ -68,67 +62,3 @@ def premium_to_usd(price: ArrayLike, forward: ArrayLike, settlement: ArrayLike) 
     price_arr = np.asarray(price, dtype=float)
     inverse = np.asarray(settlement) == "inverse"
     return np.where(inverse, coin_to_usd(price_arr, forward), price_arr)
-
-
-@dataclass(frozen=True)
-class DeribitInstrument:
-    """A Deribit option: ``BTC-25SEP26-120000-P`` (inverse), ``BTC_USDC-...`` (linear)."""
-
-    name: str
-    underlying: str
-    expiry: pd.Timestamp
-    strike: float
-    is_call: bool
-    settlement: Settlement
-
-
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
-        start=1,
-    )
-}
-_NAME = re.compile(
-    r"^(?P<base>[A-Z]+)(?:_(?P<quote>[A-Z]+))?-(?P<day>\d{1,2})(?P<mon>[A-Z]{3})(?P<yy>\d{2})"
-    r"-(?P<strike>\d+(?:d\d+)?)-(?P<cp>[CP])$"
-)
-
-
-def parse_deribit_instrument(name: str) -> DeribitInstrument:
-    """Parse a Deribit option instrument name; expiries are at 08:00 UTC.
-
-    Strikes with a decimal use ``d`` as the point (``XRP_USDC-30JAN26-2d5-C``).
-
-    Raises
-    ------
-    ValueError
-        If ``name`` is not a Deribit option name; the message shows the expected form.
-
-    Examples
-    --------
-    >>> inst = parse_deribit_instrument("BTC-25SEP26-120000-P")
-    >>> (inst.underlying, str(inst.expiry), inst.strike, inst.is_call, inst.settlement)
-    ('BTC', '2026-09-25 08:00:00+00:00', 120000.0, False, 'inverse')
-    """
-    match = _NAME.match(name.strip()) if isinstance(name, str) else None
-    if match is None or match["mon"] not in _MONTHS:
-        raise ValueError(
-            f"instrument name {name!r} is not a Deribit option name like 'BTC-25SEP26-120000-P'"
-        )
-    expiry = pd.Timestamp(
-        year=2000 + int(match["yy"]),
-        month=_MONTHS[match["mon"]],
-        day=int(match["day"]),
-        hour=DERIBIT_EXPIRY_HOUR_UTC,
-        tz="UTC",
-    )
-    quote = match["quote"]
-    return DeribitInstrument(
-        name=name.strip(),
-        underlying=match["base"],
-        expiry=expiry,
-        strike=float(match["strike"].replace("d", ".")),
-        is_call=match["cp"] == "C",
-        settlement="linear" if quote and quote != match["base"] else "inverse",
-    )

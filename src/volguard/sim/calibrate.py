@@ -40,7 +40,7 @@ from volguard.models.quotes import fit_quotes
 from volguard.sim.liquidity import liquidity_stats
 from volguard.sim.liquidity_presets import WINDOWS as LIQUIDITY_WINDOWS
 from volguard.sim.regimes import REGIME_NAMES, Regime
-from volguard.sim.surface_facts import atm_term_structure, surface_facts
+from volguard.sim.surface_facts import surface_facts
 
 WINDOWS: dict[str, tuple[str, str]] = {
     name: (start, end)
@@ -236,7 +236,7 @@ def calibrate(
         spots = [float(s.quotes["index_price"].median()) for s in snaps]
         years = (snaps[-1].ts - snaps[0].ts).total_seconds() / SECONDS_PER_YEAR
         eth_ratio = [
-            atm_term_structure(e.quotes)["atm_30d"] / atm_term_structure(b.quotes)["atm_30d"]
+            surface_facts(e.quotes)["atm_30d"] / surface_facts(b.quotes)["atm_30d"]
             for b, e in zip(snaps, eth_snaps, strict=True)
         ]
         stats = "stressed" if name in STRESSED else "calm"

@@ -33,11 +33,11 @@ import pandas as pd
 
 from volguard._typing import FloatArray, IntArray
 from volguard.data.files import replacing_dir
-from volguard.data.loaders._deribit import deribit_names
 from volguard.kernels.api import black76_greeks, implied_vol
 from volguard.kernels.heston_cos import bates_greeks
 from volguard.kernels.sv_paths import sv_path
 from volguard.market.clock import SECONDS_PER_YEAR
+from volguard.market.deribit import deribit_names
 from volguard.market.snapshot import MarketSnapshot
 from volguard.sim.listing import Listing, listed_expiries
 from volguard.sim.quoting import quote_table

@@ -48,7 +48,8 @@ from volguard.data.loaders._deribit import (
     percent_to_decimal,
 )
 from volguard.errors import DataFileError
-from volguard.market.contracts import parse_deribit_instrument, premium_to_usd
+from volguard.market.contracts import premium_to_usd
+from volguard.market.deribit import parse_deribit_instrument
 
 BOOK_KEY = "get_book_summary_by_currency"
 INSTRUMENTS_KEY = "get_instruments"

@@ -66,9 +66,9 @@ from volguard.data.loaders._common import (
     parse_utc,
     read_csv_text,
 )
-from volguard.data.loaders._deribit import deribit_names
 from volguard.errors import ConfigError, DataFileError
 from volguard.market.contracts import coin_to_usd
+from volguard.market.deribit import deribit_names
 
 TIME_COLUMNS = ("ts", "expiry")
 TEXT_COLUMNS = ("instrument", "underlying", "venue", "settlement")

@@ -44,11 +44,10 @@ from volguard.data.loaders._common import (
 from volguard.data.loaders._deribit import (
     no_quote_to_nan,
     percent_to_decimal,
-    settlement_from_symbol,
-    underlying_from_symbol,
 )
 from volguard.errors import DataFileError
 from volguard.market.contracts import premium_to_usd
+from volguard.market.deribit import settlement_from_symbol, underlying_from_symbol
 
 REQUIRED = (
     "exchange",

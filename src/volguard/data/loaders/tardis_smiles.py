@@ -39,8 +39,9 @@ from volguard.data.loaders._common import (
     parse_utc,
     read_csv_text,
 )
-from volguard.data.loaders._deribit import deribit_names, percent_to_decimal
+from volguard.data.loaders._deribit import percent_to_decimal
 from volguard.market.contracts import premium_to_usd
+from volguard.market.deribit import deribit_names
 
 REQUIRED = (
     "ts_us",

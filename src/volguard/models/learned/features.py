@@ -19,9 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from volguard._typing import FloatArray
 from volguard.market.clock import DAYS_PER_YEAR
-from volguard.models.parametric.black76_flat import atm_vol
+from volguard.market.smile import atm_skew, atm_vol
 from volguard.models.quotes import FitQuotes
 
 DEFAULT_FEATURES: tuple[str, ...] = (
@@ -35,20 +34,13 @@ DEFAULT_FEATURES: tuple[str, ...] = (
 FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, "basis_annual", "realized_vol_7d")
 """Every state feature name, in the order the learned engines use them.
 
-- ``atm_vol_30d`` (decimal vol): at-the-money vol at 30 days. Each expiry's ATM vol is the
-  linear interpolation of its mid vols at ``k = 0`` (nearest quote's vol outside the quoted
-  strikes); the ATM total variance ``sigma^2 t`` is interpolated linearly in ``t`` between
-  expiries; before the first or after the last expiry the nearest expiry's ATM vol is held.
-- ``atm_skew_30d`` (vol per unit of log-moneyness): ``dsigma/dk`` at ``k = 0`` near 30 days.
-  Per expiry, the slope of a least-squares line of mid vol on ``k`` over the quotes with
-  ``abs(k) < 0.1`` (widened to the 3 quotes nearest ``k = 0`` when fewer than 3 are inside);
-  interpolated linearly in ``t`` at 30 days, nearest expiry's slope held outside. Expiries with
-  fewer than 2 distinct strikes have no slope; with none anywhere the skew is 0.
+- ``atm_vol_30d`` (decimal vol): at-the-money vol at 30 days of the mid vols
+  (:func:`volguard.market.smile.atm_vol`).
+- ``atm_skew_30d`` (vol per unit of log-moneyness): ``dsigma/dk`` at ``k = 0`` near 30 days
+  (:func:`volguard.market.smile.atm_skew`); 0 when no expiry has two distinct strikes.
 - ``term_slope`` (decimal vol): ATM vol at 90 days minus ATM vol at 7 days, both as for
   ``atm_vol_30d`` (so 0 when one expiry is quoted: the nearest expiry is held at both ends).
-- ``half_spread_vol`` (decimal vol): median half bid-ask spread in implied vol. Where the bid
-  has no implied vol (below intrinsic) the ask-to-mid distance stands in for the half-spread;
-  0 when no quote has either.
+- ``half_spread_vol`` (decimal vol): median half bid-ask spread in implied vol.
 - ``put_share`` (fraction in [0, 1]): share of fit quotes that are puts (``k < 0``): where the
   listed strikes sit relative to the forward (low after a rally, high after a crash).
 - ``basis_annual`` (per year): median over the expiries beyond 7 days (all expiries if none is)
@@ -59,60 +51,6 @@ FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, "basis_annual", "realized_vol_7d
 """
 MIN_BASIS_DAYS = 7.0
 """Expiries shorter than this are left out of ``basis_annual`` (their basis is mostly noise)."""
-
-NEAR_ATM = 0.1
-"""Half-width in log-moneyness of the window of the skew regression."""
-
-
-def _interp_hold(t: float, times: FloatArray, values: FloatArray) -> float:
-    """``values`` at ``t``: linear between ``times``, nearest value held outside."""
-    return float(np.interp(t, times, values))
-
-
-def expiry_atm(quotes: FitQuotes) -> tuple[FloatArray, FloatArray]:
-    """Median years and ATM vol (decimal) of each expiry of ``quotes``, sorted by years."""
-    times = np.empty(len(quotes.expiries))
-    vols = np.empty(len(quotes.expiries))
-    for i in range(len(quotes.expiries)):
-        s = quotes.slice(i)
-        times[i] = float(np.median(s.t))
-        vols[i] = atm_vol(s.k, s.mid_iv)
-    order = np.argsort(times)
-    return times[order], vols[order]
-
-
-def atm_vol_at(quotes: FitQuotes, days: float) -> float:
-    """ATM vol (decimal) at ``days`` (ACT/365) from the expiries' ATM total variances.
-
-    Linear in total variance between expiries; the nearest expiry's ATM vol outside them.
-
-    Raises
-    ------
-    ValueError
-        If ``quotes`` is empty.
-    """
-    if len(quotes) == 0:
-        raise ValueError("state features need at least one fit quote; received none")
-    times, vols = expiry_atm(quotes)
-    t = days / DAYS_PER_YEAR
-    if t <= times[0]:
-        return float(vols[0])
-    if t >= times[-1]:
-        return float(vols[-1])
-    theta = _interp_hold(t, times, vols**2 * times)
-    return float(np.sqrt(theta / t))
-
-
-def _slice_skew(k: FloatArray, vol: FloatArray) -> float:
-    near = np.abs(k) < NEAR_ATM
-    if near.sum() < 3:
-        near = np.zeros(k.size, dtype=bool)
-        near[np.argsort(np.abs(k))[:3]] = True
-    kk, vv = k[near], vol[near]
-    if np.unique(kk).size < 2:
-        return float("nan")
-    slope = np.polyfit(kk, vv, 1)[0]
-    return float(slope)
 
 
 def _basis(quotes: FitQuotes) -> float:
@@ -156,26 +94,16 @@ def state_features(quotes: FitQuotes, required: Sequence[str] = ()) -> dict[str,
     """
     if len(quotes) == 0:
         raise ValueError("state features need at least one fit quote; received none")
-    skews = np.empty(len(quotes.expiries))
-    slice_t = np.empty(len(quotes.expiries))
-    for i in range(len(quotes.expiries)):
-        s = quotes.slice(i)
-        slice_t[i] = float(np.median(s.t))
-        skews[i] = _slice_skew(s.k, s.mid_iv)
-    ok = np.isfinite(skews)
-    order = np.argsort(slice_t[ok])
-    skew = (
-        _interp_hold(30 / DAYS_PER_YEAR, slice_t[ok][order], skews[ok][order]) if ok.any() else 0.0
-    )
-    half = np.where(
-        np.isfinite(quotes.half_spread), quotes.half_spread, quotes.ask_iv - quotes.mid_iv
-    )
-    half = half[np.isfinite(half)]
+    skew = atm_skew(quotes.t, quotes.k, quotes.mid_iv, 30)
+
+    def atm(days: float) -> float:
+        return atm_vol(quotes.t, quotes.k, quotes.mid_iv, days)
+
     state = {
-        "atm_vol_30d": atm_vol_at(quotes, 30),
-        "atm_skew_30d": skew,
-        "term_slope": atm_vol_at(quotes, 90) - atm_vol_at(quotes, 7),
-        "half_spread_vol": float(np.median(half)) if half.size else 0.0,
+        "atm_vol_30d": atm(30),
+        "atm_skew_30d": skew if np.isfinite(skew) else 0.0,
+        "term_slope": atm(90) - atm(7),
+        "half_spread_vol": float(np.median(quotes.half_spread)),
         "put_share": float(np.mean(quotes.k < 0)),
         "basis_annual": _basis(quotes),
         "realized_vol_7d": float(quotes.realized_vol),

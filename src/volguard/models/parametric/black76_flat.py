@@ -7,21 +7,9 @@ from typing import Any
 import numpy as np
 
 from volguard._typing import FloatArray
+from volguard.market.smile import slice_atm_vol
 from volguard.models.base import SliceEngine
 from volguard.models.quotes import FitQuotes
-
-
-def atm_vol(k: FloatArray, vol: FloatArray) -> float:
-    """The vol at ``k = 0`` by linear interpolation of the quotes around it (sorted by ``k``).
-
-    Outside the quoted range the nearest quote's vol is used.
-
-    Examples
-    --------
-    >>> atm_vol(np.array([-0.1, 0.1]), np.array([0.5, 0.3]))
-    0.4
-    """
-    return float(np.interp(0.0, k, vol))
 
 
 class Black76Flat(SliceEngine):
@@ -44,7 +32,7 @@ class Black76Flat(SliceEngine):
         vols, times = [], []
         for i in range(len(quotes.expiries)):
             s = quotes.slice(i)
-            vols.append(atm_vol(s.k, s.mid_iv))
+            vols.append(slice_atm_vol(s.k, s.mid_iv))
             times.append(float(np.median(s.t)))
         self.atm_vol_ = np.asarray(vols)
         self.slice_t_ = np.asarray(times)

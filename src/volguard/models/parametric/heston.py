@@ -58,9 +58,10 @@ from volguard.kernels.heston_cos import (  # the kernel's own automatic-N rule, 
     heston_price_grad,
     truncation_range,
 )
+from volguard.market.smile import slice_atm_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS, DeltaConvention, SurfaceEngine
-from volguard.models.parametric.black76_flat import Black76Flat, atm_vol
+from volguard.models.parametric.black76_flat import Black76Flat
 from volguard.models.quotes import FitQuotes
 
 HestonDelta = Literal["model", "minimum-variance", "sticky-strike", "sticky-moneyness"]
@@ -371,7 +372,7 @@ class Heston(SurfaceEngine):
 
     def _data_start(self, quotes: FitQuotes) -> FloatArray:
         slices = [quotes.slice(i) for i in range(len(quotes.expiries))]
-        atm = [atm_vol(s.k, s.mid_iv) for s in slices]
+        atm = [slice_atm_vol(s.k, s.mid_iv) for s in slices]
         v0, theta = atm[0] ** 2, atm[-1] ** 2
         kappa, sigma = 2.0, 1.0
         rho = -0.3

@@ -42,9 +42,9 @@ from scipy.optimize import least_squares
 from volguard._typing import FloatArray
 from volguard.arbitrage.static import DEFAULT_K
 from volguard.kernels.sabr import sabr_vol, sabr_vol_jac
+from volguard.market.smile import slice_atm_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SliceEngine
-from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
 
 MIN_QUOTES = 4
@@ -75,7 +75,7 @@ def _starts(
     ``nu^2 = 3 alpha s2 + 6 s1^2``. For ``beta < 1`` the backbone's own skew
     ``-(1 - beta) s0 / 2`` is removed from ``s1`` first.
     """
-    s0 = atm_vol(k, vol)
+    s0 = slice_atm_vol(k, vol)
     width = max(0.1, 2.0 * s0 * np.sqrt(t))
     near = np.abs(k) <= width
     if near.sum() < 5:
@@ -87,7 +87,7 @@ def _starts(
         design = np.column_stack([np.ones_like(kk), kk, 0.5 * kk * kk]) * ww[:, None]
         coef = np.linalg.lstsq(design, vv * ww, rcond=None)[0]
         s0, s1, s2 = (float(c) for c in coef)
-        s0 = s0 if s0 > 0 else atm_vol(k, vol)
+        s0 = s0 if s0 > 0 else slice_atm_vol(k, vol)
     s1 += 0.5 * (1.0 - beta) * s0
     nu = float(np.sqrt(max(3.0 * s0 * s2 + 6.0 * s1 * s1, 1e-4)))
     nu = float(np.clip(nu, 0.05, 0.5 * NU_MAX))
@@ -299,7 +299,7 @@ class SABR(SliceEngine):
                 ):
                     fitted = None
             if fitted is None:
-                flat = atm_vol(s.k, s.mid_iv)
+                flat = slice_atm_vol(s.k, s.mid_iv)
                 b = 1.0 if self.beta is None else float(self.beta)
                 fitted = {
                     "alpha": flat * forward ** (1.0 - b),

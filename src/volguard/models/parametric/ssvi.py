@@ -44,8 +44,8 @@ from scipy.optimize import least_squares
 
 from volguard._typing import FloatArray
 from volguard.kernels._jit import jit
+from volguard.market.smile import slice_atm_vol
 from volguard.models.base import SurfaceEngine
-from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
 
 RHO_MAX = 0.999
@@ -126,7 +126,7 @@ class _SSVISurface(SurfaceEngine):
 def _atm_thetas(quotes: FitQuotes) -> FloatArray:
     """At-the-money total variance per expiry, made non-decreasing in maturity."""
     raw = [
-        atm_vol(s.k, s.mid_iv) ** 2 * float(np.median(s.t))
+        slice_atm_vol(s.k, s.mid_iv) ** 2 * float(np.median(s.t))
         for s in (quotes.slice(i) for i in range(len(quotes.expiries)))
     ]
     out: FloatArray = np.maximum.accumulate(np.maximum(np.asarray(raw), THETA_MIN))

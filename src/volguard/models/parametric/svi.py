@@ -40,8 +40,8 @@ from scipy.optimize import least_squares, lsq_linear
 
 from volguard._typing import FloatArray
 from volguard.kernels._jit import jit
+from volguard.market.smile import slice_atm_vol
 from volguard.models.base import SliceEngine
-from volguard.models.parametric.black76_flat import atm_vol
 from volguard.models.quotes import FitQuotes
 
 MIN_QUOTES = 5
@@ -593,7 +593,7 @@ class SVI(SliceEngine):
                 if not all(np.isfinite(list(fitted.values()))):
                     fitted = None
             if fitted is None:
-                flat = atm_vol(s.k, s.mid_iv) ** 2 * t
+                flat = slice_atm_vol(s.k, s.mid_iv) ** 2 * t
                 fitted = {"a": flat, "b": 0.0, "rho": 0.0, "m": 0.0, "sigma": 0.1}
                 fallback = "flat at-the-money vol on slices that could not be fitted"
                 notes.append(f"{expiry}: {len(s)} quotes, fitted flat at the ATM vol")
