@@ -9,9 +9,7 @@ import pytest
 
 from volguard.errors import ConfigError
 from volguard.lab.uncertainty import (
-    aci_update,
     conformal_intervals,
-    conformal_quantile,
     coverage_table,
     recovery_after,
 )
@@ -62,26 +60,6 @@ def synthetic(
 
 
 # --- the quantile and the ACI step ------------------------------------------------------------
-
-
-def test_conformal_quantile_is_the_finite_sample_order_statistic() -> None:
-    s = np.array([0.3, 0.1, 0.2, 0.5, 0.4])  # n = 5, sorted 0.1..0.5
-    assert conformal_quantile(s, 0.5) == 0.3  # k = ceil(6 * 0.5) = 3
-    assert conformal_quantile(s, 0.8) == 0.5  # k = ceil(4.8) = 5
-    assert conformal_quantile(s, 0.9) == np.inf  # k = ceil(5.4) = 6 > n
-    assert conformal_quantile(s, -0.1) == 0.0  # ACI's level below 0: the point
-    assert conformal_quantile(np.arange(1.0, 10.0), 0.9) == 9.0  # k = 9 exactly, no float slip
-    assert np.isnan(conformal_quantile(np.array([np.nan]), 0.9))
-
-
-def test_aci_update_is_gibbs_candes_eq_2() -> None:
-    # alpha_{t+1} = alpha_t + gamma (alpha - err_t)
-    assert aci_update(0.1, 0.1, 0.05, 0.1) == 0.1
-    assert aci_update(0.1, 0.1, 0.05, 1.0) == pytest.approx(0.055)
-    assert aci_update(0.1, 0.1, 0.05, 0.0) == pytest.approx(0.105)
-
-
-# --- hand-checked intervals ------------------------------------------------------------------
 
 
 def test_split_intervals_by_hand() -> None:

@@ -18,11 +18,13 @@ NeurIPS 34. arXiv:2106.00170.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 import numpy as np
 
 from volguard._typing import FloatArray
+from volguard.kernels.conformal import aci_update, conformal_quantile
 
 
 class AdaptiveConformal:
@@ -41,14 +43,14 @@ class AdaptiveConformal:
     --------
     >>> aci = AdaptiveConformal(alpha=0.2, gamma=0.05, window=3)
     >>> aci.update(np.zeros(5), np.array([0.1, -0.2, 0.3, -0.4, 0.5]))
-    >>> round(aci.half_width, 2)
-    0.42
+    >>> round(aci.half_width, 2)  # the ceil(6 * 0.8) = 5th smallest of 5 scores
+    0.5
     >>> aci.update(np.zeros(2), np.array([0.1, 1.0]))  # one miss in two: alpha_t falls
     >>> aci.last_miss_rate, round(aci.alpha_t, 3)
     (0.5, 0.185)
-    >>> lo, hi = aci.interval(np.array([1.0]))
+    >>> lo, hi = aci.interval(np.array([1.0]))  # the ceil(8 * 0.815) = 7th smallest of 7
     >>> lo.round(2).tolist(), hi.round(2).tolist()
-    ([0.51], [1.49])
+    ([0.0], [2.0])
     """
 
     def __init__(self, alpha: float = 0.1, gamma: float = 0.05, window: int = 5) -> None:
@@ -78,16 +80,18 @@ class AdaptiveConformal:
 
     @property
     def half_width(self) -> float:
-        """The current ``q``: the ``1 - alpha_t`` score quantile (inf before any score).
+        """The current ``q``: the conformal quantile of the recent scores at level
+        ``1 - alpha_t`` (:func:`~volguard.kernels.conformal.conformal_quantile`; inf before any
+        score).
 
-        When ``alpha_t <= 0`` the interval would be the whole line; the largest recent score is
-        used instead so that quotes stay finite."""
+        Where ``alpha_t`` is below what the recent scores can certify (the interval would be
+        the whole line), the largest recent score is used instead so that quotes stay finite."""
         return self._width
 
     def _quantile(self) -> float:
         scores = np.concatenate(self._scores)
-        level = float(np.clip(1.0 - self._alpha_t, 0.0, 1.0))
-        return float(np.quantile(scores, level))
+        q = conformal_quantile(scores, 1.0 - self._alpha_t)
+        return q if math.isfinite(q) else float(scores.max())
 
     def interval(
         self, y_hat: FloatArray, scale: FloatArray | float = 1.0
@@ -104,7 +108,7 @@ class AdaptiveConformal:
             return
         if self._scores:
             miss = float(np.mean(scores > self.half_width))
-            self._alpha_t += self.gamma * (self.alpha - miss)
+            self._alpha_t = aci_update(self._alpha_t, self.alpha, self.gamma, miss)
             self._covered += int(np.sum(scores <= self.half_width))
             self._seen += scores.size
             self._last_miss = miss

@@ -16,11 +16,12 @@ later snapshot and finds every earlier interval unchanged), so the intervals are
 would have had in real time.
 
 * ``split`` (split conformal, Vovk et al. 2005; Lei et al. 2018): :math:`q_t` is the
-  finite-sample quantile :func:`conformal_quantile` at the nominal level. With exchangeable
+  finite-sample quantile :func:`~volguard.kernels.conformal.conformal_quantile` at the
+  nominal level. With exchangeable
   scores the coverage is at least ``level`` (and below ``level + 1/(n+1)`` without ties).
 * ``aci`` (adaptive conformal inference, Gibbs and Candès 2021): the level itself adapts, one
-  step per snapshot, by :func:`aci_update`, so that a run of misses after a shift widens the
-  intervals faster than the window can refill with the new errors.
+  step per snapshot, by :func:`~volguard.kernels.conformal.aci_update`, so that a run of misses
+  after a shift widens the intervals faster than the window can refill with the new errors.
 
 :func:`coverage_table` adds coverage and width per regime to a scorecard; :func:`recovery_after`
 counts the snapshots an interval method needs after a shift to cover at its nominal level again.
@@ -28,11 +29,11 @@ counts the snapshots an interval method needs after a shift to cover at its nomi
 Quotes within a snapshot share the engine's fit, so their errors are correlated: coverage is
 exchangeable over snapshots rather than over quotes, and a single snapshot's coverage is noisy.
 
-:class:`volguard.guard.conformal.AdaptiveConformal` is the guard's streaming twin of ``aci``
-with the same update rule written out; it cannot call :func:`aci_update` (the guard never imports
-the lab, ``tests/test_layers.py``), and it takes an interpolated quantile and caps the width at
-the largest recent score where ``alpha_t <= 0``, where this module keeps the finite-sample
-quantile and the paper's whole-line interval.
+:class:`volguard.guard.conformal.AdaptiveConformal` is the guard's streaming twin of ``aci``,
+on the same quantile rule and update (:mod:`volguard.kernels.conformal`), so the coverage the
+lab measures is the coverage of the guard's intervals; the guard only caps an infinite width
+(``alpha_t`` below what its scores can certify) at the largest recent score so that its quotes
+stay finite.
 
 References
 ----------
@@ -49,7 +50,6 @@ NeurIPS 34. arXiv:2106.00170.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Literal
@@ -59,6 +59,7 @@ import pandas as pd
 
 from volguard._typing import FloatArray
 from volguard.errors import ConfigError
+from volguard.kernels.conformal import aci_update, conformal_quantile
 
 Method = Literal["split", "aci"]
 Score = Literal["abs", "half_spread"]
@@ -67,84 +68,6 @@ GROUPS: tuple[str, ...] = ("engine", "protocol", "scenario", "underlying")
 """The columns (those present) whose groups are calibrated separately, each in time order."""
 COVERAGE_BY: tuple[str, ...] = ("engine", "protocol", "regime", "scenario")
 """The default rows of :func:`coverage_table`: the scorecard's labels."""
-
-
-def conformal_quantile(scores: FloatArray, level: float) -> float:
-    """The split-conformal quantile of ``scores`` at ``level``.
-
-    Parameters
-    ----------
-    scores : array, shape (n,)
-        Nonconformity scores of the calibration quotes; non-finite entries are dropped.
-    level : float
-        Target coverage ``1 - alpha``; any real (ACI's adapted level may leave [0, 1]).
-
-    Returns
-    -------
-    float
-        ``s_(k)``, the ``k``-th smallest score with ``k = ceil((n + 1) * level)``; ``inf`` when
-        ``k > n`` (too few scores for the level: the interval is the whole line), ``0.0`` when
-        ``k <= 0`` (level <= 0: the point prediction), NaN when there are no scores.
-
-    Notes
-    -----
-    If the ``n`` calibration scores and a new score are exchangeable, the new score is at most
-    ``s_(k)`` with probability at least ``level`` (Vovk et al. 2005; Lei et al. 2018, Thm 2.1):
-    the empirical quantile at ``ceil((n + 1)(1 - alpha)) / n``, not at ``1 - alpha``. The
-    ``level <= 0`` case returns zero width where Gibbs and Candès (2021) use the empty set.
-
-    Examples
-    --------
-    >>> s = np.arange(1.0, 10.0)  # n = 9
-    >>> conformal_quantile(s, 0.9), conformal_quantile(s, 0.5), conformal_quantile(s[:8], 0.9)
-    (9.0, 5.0, inf)
-    """
-    s = np.asarray(scores, dtype=float)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return float("nan")
-    # round away the float noise of e.g. 10 * 0.9 before the ceiling
-    k = math.ceil(round((s.size + 1) * level, 9))
-    if k > s.size:
-        return float("inf")
-    if k <= 0:
-        return 0.0
-    return float(np.partition(s, k - 1)[k - 1])
-
-
-def aci_update(alpha_t: float, alpha: float, gamma: float, miss_rate: float) -> float:
-    """One step of adaptive conformal inference (Gibbs and Candès 2021, eq. 2).
-
-    Parameters
-    ----------
-    alpha_t : float
-        The miscoverage level in force for the step just scored.
-    alpha : float
-        The target miscoverage, ``1 - level``.
-    gamma : float
-        Step size (> 0).
-    miss_rate : float
-        ``err_t``: share of the step's quotes outside their interval, in [0, 1].
-
-    Returns
-    -------
-    float
-        ``alpha_{t+1} = alpha_t + gamma * (alpha - err_t)``, not clipped: ``alpha_{t+1} <= 0``
-        gives the whole line next step and ``>= 1`` a zero-width interval
-        (:func:`conformal_quantile`).
-
-    Notes
-    -----
-    Over ``T`` steps the average miss rate satisfies
-    ``|mean(err) - alpha| <= (max(alpha_1, 1 - alpha_1) + gamma) / (gamma T)`` whatever the
-    data (their Proposition 4.1): misses lower ``alpha_t`` (wider intervals), hits raise it.
-
-    Examples
-    --------
-    >>> round(aci_update(0.1, 0.1, 0.05, 0.5), 3)  # half the quotes missed: widen
-    0.08
-    """
-    return alpha_t + gamma * (alpha - miss_rate)
 
 
 def _check(

@@ -44,6 +44,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from volguard._typing import FloatArray
+from volguard.kernels.conformal import conformal_rank
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS, CompositeEngine, SurfaceEngine
 from volguard.models.ensemble import MIN_TRAIN, expiry_candidates
@@ -208,7 +209,7 @@ class ConformalSurface(CompositeEngine):
             raise ValueError(f"level must be in (0, 1); received {level}")
         k_arr, t_arr = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(t, dtype=float))
         n = self.residuals_.size
-        rank = math.ceil(level * (n + 1))  # 1-based rank of the upper end
+        rank = conformal_rank(n, level)  # 1-based rank of the upper end
         if rank > n:
             return np.zeros(k_arr.shape), np.full(k_arr.shape, np.inf)
         fold_vols = np.stack(
