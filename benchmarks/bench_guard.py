@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import uvicorn
 
+from volguard.data.events import ReplaySource
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
-from volguard.guard.events import ReplaySource
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.service import GuardService, create_app
 from volguard.market.snapshot import MarketSnapshot

@@ -1,4 +1,4 @@
-"""Refit the guard's default regime model (``volguard.guard.regime.DVOL_MODEL``).
+"""Refit the guard's default regime model (``volguard.models.regime.DVOL_MODEL``).
 
 A two-state Gaussian HMM (hmmlearn, seed 0) on the daily changes of Deribit's BTC DVOL index,
 2022-11-06 to 2025-11-12, in vol points per square root of a day (a missing day divides the
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from volguard.guard.regime import fit_regime_hmm
+from volguard.models.regime import fit_regime_hmm
 
 
 def main() -> None:

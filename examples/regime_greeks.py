@@ -11,7 +11,7 @@ venue's mark (``price`` in the TOML). ``Gain = 1 - SSE(delta) / SSE(delta_bs)`` 
 ``mv_roll``   the naive adaptive baseline: refitted on the previous ``rolling_window`` steps
 ``regime``    the regime-aware delta (:class:`volguard.models.greeks.SpotVolBeta`)
 ``regime_guard`` the same, its threshold moved toward ``stress_threshold`` by the guard's
-              online stress probability (:func:`volguard.guard.regime.stress_probability`)
+              online stress probability (:func:`volguard.models.regime.stress_probability`)
 ``<e>-model``, ``<e>-mv`` with ``--model-deltas heston bates``: each engine's model delta
               (variance fixed) and minimum-variance delta, fitted on the step's first snapshot
 ``<engine>``  with ``--study RUN``: each engine's sticky-strike delta from ``RUN/hedging.parquet``
@@ -44,7 +44,6 @@ import pandas as pd
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
-from volguard.guard.regime import stress_probability
 from volguard.lab.greeks import causal_deltas, gain_table, hindsight_gain, in_band
 from volguard.lab.hedging import fit_min_variance, hedge_steps
 from volguard.lab.regimes import range_labels
@@ -53,6 +52,7 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
 from volguard.models.parametric.heston import Heston
+from volguard.models.regime import stress_probability
 from volguard.models.registry import make_engine
 from volguard.sim import preset, simulate
 

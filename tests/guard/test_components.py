@@ -9,22 +9,22 @@ import pandas as pd
 import pytest
 
 from tests.guard.conftest import START, synthetic_market, synthetic_snapshot, write_store
+from volguard.data.events import ReplaySource, quote_updates
 from volguard.data.store import QuoteStore
 from volguard.guard.conformal import AdaptiveConformal
-from volguard.guard.events import ReplaySource, quote_updates
 from volguard.guard.monitors import ErrorMonitor, error_rate
-from volguard.guard.regime import (
+from volguard.guard.residuals import residuals
+from volguard.market.quotes import observed_vols
+from volguard.market.smile import atm_vol
+from volguard.market.snapshot import MarketSnapshot
+from volguard.models import make_engine
+from volguard.models.regime import (
     DVOL_MODEL,
     AtmRegime,
     RegimeFilter,
     fit_regime_hmm,
     stress_probability,
 )
-from volguard.guard.residuals import residuals
-from volguard.market.quotes import observed_vols
-from volguard.market.smile import atm_vol
-from volguard.market.snapshot import MarketSnapshot
-from volguard.models import make_engine
 
 
 def test_replay_merges_underlyings_in_time_order(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ import pytest
 from volguard.guard.conformal import AdaptiveConformal
 from volguard.guard.drift import ADWIN, CUSUM, PageHinkley, stationary_streams
 from volguard.guard.monitors import ErrorMonitor
-from volguard.guard.regime import RegimeFilter
+from volguard.models.regime import RegimeFilter
 
 STREAM = np.r_[stationary_streams(1, 40, seed=3)[0], stationary_streams(1, 20, seed=4)[0] + 4]
 

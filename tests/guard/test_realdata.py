@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from volguard.data.events import ReplaySource
 from volguard.data.ingest import build_store
 from volguard.data.store import QuoteStore, open_store
-from volguard.guard.events import ReplaySource
 from volguard.guard.policy import State
 from volguard.guard.runtime import Guard
 from volguard.guard.summary import alarms_per_month, snapshots_to_leave_normal

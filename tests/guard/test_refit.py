@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from tests.guard.conftest import START, synthetic_market, synthetic_snapshot
+from volguard.data.events import ReplaySource
 from volguard.data.store import QuoteStore
-from volguard.guard.events import ReplaySource
 from volguard.guard.refit import Refitter
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.scoring import score

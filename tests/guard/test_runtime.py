@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from volguard.data.events import ReplaySource
 from volguard.data.store import QuoteStore
-from volguard.guard.events import ReplaySource
 from volguard.guard.policy import State
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.models import make_engine

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.guard.conftest import synthetic_snapshot
-from volguard.guard.events import Trade
+from volguard.data.events import Trade
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models import make_engine

@@ -327,13 +327,19 @@ def test_the_greeks_protocol_scores_the_learned_deltas_on_marked_steps(
     study_file.write_text(text.replace("[protocols]", "[protocols]\ngreeks = {}"))
     card = run_study(Study.from_toml(study_file), tmp_path / "out")
     steps = pd.read_parquet(tmp_path / "out" / "hedging.parquet")
-    assert {"delta_sm", "delta_regime", "delta_mv_roll"} <= set(steps.columns)
-    names = {"delta-sticky-moneyness", "delta-regime-aware", "delta-mv-rolling"}
+    assert {"delta_sm", "delta_regime", "delta_mv_roll", "delta_regime_guard"} <= set(steps.columns)
+    names = {
+        "delta-sticky-moneyness",
+        "delta-regime-aware",
+        "delta-mv-rolling",
+        "delta-regime-guard",  # the guard's regime model, scored by the lab
+    }
     rows = card[card["engine"].isin(names) & card["hedge_err_std_bp"].notna()]
     assert set(rows["engine"]) == names and (rows["hedge_err_std_bp"] > 0).all()
     market = steps["scenario"] == "market"
     assert steps.loc[market, "delta_regime"].notna().all()
     assert steps.loc[~market, "delta_regime"].isna().all()  # stressed steps are not history
+    assert steps.loc[market, "delta_regime_guard"].notna().all()
 
 
 def test_greeks_need_the_hedging_protocol(study_file: Path) -> None:

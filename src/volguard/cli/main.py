@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from volguard.data.events import ReplaySource
 from volguard.data.fetch import (
     DEFAULT_DERIBIT_BASE,
     DEFAULT_TARDIS_BASE,
@@ -34,7 +35,6 @@ from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
 from volguard.data.loaders.tardis_chain import thin_options_chain
 from volguard.data.store import open_store
 from volguard.errors import ConfigError, VolguardError
-from volguard.guard.events import ReplaySource
 from volguard.guard.replay import decisions_frame, guarded_frame, replay
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.guard.service import GuardService, create_app

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from volguard.data.events import ReplaySource
 from volguard.data.files import write_atomic
 from volguard.data.store import QuoteStore
 from volguard.errors import VolguardError
 from volguard.guard.audit import AuditLog, read_log
-from volguard.guard.events import ReplaySource
 from volguard.guard.policy import Decision
 from volguard.guard.runtime import Guard
 

@@ -13,7 +13,7 @@ Per snapshot, in order (nothing here looks ahead):
    sd over the first ``warmup`` snapshots and, with ``grow_reference``, every one scored in
    NORMAL since) into ``z``;
 2. feed ``z`` to the drift detectors, the 30-day ATM vol change to the
-   :class:`~volguard.guard.regime.AtmRegime`, the errors to the
+   :class:`~volguard.models.regime.AtmRegime`, the errors to the
    :class:`~volguard.guard.conformal.AdaptiveConformal` intervals, and summarise the trades
    since the last snapshot (their error against the served engine, in half-spreads);
 3. let the :class:`~volguard.guard.policy.Policy` decide;
@@ -41,13 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from volguard.data.events import Trade
 from volguard.guard.conformal import AdaptiveConformal
 from volguard.guard.drift import ADWIN, CUSUM, Detector, PageHinkley
-from volguard.guard.events import Trade
 from volguard.guard.monitors import ErrorMonitor, error_rate
 from volguard.guard.policy import Decision, Observation, Policy, PolicySettings, State
 from volguard.guard.refit import FitOutcome, RefitMode, Refitter
-from volguard.guard.regime import DVOL_MODEL, AtmRegime, RegimeModel
 from volguard.guard.scoring import score
 from volguard.kernels.api import black76_price
 from volguard.market.clock import DAYS_PER_YEAR, SECONDS_PER_YEAR
@@ -56,6 +55,7 @@ from volguard.market.quotes import QuoteVols
 from volguard.market.smile import atm_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import SurfaceEngine
+from volguard.models.regime import DVOL_MODEL, AtmRegime, RegimeModel
 
 MIN_VOL = 0.01
 """Floor of a guarded bid vol (decimal), so that a widened bid stays a price."""
@@ -180,7 +180,7 @@ class Guard:
         The conservative engine served in FALLBACK and RISK_REDUCE.
     settings : GuardSettings, optional
     regime_model : RegimeModel, optional
-        Defaults to :data:`~volguard.guard.regime.DVOL_MODEL`.
+        Defaults to :data:`~volguard.models.regime.DVOL_MODEL`.
     detectors : callable, optional
         Factory of the named drift detectors (default :func:`default_detectors`).
     executor : Executor, optional

@@ -26,11 +26,15 @@ import numpy as np
 import pandas as pd
 
 from volguard.lab.hedging import fit_min_variance
+from volguard.market.quotes import observed_vols
+from volguard.market.snapshot import MarketSnapshot
 from volguard.models.greeks import SpotVolBeta, smile_slope, sticky_moneyness_delta
+from volguard.models.regime import stress_probability
 
 STEP_COLUMNS = ("ts", "next_ts", "t", "k", "forward", "d_forward", "d_value", "vega", "mid_iv")
-LEARNED = ("sm", "regime", "mv_roll")
-"""Names of the deltas :func:`causal_deltas` adds (columns ``delta_<name>``)."""
+LEARNED = ("sm", "regime", "mv_roll", "regime_guard")
+"""Names of the deltas :func:`add_learned_deltas` adds (columns ``delta_<name>``; the last one
+only when it is given the snapshots)."""
 
 
 def in_band(steps: pd.DataFrame, lo: float = 0.05, hi: float = 0.95) -> pd.DataFrame:
@@ -65,7 +69,7 @@ def causal_deltas(
         Steps of the rolling minimum-variance refit (>= 1).
     regime_prob : mapping ts -> float, optional
         Probability that the market is under stress at ``ts`` (e.g.
-        :func:`volguard.guard.regime.stress_probability`), passed to
+        :func:`volguard.models.regime.stress_probability`), passed to
         :meth:`SpotVolBeta.beta`; steps without one use none.
 
     Raises
@@ -129,30 +133,49 @@ def add_learned_deltas(
     *,
     window: int = 20,
     market: str = "market",
+    snapshots: Mapping[str, Sequence[MarketSnapshot]] | None = None,
 ) -> pd.DataFrame:
     """``steps`` of a study (many underlyings, stressed scenarios) with the :data:`LEARNED`
     deltas: each underlying's market steps are replayed by :func:`causal_deltas` with a fresh
     ``SpotVolBeta(**settings)``; stressed rows (``scenario != market``) get NaN, since a
     stressed snapshot is not part of the history the estimators learn from.
 
+    With ``snapshots`` (underlying -> its snapshots in time order), ``delta_regime_guard`` is
+    the regime-aware delta replayed again with the guard's stress probability at each step
+    (:func:`volguard.models.regime.stress_probability` of each whole snapshot's quotes, the way
+    the guard's runtime reads it), which sets the estimator's evidence threshold.
+
     Examples
     --------
     >>> from volguard.lab.greeks import LEARNED
     >>> [f"delta_{name}" for name in LEARNED]
-    ['delta_sm', 'delta_regime', 'delta_mv_roll']
+    ['delta_sm', 'delta_regime', 'delta_mv_roll', 'delta_regime_guard']
     """
     out = steps.copy()
-    for name in LEARNED:
+    names = LEARNED if snapshots is not None else LEARNED[:-1]
+    for name in names:
         out[f"delta_{name}"] = np.nan
     live = out["scenario"] == market if "scenario" in out else pd.Series(True, index=out.index)
     groups = out[live].groupby("underlying") if "underlying" in out else [(None, out[live])]
-    for _, group in groups:
+    for underlying, group in groups:
+        rows = group.index.to_numpy()
         replayed = causal_deltas(
-            group.assign(_row=group.index), SpotVolBeta(**(settings or {})), window=window
+            group.assign(_row=rows), SpotVolBeta(**(settings or {})), window=window
         )
-        rows = replayed["_row"].to_numpy()
-        for name in LEARNED:
-            out.loc[rows, f"delta_{name}"] = replayed[f"delta_{name}"].to_numpy()
+        at = replayed["_row"].to_numpy()
+        for name in LEARNED[:-1]:
+            out.loc[at, f"delta_{name}"] = replayed[f"delta_{name}"].to_numpy()
+        if snapshots is not None:
+            quotes = [observed_vols(s).assign(ts=s.ts) for s in snapshots[str(underlying)]]
+            guarded = causal_deltas(
+                group.assign(_row=rows),
+                SpotVolBeta(**(settings or {})),
+                window=1,
+                regime_prob=stress_probability(pd.concat(quotes, ignore_index=True)),
+            )
+            out.loc[guarded["_row"].to_numpy(), "delta_regime_guard"] = guarded[
+                "delta_regime"
+            ].to_numpy()
     return out
 
 

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from hmmlearn.hmm import GaussianHMM
 
 from volguard.kernels.api import implied_vol
 from volguard.market.history import realized_vol
+from volguard.models.regime import fit_regime_hmm
 from volguard.sim.surface_facts import surface_facts
 
 FEATURES: tuple[str, ...] = (
@@ -148,27 +148,18 @@ def hmm_labels(
     """Most likely state path of a Gaussian HMM fitted to standardized ``columns``.
 
     States are named by their mean ATM vol, lowest first: ``hmm0`` (calmest) to
-    ``hmm{n-1}``. Rows with a missing feature get NA. Fitted with hmmlearn (Baum-Welch,
-    full covariances, ``random_state=seed``), decoded with Viterbi: an offline, whole-sample
-    labelling (the guard's :class:`~volguard.guard.regime.RegimeFilter` is the online one).
+    ``hmm{n-1}`` (by the covariance's size without ``atm_30d``). Rows with a missing feature
+    get NA. The model is the guard's kind (:func:`volguard.models.regime.fit_regime_hmm`),
+    decoded with Viterbi (:meth:`~volguard.models.regime.RegimeModel.decode`): an offline,
+    whole-sample labelling (:class:`~volguard.models.regime.RegimeFilter` is the online one).
     """
     x = features[list(columns)].to_numpy(dtype=float)
     ok = np.isfinite(x).all(axis=1)
     z = (x[ok] - x[ok].mean(axis=0)) / x[ok].std(axis=0)
-    model = GaussianHMM(
-        n_components=n_states, covariance_type="full", n_iter=200, random_state=seed
-    )
-    model.fit(z)
-    states = model.predict(z)
-    order = (
-        np.argsort(model.means_[:, list(columns).index("atm_30d")])
-        if "atm_30d" in columns
-        else np.arange(n_states)
-    )
-    rank = np.empty(n_states, dtype=int)
-    rank[order] = np.arange(n_states)
+    order_by = list(columns).index("atm_30d") if "atm_30d" in columns else None
+    states = fit_regime_hmm(z, n_states, seed, order_by=order_by).decode(z)
     labels = pd.Series(pd.NA, index=features.index, name="regime", dtype="string")
-    labels[ok] = [f"hmm{rank[s]}" for s in states]
+    labels[ok] = [f"hmm{s}" for s in states]
     return labels
 
 

@@ -632,7 +632,7 @@ def run_study(
 
     predictions, cells, steps = gather("predictions"), gather("cells"), gather("hedging")
     if "greeks" in study.protocols and len(steps):
-        steps = add_learned_deltas(steps, study.protocols["greeks"])
+        steps = add_learned_deltas(steps, study.protocols["greeks"], snapshots=snapshots)
     labels = regimes.set_index(["underlying", "ts"])["regime"]
     for frame in (predictions, cells, steps):
         if len(frame):
@@ -724,6 +724,7 @@ GREEKS = {
     "sm": "delta-sticky-moneyness",
     "regime": "delta-regime-aware",
     "mv_roll": "delta-mv-rolling",
+    "regime_guard": "delta-regime-guard",
 }
 """Scorecard names of the deltas ``[protocols] greeks`` adds (``delta_<name>`` columns)."""
 

@@ -12,13 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.sync.server import ServerConnection, serve
 
-from volguard.guard.deribit_ws import (
+from volguard.data.deribit_ws import (
     DeribitParser,
     MessageError,
     StreamStats,
     stream,
 )
-from volguard.guard.events import QuoteUpdate, Trade
+from volguard.data.events import QuoteUpdate, Trade
 from volguard.market.deribit import parse_deribit_instrument
 
 FIXTURE = Path(__file__).parent / "fixtures" / "deribit_ws.jsonl"

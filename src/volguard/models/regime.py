@@ -40,6 +40,38 @@ class RegimeModel:
     def n_states(self) -> int:
         return int(self.means.shape[0])
 
+    def log_likelihoods(self, x: FloatArray) -> FloatArray:
+        """Log density of each observation (rows of ``x``) under each state, (obs, states)."""
+        return np.array(
+            [
+                [_log_normal(row, self.means[i], self.covars[i]) for i in range(self.n_states)]
+                for row in np.atleast_2d(x)
+            ]
+        )
+
+    def decode(self, x: FloatArray) -> np.ndarray:
+        """The most likely state path of ``x`` (observations, features): Viterbi (Rabiner
+        1989, eq. 105), offline, on the whole sample; :class:`RegimeFilter` is the online,
+        causal reading of the same model.
+
+        Rabiner, L. R. (1989). A tutorial on hidden Markov models and selected applications in
+        speech recognition. *Proc. IEEE* 77(2), 257-286. doi:10.1109/5.18626.
+        """
+        log_b = self.log_likelihoods(x)
+        with np.errstate(divide="ignore"):
+            log_a = np.log(self.transmat)
+            delta = np.log(self.startprob) + log_b[0]
+        back = np.zeros(log_b.shape, dtype=int)
+        for i in range(1, len(log_b)):
+            scores = delta[:, None] + log_a
+            back[i] = np.argmax(scores, axis=0)
+            delta = scores[back[i], np.arange(self.n_states)] + log_b[i]
+        path = np.empty(len(log_b), dtype=int)
+        path[-1] = int(np.argmax(delta))
+        for i in range(len(log_b) - 1, 0, -1):
+            path[i - 1] = back[i, path[i]]
+        return path
+
 
 DVOL_MODEL = RegimeModel(
     means=np.array([[-0.0974], [0.752]]),
@@ -50,8 +82,14 @@ DVOL_MODEL = RegimeModel(
 """Two states fitted on BTC DVOL daily changes 2022-11..2025-11 (see the module docstring)."""
 
 
-def fit_regime_hmm(x: FloatArray, n_states: int = 2, seed: int = 0) -> RegimeModel:
-    """Fit a Gaussian HMM with full covariances to ``x`` (observations, features) offline.
+def fit_regime_hmm(
+    x: FloatArray, n_states: int = 2, seed: int = 0, order_by: int | None = None
+) -> RegimeModel:
+    """Fit a Gaussian HMM with full covariances to ``x`` (observations, features) offline
+    (hmmlearn's Baum-Welch, 200 iterations, ``random_state=seed``).
+
+    States are ordered calm to stressed: by the determinant of their covariance, or, with
+    ``order_by``, by their mean of that feature column.
 
     Examples
     --------
@@ -60,11 +98,15 @@ def fit_regime_hmm(x: FloatArray, n_states: int = 2, seed: int = 0) -> RegimeMod
     >>> model = fit_regime_hmm(x[:, None], seed=0)
     >>> np.sqrt(model.covars.ravel()).round(0).tolist()
     [1.0, 5.0]
+    >>> path = model.decode(x[:, None])  # the calm, wild, calm thirds
+    >>> [round(float(path[s].mean()), 2) for s in (slice(300), slice(300, 400), slice(400, None))]
+    [0.0, 1.0, 0.0]
     """
     from hmmlearn.hmm import GaussianHMM  # fitting is offline; the online filter needs NumPy only
 
     hmm = GaussianHMM(n_states, covariance_type="full", n_iter=200, random_state=seed).fit(x)
-    order = np.argsort([np.linalg.det(c) for c in hmm.covars_])
+    key = [np.linalg.det(c) for c in hmm.covars_] if order_by is None else hmm.means_[:, order_by]
+    order = np.argsort(key)
     return RegimeModel(
         means=hmm.means_[order],
         covars=hmm.covars_[order],

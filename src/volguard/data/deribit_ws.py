@@ -29,8 +29,8 @@ from typing import Any
 
 import pandas as pd
 
+from volguard.data.events import QuoteUpdate, Trade
 from volguard.errors import VolguardError
-from volguard.guard.events import QuoteUpdate, Trade
 from volguard.market.deribit import DeribitInstrument, parse_deribit_instrument
 
 
