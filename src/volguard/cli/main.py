@@ -78,6 +78,11 @@ DEFAULT_DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
 PACKAGED_PRESETS = Path(__file__).resolve().parents[1] / "sim" / "presets"
 UnderlyingOpt = Annotated[str, typer.Option(help="BTC, ETH, ...")]
 AtOpt = Annotated[str, typer.Option(help="Time (ISO 8601, UTC); the nearest snapshot is used.")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First time (ISO 8601, UTC).")]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Last time (ISO 8601, UTC), inclusive: a date alone keeps its day."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
@@ -604,17 +609,21 @@ def guard_replay_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
-    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
     speed: Annotated[
         float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start the run folder afresh, whatever made it.")
+    ] = False,
 ) -> None:
     """Replay a store through the guard; write decisions.parquet, guarded.parquet, report.html.
 
     The audit log (decisions.jsonl) and a checkpoint live in the run folder: run the same
-    command again after a crash and it resumes where the log ends.
+    command again after a crash and it resumes where the log ends. A run folder made with
+    other settings is refused (--force starts it afresh); a later --to continues it.
     """
 
     def make_guard() -> Guard:
@@ -637,6 +646,7 @@ def guard_replay_command(
                 end,
                 speed,
                 on_decision=lambda _d: advance(1),
+                force=force,
             )
         if summary.resumed_from is not None:
             out.print(f"resumed after {summary.resumed_from.isoformat()}")
@@ -669,8 +679,8 @@ def serve_command(
     underlying: UnderlyingOpt,
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
-    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     speed: Annotated[
         float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
     ] = None,
