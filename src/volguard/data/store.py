@@ -365,18 +365,15 @@ def utc(value: str | pd.Timestamp, *, end: bool = False) -> pd.Timestamp:
     ...
     volguard.errors.ConfigError: '2026-13-45' is not a time; expected ISO 8601 such as ...
     """
+    problem = ConfigError(f"{value!r} is not a time; expected ISO 8601 such as 2026-01-15T09:00")
+    if isinstance(value, str) and value.strip().lower() in ("now", "today"):
+        raise problem  # relative words are not reproducible
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        ts = pd.NaT
-        problem: BaseException | None = exc
-    else:
-        problem = None
-    relative = isinstance(value, str) and value.strip().lower() in ("now", "today")
-    if ts is pd.NaT or relative:
-        raise ConfigError(
-            f"{value!r} is not a time; expected ISO 8601 such as 2026-01-15T09:00"
-        ) from problem
+        raise problem from exc
+    if pd.isna(ts):
+        raise problem
     if end and isinstance(value, str) and len(value.strip()) == len("YYYY-MM-DD"):
         ts = ts + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
