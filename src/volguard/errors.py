@@ -1,7 +1,9 @@
 """One vocabulary of errors and warnings for volguard.
 
-Errors subclass ``ValueError``/``TypeError`` so callers that already catch those keep working;
-recoverable numerical trouble is a warning, never a silent NaN.
+Errors about the data subclass ``ValueError`` so callers that already catch those keep
+working; :class:`ConfigError` on purpose does not: code that records a failed fit and goes on
+(``volguard.models.base.FIT_ERRORS``) must never swallow a misspelt setting. Recoverable
+numerical trouble is a warning, never a silent NaN.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ class DataRowError(VolguardError, ValueError):
         )
 
 
-class ConfigError(VolguardError, ValueError):
-    """A setting or a configuration file is invalid; the message names the key and the rule."""
+class ConfigError(VolguardError):
+    """A setting or a configuration file is invalid; the message names the key and the rule.
+
+    Not a ``ValueError``: a configuration error always surfaces, it is never counted as a
+    failed fit (``FIT_ERRORS``).
+    """
 
 
 class StoreError(VolguardError, RuntimeError):
