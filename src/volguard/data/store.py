@@ -9,7 +9,8 @@ Layout (Hive-style, readable by DuckDB, Spark or Ray Data from a file system or 
 Writes are atomic: a commit writes its parts and the next manifest under ``_staging/``, moves
 the parts into place, and publishes by replacing ``_manifest.json`` in one ``os.replace``.
 Readers list files from the manifest only, so a commit killed half-way leaves the store as it
-was; the next writer removes the orphans. Partition columns live in the path, not in the files.
+was (a first commit killed half-way: an empty store); the next writer removes the orphans.
+Partition columns live in the path, not in the files.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ class QuoteStore:
     def _load_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
         if not path.exists():
-            if self.root.exists() and any(p.name != LOCK for p in self.root.iterdir()):
+            if self.root.is_file():
+                raise StoreError(f"{self.root} is a file, not a store folder")
+            # a first commit killed before its manifest leaves only the store's own names: an
+            # empty store whose next writer removes them
+            own = {LOCK, STAGING, *TABLES}
+            if self.root.exists() and any(p.name not in own for p in self.root.iterdir()):
                 raise StoreError(f"{self.root} is not empty and has no {MANIFEST}: not a store")
             return {"version": 1, "sources": {}, "parts": {name: [] for name in TABLES}}
         try:
