@@ -27,6 +27,10 @@ class DataFileError(VolguardError, ValueError):
         self.expected = expected
         super().__init__(f"{self.path}: {problem}; expected {expected}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # rebuilt from its fields, so it crosses a process pool intact (not a broken pool)
+        return type(self), (self.path, self.problem, self.expected)
+
 
 class DataRowError(VolguardError, ValueError):
     """One row of an input file is invalid where the caller asked for strict parsing."""
@@ -40,6 +44,9 @@ class DataRowError(VolguardError, ValueError):
         super().__init__(
             f"{self.path}, line {row}, field {field!r}: expected {expected}, got {got!r}"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, str, str, object]]:
+        return type(self), (self.path, self.row, self.field, self.expected, self.got)
 
 
 class ConfigError(VolguardError):
@@ -64,6 +71,9 @@ class FetchError(VolguardError, RuntimeError):
         self.url = url
         self.problem = problem
         super().__init__(f"{url}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.url, self.problem)
 
 
 class NumericalWarning(RuntimeWarning):
