@@ -1,7 +1,9 @@
 """One vocabulary of errors and warnings for volguard.
 
-Errors subclass ``ValueError``/``TypeError`` so callers that already catch those keep working;
-recoverable numerical trouble is a warning, never a silent NaN.
+Errors about the data subclass ``ValueError`` so callers that already catch those keep
+working; :class:`ConfigError` on purpose does not: code that records a failed fit and goes on
+(``volguard.models.base.FIT_ERRORS``) must never swallow a misspelt setting. Recoverable
+numerical trouble is a warning, never a silent NaN.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ class DataFileError(VolguardError, ValueError):
         self.expected = expected
         super().__init__(f"{self.path}: {problem}; expected {expected}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        # rebuilt from its fields, so it crosses a process pool intact (not a broken pool)
+        return type(self), (self.path, self.problem, self.expected)
+
 
 class DataRowError(VolguardError, ValueError):
     """One row of an input file is invalid where the caller asked for strict parsing."""
@@ -39,9 +45,16 @@ class DataRowError(VolguardError, ValueError):
             f"{self.path}, line {row}, field {field!r}: expected {expected}, got {got!r}"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[str, int, str, str, object]]:
+        return type(self), (self.path, self.row, self.field, self.expected, self.got)
 
-class ConfigError(VolguardError, ValueError):
-    """A setting or a configuration file is invalid; the message names the key and the rule."""
+
+class ConfigError(VolguardError):
+    """A setting or a configuration file is invalid; the message names the key and the rule.
+
+    Not a ``ValueError``: a configuration error always surfaces, it is never counted as a
+    failed fit (``FIT_ERRORS``).
+    """
 
 
 class StoreError(VolguardError, RuntimeError):
@@ -58,6 +71,9 @@ class FetchError(VolguardError, RuntimeError):
         self.url = url
         self.problem = problem
         super().__init__(f"{url}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.url, self.problem)
 
 
 class NumericalWarning(RuntimeWarning):

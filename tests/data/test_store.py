@@ -123,37 +123,45 @@ KILLER = textwrap.dedent(
     from volguard.data.ingest import ingest
     from volguard.data.store import open_store
     real_replace, moves = os.replace, [0]
+    when, at = sys.argv[2].split(":")  # before:N, after:N (the Nth move) or after:manifest
 
-    def replace_then_die(src, dst):
-        real_replace(src, dst)
+    def replace_or_die(src, dst):
         moves[0] += 1
-        if moves[0] == int(sys.argv[2]):
+        hit = str(dst).endswith("_manifest.json") if at == "manifest" else moves[0] == int(at)
+        if hit and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(src, dst)
+        if hit:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    os.replace = replace_then_die
+    os.replace = replace_or_die
     ingest(open_store(sys.argv[1]), sys.argv[3:], "deribit-snapshot")
     """
 )
 
 
-@pytest.mark.parametrize("moves_before_kill", [1, 3])
+@pytest.mark.parametrize("new_store", [True, False], ids=["new-store", "existing-store"])
+@pytest.mark.parametrize("kill", ["before:1", "after:1", "after:3", "before:manifest"])
 def test_a_kill_in_the_middle_leaves_the_store_unchanged(
-    tmp_path: Path, snapshot_files: list[Path], moves_before_kill: int
+    tmp_path: Path, snapshot_files: list[Path], kill: str, new_store: bool
 ) -> None:
     root = tmp_path / "s"
-    ingest(open_store(root), snapshot_files[:1], "deribit-snapshot")
+    if not new_store:
+        ingest(open_store(root), snapshot_files[:1], "deribit-snapshot")
     before_rows = open_store(root).read("quotes")
-    before_manifest = (root / "_manifest.json").read_bytes()
+    before_manifest = _state(root).get("_manifest.json")
     files = [str(p) for p in snapshot_files[5:8]]
     proc = subprocess.run(
-        [sys.executable, "-c", KILLER, str(root), str(moves_before_kill), *files],
+        [sys.executable, "-c", KILLER, str(root), kill, *files],
         capture_output=True,
         check=False,
     )
-    assert proc.returncode == -signal.SIGKILL
-    # the killed commit moved some parts into place but never published them
-    assert (root / "_manifest.json").read_bytes() == before_manifest
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    # the killed commit may have moved parts into place but never published them; a first
+    # ingest killed leaves a folder every command still opens as the empty store it was
+    assert _state(root).get("_manifest.json") == before_manifest
     pd.testing.assert_frame_equal(open_store(root).read("quotes"), before_rows)
+    assert len(open_store(root).summary()) == (0 if new_store else 2)  # BTC, ETH on one day
     # the next writer cleans up and the same files then ingest completely
     summary = ingest(open_store(root), files, "deribit-snapshot")
     assert summary.files_read == 3
@@ -161,6 +169,22 @@ def test_a_kill_in_the_middle_leaves_the_store_unchanged(
     live = {str(p) for p in open_store(root).part_files("quotes")}
     on_disk = {str(p) for p in (root / "quotes").rglob("*.parquet")}
     assert live == on_disk
+
+
+def test_a_kill_after_the_commit_point_keeps_the_commit(
+    tmp_path: Path, snapshot_files: list[Path]
+) -> None:
+    root = tmp_path / "s"
+    files = [str(p) for p in snapshot_files[5:7]]
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(root), "after:manifest", *files],
+        capture_output=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert len(open_store(root).sources) == 2
+    assert ingest(open_store(root), files, "deribit-snapshot").files_skipped == 2
+    assert not (root / "_staging").exists()
 
 
 def test_not_a_store_and_corrupt_manifest(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,10 +19,12 @@ from volguard.guard.audit import AuditLog, read_log
 from volguard.guard.policy import Decision
 from volguard.guard.replay import (
     LOG,
+    SETTINGS,
     ReplayMismatch,
     decisions_frame,
     guarded_frame,
     replay,
+    run_settings,
 )
 from volguard.guard.runtime import Guard, GuardSettings
 from volguard.models import make_engine
@@ -125,5 +128,10 @@ def test_a_resume_with_other_settings_is_refused(store_root: Path, tmp_path: Pat
     def other() -> Guard:
         return Guard(make_engine("svi"), make_engine("black76-flat"), GuardSettings(warmup=2))
 
+    with pytest.raises(ReplayMismatch, match="made with engine = SSVI"):
+        replay(store, "BTC", other, tmp_path)
+    # settings that claim to match but decide otherwise (a store changed under the folder)
+    settings = run_settings(other(), "BTC", None)
+    (tmp_path / SETTINGS).write_text(json.dumps(settings), encoding="utf-8")
     with pytest.raises(ReplayMismatch, match="differs from the logged one"):
         replay(store, "BTC", other, tmp_path)

@@ -97,9 +97,33 @@ def test_health_and_price(served: tuple[str, GuardService]) -> None:
     assert quote["lower_iv"] < quote["iv"] < quote["upper_iv"]
     assert 0 < quote["bid_usd"] < quote["price_usd"] < quote["ask_usd"] < 80_000
     assert quote["delta"] < 0 and quote["vega"] > 0
-    # an instrument whose expiry the snapshot does not list: a clear 400
+    # an instrument whose expiry the snapshot does not list: a 422 that names it
     status, out = _http(base, "/price", json.dumps(body).encode())
-    assert status == 400 and "no forward" in out["detail"]
+    assert status == 422 and "contracts[0] (BTC-15FEB26-90000-C)" in out["detail"]
+    assert "no forward" in out["detail"]
+
+
+def test_a_contract_the_snapshot_cannot_price_is_a_422_naming_it(
+    served: tuple[str, GuardService],
+) -> None:
+    base, _ = served
+    cases = {  # (the synthetic expiries are at 09:00, so no Deribit name is listed)
+        "ETH-19FEB26-3000-C": "underlying ETH; this service prices BTC",
+        "BTC-27FEB26-90000-C": "is not listed",
+        "BTC-1JAN26-90000-C": "expired",
+    }
+    for name, needle in cases.items():
+        status, out = _http(
+            base, "/price", json.dumps({"contracts": [{"instrument": name}]}).encode()
+        )
+        assert status == 422, (name, out)
+        assert f"({name})" in out["detail"] and needle in out["detail"]
+    explicit = {"expiry": EXPIRY, "strike": 3000, "is_call": True, "underlying": "ETH"}
+    status, out = _http(base, "/price", json.dumps({"contracts": [explicit]}).encode())
+    assert status == 422 and "this service prices BTC" in out["detail"]
+    explicit["underlying"] = "btc"
+    status, out = _http(base, "/price", json.dumps({"contracts": [explicit]}).encode())
+    assert status == 200, out
 
 
 @pytest.mark.parametrize(
@@ -114,8 +138,8 @@ def test_health_and_price(served: tuple[str, GuardService]) -> None:
             "greater than 0",
         ),
         (b'{"contracts": [{"strike": 90000}]}', 422, "give instrument"),
-        (b'{"contracts": [{"instrument": "BTC-PERPETUAL"}]}', 400, "not a Deribit option"),
-        (b'{"contracts": [{"instrument": "BTC-1JAN20-1-C"}]}', 400, "no forward"),
+        (b'{"contracts": [{"instrument": "BTC-PERPETUAL"}]}', 422, "not a Deribit option"),
+        (b'{"contracts": [{"instrument": "BTC-1JAN20-1-C"}]}', 422, "expired"),
         (b'{"contracts": [{"instrument": "BTC-15FEB26-1-C"}], "delta": "model"}', 422, "delta"),
     ],
 )
@@ -188,7 +212,7 @@ def test_volguard_serve_replays_a_store_and_answers(tmp_path: Path) -> None:
                 continue
         assert health["state"] == "NORMAL"
         status, out = _http(f"127.0.0.1:{port}", "/price", b'{"contracts": [{"instrument": "X"}]}')
-        assert status == 400 and "not a Deribit option" in out["detail"]
+        assert status == 422 and "not a Deribit option" in out["detail"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

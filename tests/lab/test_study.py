@@ -102,26 +102,26 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
         ),
         ("[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nbacktest = 1", "unknown"),
         ("[engines]\nsvi = {}\n[protocols]\nhedging = true", "[data] is missing"),
-        ("colour = 1", "unknown key(s) ['colour']"),
+        ("colour = 1", "[colour]: unknown key (did you mean"),
         (
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
             "[uncertainty]\nconfidence = 0.9",
-            "[uncertainty] ['confidence'] unknown",
+            "[uncertainty] confidence: unknown key",
         ),
         (
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
             "[stress]\nscenarios = ['meteor']",
-            "scenario 'meteor' is unknown",
+            "[stress] scenarios: expected a list of one of",
         ),
         (
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\n"
             "nowcast = [{ mode = 'wings' }, { mode = 'edges' }]",
-            "mode 'edges' is unknown",
+            "[protocols] nowcast[1].mode: expected one of 'random'",
         ),
         (
             "[data]\nsimulate = 'markov'\n[engines]\nsvi = {}\n[protocols]\nhedging = true\n"
             "[stress]\nadversarial = { engine = 'oracle' }",
-            "expected keys engine (a registered engine)",
+            "[stress] adversarial.engine: expected one of",
         ),
         (
             "[data]\ndataset = 'mine'\n[engines]\nsvi = {}\n[protocols]\nhedging = true",

@@ -3,60 +3,74 @@
 
 from __future__ import annotations
 
-import glob
-import json
 import os
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from volguard.data.events import ReplaySource
-from volguard.data.fetch import (
-    DEFAULT_DERIBIT_BASE,
-    DEFAULT_TARDIS_BASE,
-    fetch_deribit_chain,
-    fetch_tardis_sample,
+from volguard import __version__
+from volguard.cli._common import (
+    OneLineGroup,
+    check_out,
+    check_store,
+    check_time,
+    err,
+    fail,
+    number,
+    out,
+    progress,
+    records,
+    run,
 )
-from volguard.data.files import parquet_bytes, write_atomic
-from volguard.data.ingest import IngestSummary, build_store, ingest
-from volguard.data.loaders import LOADERS
-from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
-from volguard.data.loaders.tardis_chain import thin_options_chain
-from volguard.data.store import open_store
-from volguard.errors import ConfigError, VolguardError
-from volguard.guard.replay import decisions_frame, guarded_frame, replay
-from volguard.guard.runtime import Guard, GuardSettings
-from volguard.guard.service import GuardService, create_app
-from volguard.lab.study import Study, run_study
-from volguard.models import ENGINES, SurfaceEngine, make_engine
-from volguard.report.fit_report import write_fit
-from volguard.report.guard_report import write_guard_outputs
-from volguard.report.store_report import store_report_json, store_report_markdown
-from volguard.report.study_html import write_study_report
-from volguard.report.study_report import scorecard_markdown
-from volguard.sim import PRESETS, load_scenario, preset, simulate
-from volguard.sim.adversarial import adversarial_search
-from volguard.sim.calibrate import calibrate, calibration_json
-from volguard.sim.liquidity_presets import fit_presets, liquidity_json
-from volguard.sim.stress import StressScenario, stress
-from volguard.sim.stress_library import LIBRARY, load_scenario_toml
+from volguard.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from volguard.data.ingest import IngestSummary
+    from volguard.guard.runtime import Guard
+    from volguard.models import SurfaceEngine
+
+# The registries' names, spelt out so that --help needs no numerical import
+# (tests/cli/test_registries.py holds them equal to the registries).
+FORMATS: tuple[str, ...] = ("csv", "deribit-api", "deribit-snapshot", "optionsdx", "quotes")
+FORMATS += ("tardis", "tardis-smiles")
+FIT_ENGINES: tuple[str, ...] = ("black76-flat", "svi", "ssvi", "essvi", "sabr", "heston")
+FIT_ENGINES += ("bates", "gp", "ensemble", "conformal")
+"""The engines ``fit`` can fit from one snapshot (the learned ones need a study's training)."""
+LEARNED = ("gbm", "nn", "hybrid")
+PRESET_NAMES = ("calm-2026-01", "crash-2026-02", "markov", "calm-then-crash")
+SCENARIO_NAMES: tuple[str, ...] = ("crunch-mild", "crunch-severe", "vol-up-20", "vol-crush")
+SCENARIO_NAMES += ("skew-twist", "corr-flip", "jump-down-15", "stale-30pct")
+SCENARIO_NAMES += ("basis-dislocation", "crash-combo")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"volguard {__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
+    cls=OneLineGroup,
     help="volguard: crypto option pricing engines that know how far they can be trusted.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """volguard: crypto option pricing engines that know how far they can be trusted."""
+
+
 data_app = typer.Typer(help="Inspect a quote store.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 fetch_app = typer.Typer(
@@ -65,44 +79,29 @@ fetch_app = typer.Typer(
 app.add_typer(fetch_app, name="fetch")
 sim_app = typer.Typer(help="Calibrate the market simulator to real data.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
-
 guard_app = typer.Typer(help="Run the guard over quotes.", no_args_is_help=True)
 app.add_typer(guard_app, name="guard")
 
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
-
 StoreOpt = Annotated[Path, typer.Option("--store", help="Quote store folder.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
 DEFAULT_DATA = Path(os.environ.get("VOLGUARD_DATA", "../shared/data"))
 PACKAGED_PRESETS = Path(__file__).resolve().parents[1] / "sim" / "presets"
 UnderlyingOpt = Annotated[str, typer.Option(help="BTC, ETH, ...")]
-AtOpt = Annotated[str, typer.Option(help="Time (ISO 8601, UTC); the nearest snapshot is used.")]
+AtOpt = Annotated[
+    str, typer.Option(help="Time (ISO 8601, UTC); the nearest snapshot within a day is used.")
+]
+FromOpt = Annotated[str | None, typer.Option("--from", help="First time (ISO 8601, UTC).")]
+ToOpt = Annotated[
+    str | None,
+    typer.Option("--to", help="Last time (ISO 8601, UTC), inclusive: a date alone keeps its day."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run ``action``; a volguard error becomes a one-line message and exit code 2."""
-    try:
-        return action()
-    except VolguardError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=2) from exc
-
-
-@contextmanager
-def _progress(total: int, label: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    if not enabled:
-        yield lambda _n: None
-        return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _expand(patterns: list[str]) -> list[Path]:
     """Expand globs the shell left alone; a pattern matching nothing is kept (and fails loudly)."""
+    import glob
+
     paths: list[Path] = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else []
@@ -110,9 +109,26 @@ def _expand(patterns: list[str]) -> list[Path]:
     return paths
 
 
+def _engine(name: str, option: str = "ENGINE", **settings: Any) -> SurfaceEngine:
+    """A registered engine that a single snapshot can fit, or a one-line error."""
+    if name not in FIT_ENGINES:
+        learned = (
+            " (it needs training: use it in a study)" if name in ("gbm", "nn", "hybrid") else ""
+        )
+        raise fail(
+            f"{option}: engine {name!r} is unknown{learned}; expected one of "
+            f"{', '.join(FIT_ENGINES)}"
+        )
+    from volguard.models import make_engine
+
+    return make_engine(name, **settings)
+
+
 def _print_ingest(summary: IngestSummary, as_json: bool) -> None:
+    from rich.table import Table
+
     if as_json:
-        out.print_json(json.dumps(summary.to_dict()))
+        out.print_json(data=summary.to_dict())
         return
     table = Table(title="ingest", show_header=False)
     for key in ("files_read", "files_skipped", "rows_read", "rows_clean", "rows_quarantined"):
@@ -127,36 +143,49 @@ def _print_ingest(summary: IngestSummary, as_json: bool) -> None:
 @app.command("ingest")
 def ingest_command(
     files: Annotated[list[str], typer.Argument(help="Input files (globs fine).")],
-    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(sorted(LOADERS))}.")],
+    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")],
     store: StoreOpt,
     mapping: Annotated[
         Path | None, typer.Option(help="Column mapping (TOML) for --format csv.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Parallel parser processes.")] = min(
+    workers: Annotated[int, typer.Option(min=1, help="Parallel parser processes.")] = min(
         2, os.cpu_count() or 1
     ),
     as_json: JsonOpt = False,
 ) -> None:
     """Ingest option-quote files into a store; bad rows go to quarantine with a reason."""
     paths = _expand(files)
+    if fmt not in FORMATS:
+        raise fail(f"--format: format {fmt!r} is unknown; expected one of {', '.join(FORMATS)}")
+    if store.exists() and not store.is_dir():
+        raise fail(f"--store {store}: a file, not a store folder")
+    check_out(store, "--store")
 
     def action() -> IngestSummary:
-        loader = make_mapped_csv_loader(mapping) if mapping is not None else None
-        with _progress(len(paths), f"ingest {fmt}", enabled=not as_json) as advance:
-            return ingest(
-                open_store(store), paths, fmt, loader=loader, workers=workers, progress=advance
-            )
+        from volguard.data.ingest import ingest
+        from volguard.data.loaders.mapped_csv import make_mapped_csv_loader
+        from volguard.data.store import open_store
 
-    _print_ingest(_run(action), as_json)
+        loader = make_mapped_csv_loader(mapping) if mapping is not None else None
+        quotes = open_store(store)
+        with progress(len(paths), f"ingest {fmt}", enabled=not as_json) as advance:
+            return ingest(quotes, paths, fmt, loader=loader, workers=workers, progress=advance)
+
+    _print_ingest(run(action), as_json)
 
 
 @data_app.command("summary")
 def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
     """Per underlying and date: snapshots, quotes, expiries, one-sided and quarantined rows."""
-    frame = _run(lambda: open_store(store).summary())
+    from volguard.data.store import open_store
+
+    frame = run(lambda: open_store(check_store(store)).summary())
     if as_json:
-        out.print_json(json.dumps(_records(frame)))
+        out.print_json(data=records(frame))
         return
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=f"store {store}", box=box.SIMPLE, show_edge=False, collapse_padding=True)
     for column in frame.columns:
         table.add_column(
@@ -174,14 +203,16 @@ def summary_command(store: StoreOpt, as_json: JsonOpt = False) -> None:
 def snapshot_command(
     store: StoreOpt,
     underlying: UnderlyingOpt,
-    at: Annotated[str, typer.Option(help="Time (ISO 8601, UTC unless it says otherwise).")],
+    at: AtOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """The snapshot nearest a time: forward and quote counts per expiry."""
-    snap = _run(lambda: open_store(store).snapshot_at(underlying.upper(), at))
-    quotes = snap.quotes
+    from volguard.data.store import open_store
+
+    when = check_time(at, "--at")
+    snap = run(lambda: open_store(check_store(store)).snapshot_at(underlying.upper(), when))
     per_expiry = (
-        quotes.groupby("expiry")
+        snap.quotes.groupby("expiry")
         .agg(
             forward=("forward", "median"),
             quotes=("strike", "size"),
@@ -192,15 +223,15 @@ def snapshot_command(
     )
     if as_json:
         out.print_json(
-            json.dumps(
-                {
-                    "underlying": snap.underlying,
-                    "ts": snap.ts.isoformat(),
-                    "expiries": _records(per_expiry),
-                }
-            )
+            data={
+                "underlying": snap.underlying,
+                "ts": snap.ts.isoformat(),
+                "expiries": records(per_expiry),
+            }
         )
         return
+    from rich.table import Table
+
     table = Table(title=repr(snap))
     for column in per_expiry.columns:
         table.add_column(column, justify="right")
@@ -219,7 +250,9 @@ def snapshot_command(
 def fetch_tardis_command(
     day: Annotated[str, typer.Option(help="The 1st of a month, YYYY-MM-01 (free sample days).")],
     dest: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("data/raw"),
-    base_url: Annotated[str, typer.Option(help="Tardis datasets base URL.")] = DEFAULT_TARDIS_BASE,
+    base_url: Annotated[str, typer.Option(help="Tardis datasets base URL.")] = (
+        "https://datasets.tardis.dev/v1"
+    ),
     thin_every: Annotated[
         float,
         typer.Option(
@@ -228,12 +261,16 @@ def fetch_tardis_command(
     ] = 3600.0,
 ) -> None:
     """Download Tardis.dev's free Deribit options_chain day file (thinned to hourly by default)."""
-    raw = _run(lambda: fetch_tardis_sample(day, dest, base_url=base_url))
+    from volguard.data.fetch import fetch_tardis_sample
+    from volguard.data.loaders.tardis_chain import thin_options_chain
+
+    check_out(dest, "--dest")
+    raw = run(lambda: fetch_tardis_sample(day, dest, base_url=base_url))
     if thin_every <= 0:
         out.print(f"wrote {raw}")
         return
     thin_path = raw.with_name(raw.name.replace(".csv.gz", f".every{int(thin_every)}s.csv.gz"))
-    result = _run(lambda: thin_options_chain(raw, thin_path, every_s=thin_every))
+    result = run(lambda: thin_options_chain(raw, thin_path, every_s=thin_every))
     raw.unlink()
     out.print(
         f"wrote {result.path}: {result.rows_out:,} of {result.rows_in:,} rows kept "
@@ -245,27 +282,38 @@ def fetch_tardis_command(
 def fetch_deribit_command(
     currency: Annotated[str, typer.Option(help="BTC, ETH, ...")] = "BTC",
     dest: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("data/raw"),
-    base_url: Annotated[str, typer.Option(help="Deribit API base URL.")] = DEFAULT_DERIBIT_BASE,
+    base_url: Annotated[str, typer.Option(help="Deribit API base URL.")] = (
+        "https://www.deribit.com/api/v2"
+    ),
 ) -> None:
     """Snapshot Deribit's live option chain over the public REST API (format deribit-api)."""
-    path = _run(lambda: fetch_deribit_chain(currency.upper(), dest, base_url=base_url))
+    from volguard.data.fetch import fetch_deribit_chain
+
+    check_out(dest, "--dest")
+    path = run(lambda: fetch_deribit_chain(currency.upper(), dest, base_url=base_url))
     out.print(f"wrote {path}")
 
 
 @app.command("demo")
 def demo_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("runs/demo"),
-    days: Annotated[float, typer.Option(help="Days simulated.")] = 40.0,
+    days: Annotated[float, typer.Option(min=0.5, help="Days simulated.")] = 40.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulation.")] = 0,
+    wide: Annotated[bool, typer.Option("--wide", help="Every scorecard column.")] = False,
 ) -> None:
     """Simulate 30 calm days, a 7-day crash and what follows (BTC and ETH, the calibrated
     presets), ingest the quotes into a store, score five engines across the regimes labelled
     from the market (a study on the store's BTC snapshots), and write the report (no data
     needed)."""
+    check_out(out_dir)
 
     def action() -> tuple[dict[str, IngestSummary], pd.DataFrame]:
-        run = simulate(preset("calm-then-crash"), days=days, freq="6h", seed=seed)
-        quotes = run.write(out_dir / "sim")[0]
+        from volguard.data.ingest import build_store
+        from volguard.lab.study import Study, run_study
+        from volguard.sim import preset, simulate
+
+        result = simulate(preset("calm-then-crash"), days=days, freq="6h", seed=seed)
+        quotes = result.write(out_dir / "sim")[0]
         summaries = build_store(out_dir / "store", [("quotes", quotes)])
         study = Study(
             name="demo",
@@ -283,7 +331,13 @@ def demo_command(
         )
         return summaries, run_study(study, out_dir / "study", workers=min(2, os.cpu_count() or 1))
 
-    summaries, card = _run(action)
+    summaries, card = run(action)
+    from volguard.data.files import write_atomic
+    from volguard.data.store import open_store
+    from volguard.report.store_report import store_report_json, store_report_markdown
+    from volguard.report.study_html import write_study_report
+    from volguard.report.study_report import scorecard_markdown
+
     for fmt, summary in summaries.items():
         out.rule(f"ingest {fmt}")
         _print_ingest(summary, as_json=False)
@@ -291,63 +345,99 @@ def demo_command(
     write_atomic(out_dir / "summary.json", store_report_json(summaries, contents))
     text = store_report_markdown(summaries, contents) + "\n" + scorecard_markdown(card)
     report = write_atomic(out_dir / "report.md", text)
-    _print_scorecard(card, out_dir / "study" / "scorecard.csv")
+    _print_scorecard(card, out_dir / "study" / "scorecard.csv", wide)
     out.print(f"report: {report}")
     out.print(f"report: {write_study_report(out_dir / 'study')}")
 
 
 @app.command("fit")
 def fit_command(
-    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
+    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(FIT_ENGINES)}.")],
     store: StoreOpt,
     underlying: UnderlyingOpt,
     at: AtOpt,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     weighting: Annotated[str, typer.Option(help="vega, spread, open_interest or none.")] = "vega",
     grid: Annotated[str, typer.Option(help="Surface k grid START:STOP:STEP.")] = "-1.5:1.0:0.01",
 ) -> None:
     """Fit an engine to one snapshot; write params.json, fit.json and surface.parquet."""
+    if weighting not in ("vega", "spread", "open_interest", "none"):
+        raise fail(f"--weighting {weighting!r}: expected vega, spread, open_interest or none")
+    k = _grid(grid)
+    when = check_time(at, "--at")
+    check_store(store)
+    check_out(out_dir)
+    model = _engine(engine, weighting=weighting)
 
-    def action() -> tuple[SurfaceEngine, list[Path]]:
-        snap = open_store(store).snapshot_at(underlying.upper(), at)
-        try:
-            model = make_engine(engine, weighting=weighting)
-            start, stop, step = (float(x) for x in grid.split(":"))
-            k = np.round(np.arange(start, stop + step / 2, step), 10)
-            model.fit(snap)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        return model, write_fit(model, out_dir, k)
+    def action() -> tuple[SurfaceEngine, list[Path], float]:
+        from volguard.cli.warmup import compile_timer
+        from volguard.data.store import open_store
+        from volguard.report.fit_report import write_fit
 
-    model, paths = _run(action)
+        snap = open_store(store).snapshot_at(underlying.upper(), when)
+        with compile_timer(err) as compile_s:
+            try:
+                model.fit(snap)
+            except ValueError as exc:  # the engines' word for a snapshot they cannot fit
+                raise ConfigError(f"{engine} cannot fit {snap!r}: {exc}") from exc
+        return model, write_fit(model, out_dir, k), compile_s[0] * 1e3
+
+    model, paths, compile_ms = run(action)
+    from rich.table import Table
+
     summary = model.result_.summary()
+    summary["fit_ms"] -= compile_ms  # the engine's clock ran through the compilation too
     table = Table(
         title=f"{engine} on {underlying.upper()} at {model.ts_.isoformat()}", show_header=False
     )
-    for key in (
-        "n_quotes",
-        "rmse_vol_pts",
-        "mae_half_spreads",
-        "inside_spread_pct",
-        "fit_ms",
-        "converged",
-        "fallback",
-    ):
+    keys = ("n_quotes", "rmse_vol_pts", "mae_half_spreads", "inside_spread_pct", "fit_ms")
+    for key in (*keys, "converged", "fallback"):
         value = summary[key]
         table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    if compile_ms > 0:
+        table.add_row("compile_ms (first run only)", f"{compile_ms:.0f}")
     arb = model.result_.arbitrage
     table.add_row(
         "arbitrage (butterfly / calendar / bounds)",
         f"{arb.butterfly_count} / {arb.calendar_count} / {arb.bounds_count}",
     )
     out.print(table)
+    for warning in model.result_.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     out.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _grid(grid: str) -> Any:
+    """``START:STOP:STEP`` as the k grid, or a one-line error."""
+    import numpy as np
+
+    try:
+        start, stop, step = (float(x) for x in grid.split(":"))
+    except ValueError as exc:
+        raise fail(f"--grid {grid!r}: expected START:STOP:STEP, three numbers") from exc
+    if not (step > 0 and stop > start) or (stop - start) / step > 100_000:
+        raise fail(f"--grid {grid!r}: expected START < STOP and 0 < STEP, at most 1e5 points")
+    return np.round(np.arange(start, stop + step / 2, step), 10)
+
+
+@app.command("warmup")
+def warmup_command() -> None:
+    """Compile every numerical kernel now (12-23 s once per install), so that no later command
+    pays it."""
+    from volguard.cli.warmup import warm_all
+
+    seconds = warm_all(err)
+    out.print(
+        f"compiled the numerical kernels in {seconds:.1f} s"
+        if seconds > 0
+        else "the numerical kernels were already compiled"
+    )
 
 
 @app.command("simulate")
 def simulate_command(
     scenario: Annotated[
-        str, typer.Argument(help=f"A preset ({', '.join(PRESETS)}) or a scenario TOML file.")
+        str, typer.Argument(help=f"A preset ({', '.join(PRESET_NAMES)}) or a scenario TOML file.")
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (replaced).")],
     days: Annotated[float, typer.Option(help="Length of the run, days.")] = 7.0,
@@ -355,15 +445,21 @@ def simulate_command(
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
 ) -> None:
     """Simulate a regime-switching market: quotes, truth and path as Parquet in --out."""
+    check_out(out_dir)
 
     def action() -> tuple[Any, list[Path]]:
+        from volguard.sim import load_scenario, simulate
+
         try:
             result = simulate(load_scenario(scenario), days, freq, seed)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
         return result, result.write(out_dir)
 
-    result, files = _run(action)
+    result, files = run(action)
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=f"simulate {result.scenario.name} (seed {seed})", box=box.SIMPLE)
     for column in ("underlying", "snapshots", "quotes", "truth rows", "spot", "regimes"):
         table.add_column(column, justify="left" if column in ("underlying", "regimes") else "right")
@@ -390,15 +486,23 @@ def sim_calibrate_command(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder of regimes.json and liquidity.json.")
     ] = PACKAGED_PRESETS,
-    per_window: Annotated[int, typer.Option(help="Snapshots fitted per regime window.")] = 8,
+    per_window: Annotated[int, typer.Option(min=1, help="Snapshots fitted per regime window.")] = 8,
 ) -> None:
     """Fit the simulator's regimes and liquidity to the real Deribit windows and Binance returns."""
     snapshots = sorted((data / "deribit-svcj-snapshots" / "snapshots").glob("*.csv.gz"))
     if not snapshots:
-        err.print(f"[bold red]error:[/] no Deribit snapshots under {data}", markup=True)
-        raise typer.Exit(code=2)
+        raise fail(f"--data {data}: no Deribit snapshots under it (deribit-svcj-snapshots)")
+    check_out(out_dir)
 
     def action() -> list[Path]:
+        import tempfile
+
+        from volguard.data.files import write_atomic
+        from volguard.data.ingest import build_store
+        from volguard.data.store import open_store
+        from volguard.sim.calibrate import calibrate, calibration_json
+        from volguard.sim.liquidity_presets import fit_presets, liquidity_json
+
         with tempfile.TemporaryDirectory() as tmp:
             build_store(Path(tmp) / "store", [("deribit-snapshot", p) for p in snapshots])
             result = calibrate(
@@ -414,12 +518,14 @@ def sim_calibrate_command(
             write_atomic(out_dir / "liquidity.json", liquidity),
         ]
 
-    for path in _run(action):
+    for path in run(action):
         out.print(f"wrote {path}")
 
 
-def _stress_scenario(name: str) -> StressScenario:
+def _stress_scenario(name: str) -> Any:
     """A library scenario by name, or ``FILE.toml`` (one scenario) / ``FILE.toml:NAME``."""
+    from volguard.sim.stress_library import LIBRARY, load_scenario_toml
+
     if name in LIBRARY:
         return LIBRARY[name]
     path, _, wanted = name.partition(":")
@@ -440,19 +546,32 @@ def _stress_scenario(name: str) -> StressScenario:
 @app.command("stress")
 def stress_command(
     scenario: Annotated[
-        str, typer.Argument(help=f"A library scenario ({', '.join(LIBRARY)}) or FILE.toml[:NAME].")
+        str,
+        typer.Argument(
+            help=f"A library scenario ({', '.join(SCENARIO_NAMES)}) or FILE.toml[:NAME]."
+        ),
     ],
     store: StoreOpt,
     underlying: UnderlyingOpt,
     at: AtOpt,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     seed: Annotated[int, typer.Option(help="Seed of the quote transforms.")] = 0,
 ) -> None:
     """Stress a stored snapshot: stressed quotes, the true stressed surface, its arbitrage check."""
+    when = check_time(at, "--at")
+    check_store(store)
+    check_out(out_dir)
+    chosen = run(lambda: _stress_scenario(scenario))
 
     def action() -> tuple[Any, list[Path]]:
-        snap = open_store(store).snapshot_at(underlying.upper(), at)
-        result = stress(snap, _stress_scenario(scenario), seed=seed)
+        import json
+
+        from volguard.data.files import parquet_bytes, write_atomic
+        from volguard.data.store import open_store
+        from volguard.sim.stress import stress
+
+        snap = open_store(store).snapshot_at(underlying.upper(), when)
+        result = stress(snap, chosen, seed=seed)
         report = {
             "scenario": result.scenario.name,
             "params": result.scenario.params,
@@ -466,7 +585,7 @@ def stress_command(
             write_atomic(out_dir / "stress.json", json.dumps(report, indent=2) + "\n"),
         ]
 
-    result, files = _run(action)
+    result, files = run(action)
     truth = result.truth
     out.print(
         f"{result.scenario.name}: {int(truth['visible'].sum()):,} of {len(truth):,} quotes "
@@ -477,35 +596,51 @@ def stress_command(
         out.print(f"wrote {path}")
 
 
+OBJECTIVES = {"iv_rmse": "vol points", "price_rmse": "USD per unit of underlying"}
+OBJECTIVES["hedge_rmse"] = "USD per unit of underlying"
+"""The adversarial objectives and the unit of their error."""
+
+
 @app.command("adversarial")
 def adversarial_command(
-    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(sorted(ENGINES))}.")],
+    engine: Annotated[str, typer.Argument(help=f"One of: {', '.join(FIT_ENGINES)}.")],
     store: StoreOpt,
     underlying: UnderlyingOpt,
     at: AtOpt,
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     objective: Annotated[str, typer.Option(help="iv_rmse, price_rmse or hedge_rmse.")] = "iv_rmse",
     seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
-    maxiter: Annotated[int, typer.Option(help="Differential-evolution generations.")] = 8,
+    maxiter: Annotated[int, typer.Option(min=1, help="Differential-evolution generations.")] = 8,
 ) -> None:
     """Search the stress box for the scenario that maximises an engine's error."""
+    if objective not in OBJECTIVES:
+        raise fail(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    when = check_time(at, "--at")
+    check_store(store)
+    check_out(out_dir)
+    model = _engine(engine)
 
     def action() -> tuple[Any, list[Path]]:
-        snap = open_store(store).snapshot_at(underlying.upper(), at)
-        try:
-            result = adversarial_search(
-                make_engine(engine),
-                snap,
-                objective=objective,  # type: ignore[arg-type]
-                baselines=LIBRARY,
-                seed=seed,
-                maxiter=maxiter,
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        import json
+
+        from volguard.data.files import parquet_bytes, write_atomic
+        from volguard.data.store import open_store
+        from volguard.sim.adversarial import adversarial_search
+        from volguard.sim.stress_library import LIBRARY
+
+        snap = open_store(store).snapshot_at(underlying.upper(), when)
+        result = adversarial_search(
+            model,
+            snap,
+            objective=objective,  # type: ignore[arg-type]
+            baselines=LIBRARY,
+            seed=seed,
+            maxiter=maxiter,
+        )
         report = {
             "engine": engine,
             "objective": objective,
+            "unit": OBJECTIVES[objective],
             "base_ts": str(snap.ts),
             "seed": seed,
             "worst_params": result.worst_params,
@@ -518,12 +653,12 @@ def adversarial_command(
             write_atomic(out_dir / "adversarial.json", json.dumps(report, indent=2) + "\n"),
         ]
 
-    result, files = _run(action)
-    named = result.worst_baseline
+    result, files = run(action)
+    named, unit = result.worst_baseline, OBJECTIVES[objective]
     out.print(
-        f"{engine}, {objective}: worst case found {result.worst_error:.4g} after "
+        f"{engine}, {objective}: worst case found {result.worst_error:.4g} {unit} after "
         f"{len(result.path)} evaluations ({result.elapsed_s:.1f} s); worst named scenario: "
-        + (f"{named[0]} {named[1]:.4g}" if named else "none")
+        + (f"{named[0]} {named[1]:.4g} {unit}" if named else "none")
     )
     for path in files:
         out.print(f"wrote {path}")
@@ -533,24 +668,39 @@ def adversarial_command(
 def study_command(
     config: Annotated[Path, typer.Argument(help="The study TOML file (docs/lab.md).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (its cache is reused).")],
-    workers: Annotated[int, typer.Option(help="Processes (or Ray CPUs) running the cells.")] = min(
-        2, os.cpu_count() or 1
-    ),
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes (or Ray CPUs) running the cells.")
+    ] = min(2, os.cpu_count() or 1),
     executor: Annotated[str, typer.Option(help="local (a process pool) or ray.")] = "local",
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (auto, ray://host:10001).")
     ] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Every scorecard column.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run a study: every engine x protocol x regime x scenario to scorecard.csv, resumable
     (the terminal shows the unstressed market's rows)."""
+    from volguard.lab.study import Study
+
+    study = run(lambda: Study.from_toml(config))
+    check_out(out_dir)
 
     def action() -> pd.DataFrame:
-        study = Study.from_toml(config)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        from volguard.lab.study import run_study
+
         columns = (TextColumn(f"study {study.name}"), BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
             task = bar.add_task("cells", total=None)
 
-            def progress(finished: int, total: int) -> None:
+            def advance(finished: int, total: int) -> None:
                 bar.update(task, completed=finished, total=total)
 
             return run_study(
@@ -559,39 +709,52 @@ def study_command(
                 workers=workers,
                 executor=executor,
                 address=address,
-                progress=progress,
+                progress=advance,
             )
 
-    _print_scorecard(_run(action), out_dir / "scorecard.csv")
+    card = run(action)
+    if as_json:
+        out.print_json(data=records(card))
+        return
+    from volguard.report.study_html import write_study_report
+
+    _print_scorecard(card, out_dir / "scorecard.csv", wide)
     out.print(f"report: {write_study_report(out_dir)}")
 
 
-def _print_scorecard(card: pd.DataFrame, path: Path) -> None:
+SCORECARD = {  # column -> (header, shown in 80 columns)
+    "engine": ("engine", True),
+    "protocol": ("protocol", True),
+    "regime": ("regime", True),
+    "iv_rmse_vol_pts": ("IV RMSE", True),
+    "inside_spread_pct": ("inside%", False),
+    "gen_gap": ("gap", True),
+    "hedge_err_std_bp": ("hedge sd bp", True),
+}
+
+
+def _print_scorecard(card: pd.DataFrame, path: Path, wide: bool = False) -> None:
+    from rich import box
+    from rich.table import Table
+
     stressed = int((card["scenario"] != "market").sum())
     card = card[card["scenario"] == "market"]
-    shown = {  # column -> header
-        "engine": "engine",
-        "protocol": "protocol",
-        "regime": "regime",
-        "iv_rmse_vol_pts": "IV RMSE",
-        "inside_spread_pct": "inside%",
-        "gen_gap": "gap",
-        "hedge_err_std_bp": "hedge sd bp",
-    }
-    columns = [c for c in shown if c in card]
+    columns = [c for c, (_, narrow) in SCORECARD.items() if c in card and (wide or narrow)]
     table = Table(
         title=f"scorecard: {path}",
         caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; "
-        "hedge sd in bp of the forward",
+        "hedge sd in bp of the forward" + ("" if wide else "; --wide: every column"),
         box=box.SIMPLE,
+        collapse_padding=True,
+        pad_edge=False,
     )
     for column in columns:
-        if column in ("engine", "protocol", "regime"):
-            table.add_column(shown[column], no_wrap=True)
-        else:
-            table.add_column(shown[column], justify="right", no_wrap=True)
+        left = column in ("engine", "protocol", "regime")
+        table.add_column(
+            SCORECARD[column][0], justify="left" if left else "right", no_wrap=True, overflow="fold"
+        )
     for row in card[columns].itertuples(index=False):
-        table.add_row(*(v if isinstance(v, str) else _number(float(v)) for v in row))
+        table.add_row(*(v if isinstance(v, str) else number(float(v)) for v in row))
     out.print(table)
     if stressed:
         out.print(f"{stressed} stressed rows (the scenario column) are in {path}")
@@ -604,39 +767,55 @@ def guard_replay_command(
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder (resumed if it exists).")],
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
-    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
-    warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    warmup: Annotated[int, typer.Option(min=1, help="Snapshots that set the calm reference.")] = 10,
     speed: Annotated[
-        float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
+        float | None,
+        typer.Option(min=0.0, help="Market seconds per wall second (default: flat out)."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start the run folder afresh, whatever made it.")
+    ] = False,
 ) -> None:
     """Replay a store through the guard; write decisions.parquet, guarded.parquet, report.html.
 
     The audit log (decisions.jsonl) and a checkpoint live in the run folder: run the same
-    command again after a crash and it resumes where the log ends.
+    command again after a crash and it resumes where the log ends. A run folder made with
+    other settings is refused (--force starts it afresh); a later --to continues it.
     """
+    first = check_time(start, "--from") if start is not None else None
+    last = check_time(end, "--to", end=True) if end is not None else None
+    check_store(store)
+    check_out(out_dir)
+    _engine(engine, "--engine")
+    _engine(fallback, "--fallback")
+    if speed == 0:
+        raise fail("--speed: must be positive (leave it out to replay flat out)")
 
     def make_guard() -> Guard:
-        return Guard(make_engine(engine), make_engine(fallback), GuardSettings(warmup=warmup))
+        from volguard.guard.runtime import Guard, GuardSettings
+
+        return Guard(_engine(engine), _engine(fallback), GuardSettings(warmup=warmup))
 
     def action() -> list[Path]:
-        try:
-            make_guard()
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        from volguard.data.store import open_store
+        from volguard.guard.replay import decisions_frame, guarded_frame, replay
+        from volguard.report.guard_report import write_guard_outputs
+
         quotes = open_store(store)
         total = len(quotes.timestamps(underlying.upper()))
-        with _progress(total, "replay", enabled=err.is_terminal) as advance:
+        with progress(total, "replay", enabled=err.is_terminal) as advance:
             summary = replay(
                 quotes,
                 underlying.upper(),
                 make_guard,
                 out_dir,
-                start,
-                end,
+                first,
+                last,
                 speed,
                 on_decision=lambda _d: advance(1),
+                force=force,
             )
         if summary.resumed_from is not None:
             out.print(f"resumed after {summary.resumed_from.isoformat()}")
@@ -644,7 +823,12 @@ def guard_replay_command(
         title = f"guard replay: {underlying.upper()}, {engine} (fallback {fallback})"
         return write_guard_outputs(decisions, guarded_frame(out_dir), out_dir, title=title)
 
-    paths = _run(action)
+    paths = run(action)
+    from rich import box
+    from rich.table import Table
+
+    from volguard.guard.replay import decisions_frame
+
     decisions = decisions_frame(out_dir)
     table = Table(title="guard decisions", box=box.SIMPLE)
     for column in ("ts", "previous", "state", "reason", "z", "p_stress"):
@@ -656,8 +840,8 @@ def guard_replay_command(
             str(row.previous),
             str(row.state),
             str(row.reason),
-            _number(row.z),
-            _number(row.p_stress),
+            number(row.z),
+            number(row.p_stress),
         )
     out.print(table)
     out.print(f"{len(decisions)} decisions; wrote " + ", ".join(str(p) for p in paths))
@@ -669,28 +853,38 @@ def serve_command(
     underlying: UnderlyingOpt,
     engine: Annotated[str, typer.Option(help="Primary engine.")] = "ssvi",
     fallback: Annotated[str, typer.Option(help="Conservative fallback engine.")] = "black76-flat",
-    start: Annotated[str | None, typer.Option("--from", help="First time (ISO 8601).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last time (ISO 8601).")] = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
     speed: Annotated[
-        float | None, typer.Option(help="Market seconds per wall second (default: flat out).")
+        float | None,
+        typer.Option(min=0.0, help="Market seconds per wall second (default: flat out)."),
     ] = None,
-    warmup: Annotated[int, typer.Option(help="Snapshots that set the calm reference.")] = 10,
+    warmup: Annotated[int, typer.Option(min=1, help="Snapshots that set the calm reference.")] = 10,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
 ) -> None:
     """Serve the guard (POST /price, GET /health, GET /metrics, WS /stream) while the store is
     replayed into it in the background."""
+    first = check_time(start, "--from") if start is not None else None
+    last = check_time(end, "--to", end=True) if end is not None else None
+    check_store(store)
+    primary, backup = _engine(engine, "--engine"), _engine(fallback, "--fallback")
+    if speed == 0:
+        raise fail("--speed: must be positive (leave it out to replay flat out)")
+    import threading
+
     import uvicorn
 
-    def make_service() -> tuple[GuardService, ReplaySource]:
-        try:
-            guard = Guard(make_engine(engine), make_engine(fallback), GuardSettings(warmup=warmup))
-            source = ReplaySource(open_store(store), [underlying.upper()], start, end, speed)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        return GuardService(guard), source
+    from volguard.data.events import ReplaySource
+    from volguard.data.store import open_store
+    from volguard.guard.runtime import Guard, GuardSettings
+    from volguard.guard.service import GuardService, create_app
 
-    service, source = _run(make_service)
+    quotes = run(lambda: open_store(store))
+    if quotes.timestamps(underlying.upper()).empty:
+        raise fail(f"--underlying {underlying.upper()}: no quotes of it in {store}")
+    service = GuardService(Guard(primary, backup, GuardSettings(warmup=warmup)))
+    source = ReplaySource(quotes, [underlying.upper()], first, last, speed)
 
     def feed() -> None:
         for snapshot in source:
@@ -698,12 +892,3 @@ def serve_command(
 
     threading.Thread(target=feed, name="guard-feed", daemon=True).start()
     uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
-
-
-def _number(value: object) -> str:
-    return f"{value:.2f}" if isinstance(value, float) and np.isfinite(value) else "-"
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records", date_format="iso"))
-    return records

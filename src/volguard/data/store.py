@@ -9,7 +9,8 @@ Layout (Hive-style, readable by DuckDB, Spark or Ray Data from a file system or 
 Writes are atomic: a commit writes its parts and the next manifest under ``_staging/``, moves
 the parts into place, and publishes by replacing ``_manifest.json`` in one ``os.replace``.
 Readers list files from the manifest only, so a commit killed half-way leaves the store as it
-was; the next writer removes the orphans. Partition columns live in the path, not in the files.
+was (a first commit killed half-way: an empty store); the next writer removes the orphans.
+Partition columns live in the path, not in the files.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ import pyarrow.parquet as pq
 
 from volguard.data.files import fsync_dir
 from volguard.data.schema import QUARANTINE_COLUMNS, QUOTE_COLUMNS, Column, conform
-from volguard.errors import StoreError
+from volguard.errors import ConfigError, StoreError
 from volguard.market.snapshot import MarketSnapshot
 
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 LOCK = "_lock"
 TABLES = {"quotes": QUOTE_COLUMNS, "quarantine": QUARANTINE_COLUMNS}
+MAX_DISTANCE = pd.Timedelta(days=1)
+"""How far :meth:`QuoteStore.snapshot_at` may look for the nearest snapshot."""
 UNKNOWN = "__unknown__"
 """Partition value for quarantined rows whose underlying or date could not be parsed."""
 
@@ -70,7 +73,12 @@ class QuoteStore:
     def _load_manifest(self) -> dict[str, Any]:
         path = self.root / MANIFEST
         if not path.exists():
-            if self.root.exists() and any(p.name != LOCK for p in self.root.iterdir()):
+            if self.root.is_file():
+                raise StoreError(f"{self.root} is a file, not a store folder")
+            # a first commit killed before its manifest leaves only the store's own names: an
+            # empty store whose next writer removes them
+            own = {LOCK, STAGING, *TABLES}
+            if self.root.exists() and any(p.name not in own for p in self.root.iterdir()):
                 raise StoreError(f"{self.root} is not empty and has no {MANIFEST}: not a store")
             return {"version": 1, "sources": {}, "parts": {name: [] for name in TABLES}}
         try:
@@ -184,26 +192,41 @@ class QuoteStore:
         """Yield the :class:`MarketSnapshot` of ``underlying`` at each stored time in range."""
         stamps = self.timestamps(underlying)
         if start is not None:
-            stamps = stamps[stamps >= _utc(start)]
+            stamps = stamps[stamps >= utc(start)]
         if end is not None:
-            stamps = stamps[stamps <= _utc(end)]
+            stamps = stamps[stamps <= utc(end, end=True)]
         for day, day_stamps in pd.Series(stamps, index=stamps).groupby(stamps.date):
             rows = self.read("quotes", underlying=underlying, dates=[str(day)])
             for ts in day_stamps:
                 yield MarketSnapshot.from_quotes(rows[rows["ts"] == ts])
 
-    def snapshot_at(self, underlying: str, at: str | pd.Timestamp) -> MarketSnapshot:
-        """The snapshot of ``underlying`` nearest to ``at``.
+    def snapshot_at(
+        self,
+        underlying: str,
+        at: str | pd.Timestamp,
+        within: pd.Timedelta = MAX_DISTANCE,
+    ) -> MarketSnapshot:
+        """The snapshot of ``underlying`` nearest to ``at``, at most ``within`` away.
 
         Raises
         ------
         StoreError
-            If the store holds no quotes of ``underlying``.
+            If the store holds no quotes of ``underlying``, or none within ``within`` of ``at``
+            (the message names the nearest snapshot and its distance).
+        ConfigError
+            If ``at`` is not a time.
         """
+        wanted = utc(at)
         stamps = self.timestamps(underlying)
         if stamps.empty:
             raise StoreError(f"{self.root}: no quotes of underlying {underlying!r} in the store")
-        nearest = stamps[int(abs((stamps - _utc(at)).asi8).argmin())]
+        nearest = stamps[int(abs((stamps - wanted).asi8).argmin())]
+        if abs(nearest - wanted) > within:
+            raise StoreError(
+                f"{self.root}: no {underlying} snapshot within {within} of {wanted}; the "
+                f"nearest is {nearest} ({abs(nearest - wanted)} away; the store holds "
+                f"{stamps[0]} to {stamps[-1]})"
+            )
         rows = self.read("quotes", underlying=underlying, dates=[str(nearest.date())])
         return MarketSnapshot.from_quotes(rows[rows["ts"] == nearest])
 
@@ -328,6 +351,35 @@ def _duckdb() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
+def utc(value: str | pd.Timestamp, *, end: bool = False) -> pd.Timestamp:
+    """A UTC time from ISO 8601 text or a Timestamp (naive means UTC).
+
+    With ``end=True`` a date alone means the last instant of that day, so that an inclusive
+    upper bound ``2026-01-14`` keeps the snapshots of the 14th.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is not a time.
+
+    Examples
+    --------
+    >>> str(utc("2026-01-14", end=True))
+    '2026-01-14 23:59:59.999999999+00:00'
+    >>> utc("2026-13-45")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    volguard.errors.ConfigError: '2026-13-45' is not a time; expected ISO 8601 such as ...
+    """
+    problem = ConfigError(f"{value!r} is not a time; expected ISO 8601 such as 2026-01-15T09:00")
+    if isinstance(value, str) and value.strip().lower() in ("now", "today"):
+        raise problem  # relative words are not reproducible
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise problem from exc
+    if pd.isna(ts):
+        raise problem
+    if end and isinstance(value, str) and len(value.strip()) == len("YYYY-MM-DD"):
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

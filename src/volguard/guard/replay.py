@@ -2,8 +2,11 @@
 
 ``OUT/decisions.jsonl`` is the :class:`~volguard.guard.audit.AuditLog`; ``OUT/guarded/`` holds
 one Parquet part of guarded quotes per snapshot; ``OUT/checkpoint.pkl`` is the pickled guard
-after the last snapshot it completed. Per snapshot the order is: update the guard, append its
-decision (fsync), write the guarded part, write the checkpoint (each file atomic). After a kill
+after the last snapshot it completed; ``OUT/run.json`` records the settings the folder was made
+with (underlying, first time, engines, guard settings), and a call with other settings is refused
+with :class:`ReplayMismatch` naming the first one that differs (``force=True`` starts afresh).
+Per snapshot the order is: update the guard, append its decision (fsync), write the guarded
+part, write the checkpoint (each file atomic). After a kill
 anywhere, :func:`replay` started again with the same arguments loads the checkpoint, replays
 the snapshots after it, and skips decisions the log already holds (checking that they agree:
 the guard is deterministic), so every decision is logged exactly once.
@@ -11,6 +14,8 @@ the guard is deterministic), so every decision is logged exactly once.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +25,8 @@ import pandas as pd
 
 from volguard.data.events import ReplaySource
 from volguard.data.files import write_atomic
-from volguard.data.store import QuoteStore
-from volguard.errors import VolguardError
+from volguard.data.store import QuoteStore, utc
+from volguard.errors import StoreError, VolguardError
 from volguard.guard.audit import AuditLog, read_log
 from volguard.guard.policy import Decision
 from volguard.guard.runtime import Guard
@@ -29,10 +34,12 @@ from volguard.guard.runtime import Guard
 LOG = "decisions.jsonl"
 CHECKPOINT = "checkpoint.pkl"
 GUARDED = "guarded"
+SETTINGS = "run.json"
 
 
 class ReplayMismatch(VolguardError, RuntimeError):
-    """A resumed replay decided differently from the log: different inputs or settings."""
+    """A run folder belongs to other inputs or settings: its ``run.json`` differs from the
+    call's, or a resumed replay decided differently from the log."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ def replay(
     end: str | pd.Timestamp | None = None,
     speed: float | None = None,
     on_decision: Callable[[Decision], None] | None = None,
+    force: bool = False,
 ) -> ReplaySummary:
     """Replay ``underlying`` from ``store`` through a guard, resuming from ``out`` if present.
 
@@ -64,17 +72,28 @@ def replay(
         Builds a fresh guard (used when ``out`` has no checkpoint).
     out : path
         The run folder (see the module docstring).
+    start, end : str or Timestamp, optional
+        Inclusive UTC bounds. A later ``end`` continues a run folder; ``start`` must match it.
     on_decision : callable, optional
         Called with each decision after it is durable (progress bars).
+    force : bool
+        Remove the run files of ``out`` first (start afresh whatever made them).
 
     Raises
     ------
     ReplayMismatch
-        If a re-processed snapshot's decision differs from the logged one.
+        If ``out`` was made with other settings (``run.json``), its log runs past ``end``, or a
+        re-processed snapshot's decision differs from the logged one.
+    StoreError
+        If the store holds no snapshot of ``underlying`` between ``start`` and ``end``.
     """
     out = Path(out)
     checkpoint = out / CHECKPOINT
     guard, resumed = make_guard(), None
+    if force:
+        clear_run(out)
+    _check_window(store, underlying, start, end)
+    _claim(out, run_settings(guard, underlying, start), end)
     if checkpoint.exists():
         guard, resumed = pickle.loads(checkpoint.read_bytes())
     source = ReplaySource(store, [underlying], start, end, speed)
@@ -104,6 +123,79 @@ def replay(
             if on_decision is not None:
                 on_decision(decision)
     return ReplaySummary(snapshots, appended, already, resumed)
+
+
+def run_settings(guard: Guard, underlying: str, start: str | pd.Timestamp | None) -> dict[str, str]:
+    """What makes a run folder's decisions: underlying, first time, engines (their repr shows
+    every setting changed from the default) and each guard setting, as strings.
+
+    Examples
+    --------
+    >>> from volguard.guard.runtime import GuardSettings
+    >>> from volguard.models import make_engine
+    >>> guard = Guard(make_engine("ssvi"), make_engine("black76-flat"), GuardSettings(warmup=3))
+    >>> s = run_settings(guard, "BTC", "2026-01-02")
+    >>> s["underlying"], s["from"], s["engine"], s["warmup"]
+    ('BTC', '2026-01-02 00:00:00+00:00', 'SSVI()', '3')
+    """
+    first = "None" if start is None else str(utc(start))
+    settings = {"underlying": underlying, "from": first}
+    settings |= {"engine": repr(guard.engine), "fallback": repr(guard.fallback)}
+    for item in dataclasses.fields(guard.settings):
+        settings[item.name] = str(getattr(guard.settings, item.name))
+    return settings
+
+
+def clear_run(out: Path) -> None:
+    """Remove the run files of ``out`` (log, checkpoint, guarded parts, ``run.json``)."""
+    for name in (LOG, CHECKPOINT, SETTINGS):
+        (out / name).unlink(missing_ok=True)
+    for part in (out / GUARDED).glob("part-*.parquet"):
+        part.unlink()
+
+
+def _check_window(
+    store: QuoteStore,
+    underlying: str,
+    start: str | pd.Timestamp | None,
+    end: str | pd.Timestamp | None,
+) -> None:
+    stamps = store.timestamps(underlying)
+    if stamps.empty:
+        raise StoreError(f"{store.root}: no quotes of underlying {underlying!r} in the store")
+    lo = utc(start) if start is not None else stamps[0]
+    hi = utc(end, end=True) if end is not None else stamps[-1]
+    if not ((stamps >= lo) & (stamps <= hi)).any():
+        raise StoreError(
+            f"{store.root}: no {underlying} snapshot from {lo} to {hi}; the store holds "
+            f"{stamps[0]} to {stamps[-1]}"
+        )
+
+
+def _claim(out: Path, settings: dict[str, str], end: str | pd.Timestamp | None) -> None:
+    """Record ``settings`` in a new run folder, or check them against an existing one."""
+    path = out / SETTINGS
+    if not path.exists():
+        if (out / LOG).exists():
+            raise ReplayMismatch(
+                f"{out}: holds a decision log but no {SETTINGS} (an older volguard made it); "
+                "use another folder or --force to start it afresh"
+            )
+        write_atomic(path, json.dumps(settings, indent=1) + "\n")
+        return
+    found = json.loads(path.read_text(encoding="utf-8"))
+    for key in [*settings, *(k for k in found if k not in settings)]:
+        if found.get(key) != settings.get(key):
+            raise ReplayMismatch(
+                f"{out}: made with {key} = {found.get(key)}, this run asks {settings.get(key)}; "
+                "use another folder, the same settings, or --force to start it afresh"
+            )
+    logged = read_log(out / LOG)
+    if end is not None and logged and logged[-1].ts > utc(end, end=True):
+        raise ReplayMismatch(
+            f"{out}: the log already runs to {logged[-1].ts}, after the last time {end}; "
+            "use another folder or --force to start it afresh"
+        )
 
 
 def decisions_frame(out: str | Path) -> pd.DataFrame:

@@ -13,8 +13,9 @@
     sends is answered with an error message and otherwise ignored).
 
 A malformed request gets a 4xx with a message naming the field; a valid request that the
-guard cannot price (no snapshot yet: 503; an expiry without a forward: 400) says why. The
-service never lets an input reach a 500.
+guard cannot price says why: no snapshot yet is a 503; a contract of another underlying, an
+expiry the served snapshot does not list (or already past), a strike without a finite price is
+a 422 naming the contract. The service never lets an input reach a 500.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ STREAM_POLL_S = 0.1
 
 class Contract(BaseModel):
     """One contract: ``instrument`` (e.g. ``BTC-27FEB26-90000-C``) or all three of ``expiry``
-    (UTC), ``strike`` (USD) and ``is_call``."""
+    (UTC), ``strike`` (USD) and ``is_call``, with ``underlying`` optional (checked if given)."""
 
     instrument: str | None = None
+    underlying: str | None = None
     expiry: datetime | None = None
     strike: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     is_call: bool | None = None
@@ -101,12 +103,12 @@ class GuardService:
             widen = self.guard.settings.policy.widen[state]
         if engine is None or context is None:
             raise HTTPException(503, "the guard has no fitted engine yet; feed it a snapshot")
-        contracts = _contracts(request.contracts)
-        try:
-            g = engine.greeks(contracts, context, delta=request.delta)
-            f, strike, t, is_call = engine.contract_inputs(contracts, context)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        contracts = _contracts(request.contracts, context)
+        g = engine.greeks(contracts, context, delta=request.delta)
+        f, strike, t, is_call = engine.contract_inputs(contracts, context)
+        bad = np.flatnonzero(~np.isfinite(g["price"]) | ~np.isfinite(g["iv"]))
+        if bad.size:
+            raise HTTPException(422, f"{_name(contracts, int(bad[0]))}: no finite price")
         iv = g["iv"]
         width = width if math.isfinite(width) else 1.0
         half = half if math.isfinite(half) else 0.01
@@ -194,14 +196,19 @@ def _prom(value: float) -> str:
     return "+Inf" if value == math.inf else repr(value)
 
 
-def _contracts(items: list[Contract]) -> pd.DataFrame:
+def _contracts(items: list[Contract], context: MarketSnapshot) -> pd.DataFrame:
+    """The requested contracts as ``instrument, expiry, strike, is_call``, each checked against
+    the served snapshot (see the module docstring)."""
     rows: list[tuple[str | None, pd.Timestamp, float | None, bool | None]] = []
     for i, c in enumerate(items):
+        where = f"contracts[{i}]" + (f" ({c.instrument})" if c.instrument else "")
+        underlying = c.underlying
         if c.instrument is not None:
             try:
                 option = parse_deribit_instrument(c.instrument)
             except ValueError as exc:
-                raise HTTPException(400, f"contracts[{i}]: {exc}") from exc
+                raise HTTPException(422, f"{where}: {exc}") from exc
+            underlying = option.underlying
             rows.append((c.instrument, option.expiry, option.strike, option.is_call))
         else:
             assert c.expiry is not None  # the validator asked for all three
@@ -210,9 +217,30 @@ def _contracts(items: list[Contract]) -> pd.DataFrame:
                 expiry.tz_localize("UTC") if expiry.tzinfo is None else expiry.tz_convert("UTC")
             )
             rows.append((None, expiry, c.strike, c.is_call))
+        if underlying is not None and underlying.upper() != context.underlying:
+            raise HTTPException(
+                422, f"{where}: underlying {underlying}; this service prices {context.underlying}"
+            )
+        expiry, strike = rows[-1][1], rows[-1][2]
+        if expiry <= context.ts:
+            raise HTTPException(422, f"{where}: expired at {expiry}, before {context.ts}")
+        if expiry not in context.forwards.index:
+            listed = ", ".join(f"{e:%Y-%m-%d %H:%M}" for e in context.expiries)
+            raise HTTPException(
+                422,
+                f"{where}: expiry {expiry} is not listed in the {context.underlying} snapshot of "
+                f"{context.ts} (no forward); listed: {listed}",
+            )
+        if strike is None or not strike > 0:
+            raise HTTPException(422, f"{where}: strike must be positive; got {strike}")
     frame = pd.DataFrame(rows, columns=["instrument", "expiry", "strike", "is_call"])
     frame["expiry"] = pd.to_datetime(frame["expiry"], utc=True)
     return frame
+
+
+def _name(contracts: pd.DataFrame, i: int) -> str:
+    instrument = contracts["instrument"].iloc[i]
+    return f"contracts[{i}] ({instrument})" if isinstance(instrument, str) else f"contracts[{i}]"
 
 
 def create_app(service: GuardService) -> FastAPI:

@@ -52,14 +52,16 @@ cell's protocols on the stressed snapshot (:func:`volguard.sim.stress.stress`), 
 engines fitted before the stress predict the stressed quotes) and a hedge across the stress.
 
 Cells run on an executor (:mod:`volguard.lab.executors`: a local process pool or Ray) and are
-cached under ``OUT/cache`` by a content hash of what they depend on, so an interrupted or
-repeated study skips the cells already done. The outputs (``scorecard.csv`` and ``.parquet``,
-``predictions.parquet``, ``hedging.parquet``, ``regimes.parquet``, ``study.json``) are each
-written atomically.
+cached under ``OUT/cache`` by a content hash of what they depend on, the volguard version and a
+hash of its source included (:func:`code_fingerprint`), so an interrupted or repeated study
+skips the cells already done and a changed engine never serves stale cells. The outputs
+(``scorecard.csv`` and ``.parquet``, ``predictions.parquet``, ``hedging.parquet``,
+``regimes.parquet``, ``study.json``) are each written atomically.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -74,6 +76,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import volguard
 from volguard.data.files import parquet_bytes, write_atomic
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
@@ -86,6 +89,7 @@ from volguard.lab.policy_hedging import PolicyHedgingSettings, policy_hedging_pr
 from volguard.lab.predict import fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.splits import NowcastSplit
+from volguard.lab.study_config import check_study
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
 from volguard.market.history import with_realized_vol
 from volguard.market.snapshot import MarketSnapshot
@@ -98,17 +102,6 @@ from volguard.sim.simulator import simulate
 from volguard.sim.stress import Reference, StressScenario, compose, stress
 from volguard.sim.stress_library import LIBRARY
 
-SECTIONS = {
-    "name",
-    "seed",
-    "data",
-    "regimes",
-    "engines",
-    "protocols",
-    "stress",
-    "training",
-    "uncertainty",
-}
 UNCERTAINTY = {"level": 0.9, "method": "aci", "window": 20, "gamma": 0.2, "score": "abs"}
 """Default settings of the conformal intervals every prediction gets (``[uncertainty]``).
 ACI's step ``gamma = 0.2`` (per snapshot) was chosen on simulated data: after a variance jump it
@@ -151,24 +144,11 @@ class Study:
             doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: not a readable TOML study file ({exc})") from exc
-        unknown = sorted(set(doc) - SECTIONS)
-        if unknown:
-            raise ConfigError(f"{path}: unknown key(s) {unknown}; expected {sorted(SECTIONS)}")
+        check_study(doc, path)
         for key in ("data", "engines", "protocols"):
-            if not isinstance(doc.get(key), dict) or not doc[key]:
+            if not doc.get(key):
                 raise ConfigError(f"{path}: [{key}] is missing or empty")
-        for name, settings in doc["engines"].items():
-            base = settings.get("engine", name) if isinstance(settings, dict) else name
-            if base not in ENGINES:
-                raise ConfigError(
-                    f"{path}: [engines] {base!r} is not an engine; "
-                    f"expected one of {sorted(ENGINES)}"
-                )
         protocols = doc["protocols"]
-        known = {"nowcast", "forecast", "hedging", "greeks", "policy_hedging"}
-        bad = sorted(set(protocols) - known)
-        if bad:
-            raise ConfigError(f"{path}: [protocols] {bad} unknown; expected {sorted(known)}")
         if "policy_hedging" in protocols:
             try:
                 PolicyHedgingSettings.from_mapping(protocols["policy_hedging"])
@@ -201,20 +181,9 @@ class Study:
         for settings in [nowcast] if isinstance(nowcast, dict) else nowcast:
             try:
                 NowcastSplit(**settings)
-            except (TypeError, ValueError) as exc:
+            except ValueError as exc:
                 raise ConfigError(f"{path}: [protocols] nowcast {settings}: {exc}") from exc
         stressed = dict(doc.get("stress", {}))
-        for name in stressed.get("scenarios", []):
-            if name not in LIBRARY:
-                raise ConfigError(
-                    f"{path}: [stress] scenario {name!r} is unknown; "
-                    f"expected one of {sorted(LIBRARY)}"
-                )
-        bad = sorted(set(doc.get("uncertainty", {})) - set(UNCERTAINTY))
-        if bad:
-            raise ConfigError(
-                f"{path}: [uncertainty] {bad} unknown; expected {sorted(UNCERTAINTY)}"
-            )
         share = float(doc.get("training", {}).get("share", TRAIN_SHARE))
         if not 0 < share < 1:
             raise ConfigError(f"{path}: [training] share must be in (0, 1), got {share}")
@@ -228,13 +197,6 @@ class Study:
             raise ConfigError(
                 f"{path}: [training] validation {training['validation']!r} is the training "
                 "regime; early stopping needs a regime held out of training"
-            )
-        searched = stressed.get(ADVERSARIAL, {})
-        bad = sorted(set(searched) - {"engine", "objective", "maxiter", "popsize"})
-        if bad or searched.get("engine", "ssvi") not in ENGINES:
-            raise ConfigError(
-                f"{path}: [stress] adversarial {searched}: expected keys engine (a registered "
-                "engine), objective (iv_rmse, price_rmse, hedge_rmse), maxiter, popsize"
             )
         if int(stressed.get("every", 1)) < 1:
             raise ConfigError(f"{path}: [stress] every must be >= 1, got {stressed['every']}")
@@ -260,6 +222,38 @@ class Study:
     def underlyings(self) -> list[str]:
         """The underlyings studied (``underlyings``, or the one ``underlying``; default BTC)."""
         return [str(u) for u in self.data.get("underlyings", [self.data.get("underlying", "BTC")])]
+
+
+SOURCE_SUFFIXES = (".py", ".json", ".toml")
+"""The package files whose content can change a cell's result (code, presets, scenarios)."""
+
+
+def source_fingerprint(root: Path) -> str:
+    """A hash of the files under ``root`` with :data:`SOURCE_SUFFIXES` (paths and contents).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "engine.py").write_text("A = 1")
+    >>> before = source_fingerprint(root)
+    >>> _ = (root / "engine.py").write_text("A = 2")
+    >>> before == source_fingerprint(root)
+    False
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file())
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """``VERSION+HASH``: the volguard version and :func:`source_fingerprint` of the package,
+    part of every cell's cache key (read once per process)."""
+    return f"{volguard.__version__}+{source_fingerprint(Path(volguard.__file__).parent)}"
 
 
 def data_root() -> Path:
@@ -357,6 +351,7 @@ class _Cell:
 
     def key(self, study: Study) -> str:
         what = {
+            "code": code_fingerprint(),
             "trained_on": self.trained_on,
             "learned": sorted(self.models),
             "data": study.data,
@@ -699,6 +694,7 @@ def run_study(
         "executor": executor,
         "workers": workers,
         "seconds": round(time.perf_counter() - started, 3),
+        "code": code_fingerprint(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,

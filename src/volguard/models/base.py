@@ -36,7 +36,9 @@ DeltaConvention = Literal["sticky-strike", "sticky-moneyness"]
 MIN_VARIANCE = 1e-12
 FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 """What a failed fit raises (engines validate their input and report numerics): callers that
-fit many snapshots or members catch these and record the failure."""
+fit many snapshots or members catch these and record the failure. A
+:class:`~volguard.errors.ConfigError` is none of them (it is not a ``ValueError``), so a
+misspelt setting always surfaces instead of being counted as a failed fit."""
 
 
 class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
