@@ -313,11 +313,11 @@ def demo_command(
         from volguard.sim import preset, simulate
 
         result = simulate(preset("calm-then-crash"), days=days, freq="6h", seed=seed)
-        quotes = result.write(out_dir / "sim")[0]
+        quotes, truth = result.write(out_dir / "sim")[:2]
         summaries = build_store(out_dir / "store", [("quotes", quotes)])
         study = Study(
             name="demo",
-            data={"store": str(out_dir / "store"), "underlying": "BTC"},
+            data={"store": str(out_dir / "store"), "underlying": "BTC", "truth": str(truth)},
             engines={name: {} for name in ("black76-flat", "svi", "ssvi", "essvi", "sabr")},
             protocols={
                 "nowcast": {"mode": "wings"},
@@ -726,8 +726,11 @@ SCORECARD = {  # column -> (header, shown in 80 columns)
     "engine": ("engine", True),
     "protocol": ("protocol", True),
     "regime": ("regime", True),
-    "iv_rmse_vol_pts": ("IV RMSE", True),
-    "inside_spread_pct": ("inside%", False),
+    "snap_iv_rmse_vol_pts": ("RMSE", True),
+    "snap_inside_pct": ("inside%", False),
+    "skill": ("skill", True),
+    "best_baseline": ("vs", False),
+    "iv_rmse_vol_pts": ("pooled", False),
     "gen_gap": ("gap", True),
     "hedge_err_std_bp": ("hedge sd bp", True),
 }
@@ -742,8 +745,9 @@ def _print_scorecard(card: pd.DataFrame, path: Path, wide: bool = False) -> None
     columns = [c for c, (_, narrow) in SCORECARD.items() if c in card and (wide or narrow)]
     table = Table(
         title=f"scorecard: {path}",
-        caption="IV RMSE in vol points; gap: RMSE over the in-regime RMSE; "
-        "hedge sd in bp of the forward" + ("" if wide else "; --wide: every column"),
+        caption="RMSE: median over snapshots, vol points, core quotes (docs/lab.md); skill: "
+        "1 - RMSE / best baseline's; gap: pooled RMSE over the in-regime one; hedge sd in bp "
+        "of the forward" + ("" if wide else "; --wide: every column"),
         box=box.SIMPLE,
         collapse_padding=True,
         pad_edge=False,

@@ -117,11 +117,13 @@ def nowcast_snapshot(
     split: NowcastSplit,
     fits: Mapping[str, tuple[SurfaceEngine | None, dict[str, object]]] | None = None,
     level: float = 0.9,
+    baselines: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`nowcast` on one snapshot. ``fits``: the engines already fitted on the whole
     snapshot (:func:`fit_engines`), which ``illiquid`` reuses: engines fit the two-sided quotes
     only, so its fit is that one. ``level``: of the engines' own intervals, where they give
-    one (``engine_lower_iv``, ``engine_upper_iv``)."""
+    one (``engine_lower_iv``, ``engine_upper_iv``). With ``baselines`` (and a mode with a mid),
+    the held-out quotes are also predicted by the venue's mark vol (engine ``venue-mark``)."""
     protocol = f"nowcast-{split.mode}"
     quotes = snapshot.quotes
     if split.mode == "illiquid":
@@ -146,7 +148,45 @@ def nowcast_snapshot(
             if fitted is not None:
                 rows = _predict(fitted, table.iloc[test], snapshot, level)
                 predictions.append(rows.assign(engine=name, protocol=protocol, split=i))
+        if baselines and split.mode != "illiquid" and len(test):
+            marks = venue_marks(snapshot, table.iloc[test])
+            predictions.append(marks.assign(engine=VENUE_MARK, protocol=protocol, split=i))
+            cells.append(
+                {"engine": VENUE_MARK, "protocol": protocol, "ts": snapshot.ts}
+                | {"split": i, "fit_ms": 0.0, "failed": False, "arb_violations": 0}
+            )
     return _frames(predictions, cells)
+
+
+VENUE_MARK = "venue-mark"
+"""The nowcast's venue baseline: each quote predicted by the venue's own mark vol."""
+
+
+def venue_marks(snapshot: MarketSnapshot, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (a quote table) predicted by the venue's mark vol of the same instruments
+    (rows without a mark are dropped), with Black-76 prices and greeks at that vol."""
+    marks = snapshot.quotes[["instrument", "mark_iv"]].rename(columns={"mark_iv": "model_iv"})
+    out = rows.merge(marks, on="instrument", how="inner")
+    out = out[np.isfinite(out["model_iv"].to_numpy(float)) & (out["model_iv"] > 0)]
+    return _at_vols(out, out["model_iv"].to_numpy(float))
+
+
+def _at_vols(rows: pd.DataFrame, vol: np.ndarray) -> pd.DataFrame:
+    """``rows`` with ``model_iv`` = ``vol`` and Black-76 price and greeks at it."""
+    g = black76_greeks(
+        rows["forward"].to_numpy(float),
+        rows["strike"].to_numpy(float),
+        rows["t"].to_numpy(float),
+        vol,
+        rows["is_call"].to_numpy(bool),
+    )
+    return rows.assign(
+        model_iv=vol,
+        model_price=g["price"],
+        model_delta=g["delta"],
+        model_gamma=g["gamma"],
+        model_vega=g["vega"],
+    )
 
 
 def nowcast(
@@ -222,20 +262,7 @@ def persistence(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, pd.DataF
     for name, rows in zip(PERSISTENCE, (sticky, moneyness), strict=True):
         rows = rows[np.isfinite(rows["mid_iv_then"])]
         vol = rows["mid_iv_then"].to_numpy(float)
-        g = black76_greeks(
-            rows["forward"].to_numpy(float),
-            rows["strike"].to_numpy(float),
-            rows["t"].to_numpy(float),
-            vol,
-            rows["is_call"].to_numpy(bool),
-        )
-        out[name] = rows.drop(columns="mid_iv_then").assign(
-            model_iv=vol,
-            model_price=g["price"],
-            model_delta=g["delta"],
-            model_gamma=g["gamma"],
-            model_vega=g["vega"],
-        )
+        out[name] = _at_vols(rows.drop(columns="mid_iv_then"), vol)
     return out
 
 

@@ -25,7 +25,9 @@
 
     [protocols]
     nowcast = [{ mode = "wings", test_size = 0.2 }, { mode = "illiquid" }]   # or one table
-    forecast = { horizon = 1 }   # baselines = false drops persist-strike, persist-moneyness
+    forecast = { horizon = 1 }
+    baselines = true             # false drops the baselines: svi-plain, venue-mark (nowcast),
+                                 # persist-strike and persist-moneyness (forecast)
     hedging = true               # or { price = "mark" }: options marked at the venue's mark
     # greeks = {}                 # and the learned deltas on those steps (docs/greeks.md)
 
@@ -88,6 +90,7 @@ from volguard.lab.metrics import generalization_gap, scorecard, selection_overfi
 from volguard.lab.policy_hedging import PolicyHedgingSettings, policy_hedging_protocol
 from volguard.lab.predict import fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
+from volguard.lab.skill import STATS, desk_table
 from volguard.lab.splits import NowcastSplit
 from volguard.lab.study_config import check_study
 from volguard.lab.uncertainty import conformal_intervals, coverage_table
@@ -110,6 +113,8 @@ re-enters 2 points of nominal in 5 snapshots where split conformal takes 19, and
 DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")}
 """Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
 MARKET = "market"
+PLAIN_FIT = "svi-plain"
+"""The baseline fit every study scores beside its engines (``[protocols] baselines``)."""
 """The scenario of the snapshots as they were (no stress)."""
 ADVERSARIAL = "adversarial"
 """The scenario found by an adversarial search per stressed snapshot (``[stress] adversarial``)."""
@@ -267,7 +272,8 @@ def load_data(
     """The study's snapshots per underlying in time order, and the simulator's truth (None for
     stored data). A named data set is ingested once into ``out_dir/store``. Each snapshot
     carries the realised vol of the index over the 7 days before it, from the study's own
-    snapshots (:func:`~volguard.market.history.with_realized_vol`), for learned engines' state."""
+    snapshots (:func:`~volguard.market.history.with_realized_vol`), for learned engines' state.
+    ``[data] truth`` names the truth table of a store of simulated quotes."""
     d = study.data
     if "simulate" in d:
         run = simulate(
@@ -301,7 +307,8 @@ def load_data(
         snapshots[underlying] = with_realized_vol(
             [store.snapshot_at(underlying, ts) for ts in chosen]
         )
-    return snapshots, None
+    # a store of simulated quotes can bring the simulator's truth (``volguard simulate`` writes it)
+    return snapshots, (pd.read_parquet(d["truth"]) if "truth" in d else None)
 
 
 def _utc(value: Any) -> pd.Timestamp:
@@ -376,6 +383,9 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         if not _learned(study, name) or name in cell.models
     }
     protocols = study.protocols
+    baselines = bool(protocols.get("baselines", True))
+    if baselines and PLAIN_FIT not in engines:  # the naive fit every engine must beat
+        engines[PLAIN_FIT] = make_engine(PLAIN_FIT)
     level = float({**UNCERTAINTY, **study.uncertainty}["level"])
     hedging = protocols.get("hedging")
     price: PriceSource = hedging.get("price", "mid") if isinstance(hedging, dict) else "mid"
@@ -395,9 +405,8 @@ def _run_cell(study: Study, cell: _Cell) -> dict[str, pd.DataFrame]:
         found: list[tuple[pd.DataFrame, pd.DataFrame]] = []
         for split in study.nowcast_splits:
             own = fits if snapshot is cell.now and fits else None  # stressed: fitted anew
-            found.append(nowcast_snapshot(snapshot, engines, split, own, level))
+            found.append(nowcast_snapshot(snapshot, engines, split, own, level, baselines))
         if "forecast" in protocols and later is not None:
-            baselines = bool(protocols["forecast"].get("baselines", True))
             found.append(
                 forecast_snapshot(fits, cell.now, later, forecast_protocol, baselines, level)
             )
@@ -653,6 +662,14 @@ def run_study(
     if len(predictions):
         predictions = conformal_intervals(predictions, level, **settings)
     card = scorecard(predictions, cells, by=labels_by)
+    desk = desk_table(predictions, labels_by) if len(predictions) else pd.DataFrame()
+    if len(desk):  # the desk's protocol on the core bucket beside the pooled figures
+        core = desk[desk["bucket"] == "core"].drop(columns=["bucket", "baseline"])
+        per_snapshot = [
+            c for c in map(str, core.columns) if c.startswith(STATS) or c == "snapshots"
+        ]
+        core = core.rename(columns={c: f"snap_{c}" for c in per_snapshot})
+        card = card.merge(core, on=list(labels_by), how="left")
     if len(predictions):
         coverage = coverage_table(predictions, labels_by, level=level)
         card = card.merge(
@@ -677,6 +694,8 @@ def run_study(
         card = pd.concat([card, _policy_hedging(study)], ignore_index=True)
     write_atomic(out / "scorecard.csv", card.to_csv(index=False))
     write_atomic(out / "scorecard.parquet", parquet_bytes(card))
+    write_atomic(out / "desk.csv", desk.to_csv(index=False))
+    write_atomic(out / "desk.parquet", parquet_bytes(desk))
     write_atomic(out / "predictions.parquet", parquet_bytes(predictions))
     write_atomic(out / "hedging.parquet", parquet_bytes(steps))
     write_atomic(out / "regimes.parquet", parquet_bytes(regimes))

@@ -40,6 +40,7 @@ SECTIONS: dict[str, Any] = {
         "underlying": str,
         "store": str,
         "dataset": str,
+        "truth": str,
         "start": Time,
         "end": Time,
     },
@@ -51,7 +52,8 @@ SECTIONS: dict[str, Any] = {
     "engines": Table,  # checked against each engine's own settings (_engine_schema)
     "protocols": {
         "nowcast": Table | list[Table],
-        "forecast": {"horizon": int, "baselines": bool},
+        "forecast": {"horizon": int},
+        "baselines": bool,
         "hedging": bool | Table,
         "greeks": typing.get_type_hints(SpotVolBeta.__init__),
         "policy_hedging": Table,  # its own reader names unknown keys
