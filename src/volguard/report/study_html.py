@@ -2,12 +2,15 @@
 
 :func:`write_study_report` reads what :func:`volguard.lab.study.run_study` wrote into a study
 folder (``study.json``, ``scorecard.parquet``, ``predictions.parquet``, ``hedging.parquet``,
-``regimes.parquet``) and writes ``report.html`` beside them, with eight sections:
+``regimes.parquet``, ``desk.parquet``) and writes ``report.html`` beside them, with these
+sections:
 
 ==============  ===================================================================
 ``header``      the study: name, data, seed, cells, seconds, versions
 ``scorecard``   every scorecard row; the best engine (lowest IV RMSE) per protocol,
                 regime and scenario in bold
+``skill``       the desk's protocol (``desk.parquet``): skill against the best baseline
+                per engine and regime with its Diebold-Mariano p-value, core quotes
 ``gap``         the generalization gap per engine and regime with its bootstrap interval
 ``regimes``     IV RMSE per engine and regime, one panel per protocol
 ``smiles``      bid/ask vols and each engine's vol on a calm and a stressed snapshot
@@ -41,6 +44,7 @@ from volguard.market.clock import DAYS_PER_YEAR
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("header", "Study"),
     ("scorecard", "Scorecard"),
+    ("skill", "Skill against the baselines"),
     ("gap", "Generalization gap"),
     ("regimes", "Error by regime"),
     ("sweep", "Setting sweeps"),
@@ -58,7 +62,12 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "regime": ("regime", "s"),
     "scenario": ("scenario", "s"),
     "n": ("quotes", "int"),
-    "iv_rmse_vol_pts": ("IV RMSE (vol pts)", ".2f"),
+    "snap_iv_rmse_vol_pts": ("RMSE per snapshot, median (core, vol pts)", ".2f"),
+    "snap_inside_pct": ("inside bid-ask %, median (core)", ".1f"),
+    "skill": ("skill vs best baseline", "pct"),
+    "best_baseline": ("best baseline", "s"),
+    "dm_p": ("DM p-value", ".3f"),
+    "iv_rmse_vol_pts": ("IV RMSE, pooled (vol pts)", ".2f"),
     "iv_mae_vol_pts": ("IV MAE (vol pts)", ".2f"),
     "vega_w_rmse": ("vega-w. RMSE (vol pts)", ".2f"),
     "half_spread_rmse": ("RMSE (half-spreads)", ".2f"),
@@ -166,6 +175,7 @@ def study_report_html(study_dir: str | Path) -> str:
     builders: dict[str, Callable[[_Inputs], str]] = {
         "header": _header,
         "scorecard": _scorecard,
+        "skill": _skill,
         "gap": _gap,
         "regimes": _by_regime,
         "sweep": _sweep,
@@ -205,6 +215,7 @@ class _Inputs:
         self.predictions = self._parquet("predictions.parquet")
         self.hedging = self._parquet("hedging.parquet")
         self.regimes = self._parquet("regimes.parquet")
+        self.desk = self._parquet("desk.parquet")
         self.policy: pd.DataFrame | None = None  # [protocols] policy_hedging: its own section
         if self.card is not None and "protocol" in self.card:
             learned = self.card["protocol"] == POLICY
@@ -459,6 +470,63 @@ def _scorecard(inputs: _Inputs) -> str:
 
 
 # -- 3. generalization gap --------------------------------------------------------------------
+
+
+def _skill(inputs: _Inputs) -> str:
+    desk = inputs.desk
+    if desk is None or desk.empty or "skill" not in desk:
+        return inputs.missing("desk.parquet", "No skill table")
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    core = _market(desk)
+    core = core[(core["bucket"] == "core") & core["skill"].notna()]
+    if core.empty:
+        return '<p class="missing">No skill table: no core quotes with a baseline.</p>'
+    protocols = _protocol_order(core["protocol"])
+    fig = make_subplots(rows=len(protocols), cols=1, subplot_titles=protocols)
+    for row, protocol in enumerate(protocols, start=1):
+        part = core[core["protocol"] == protocol]
+        regimes = inputs.sort_regimes(part["regime"])
+        engines = [e for e in inputs.engines if e in set(part["engine"])]
+        engines += sorted(set(part["engine"]) - set(engines))
+        grid = part.pivot_table(index="engine", columns="regime", values="skill", aggfunc="first")
+        p = part.pivot_table(index="engine", columns="regime", values="dm_p", aggfunc="first")
+        grid, p = (g.reindex(index=engines, columns=regimes) for g in (grid, p))
+        text = [
+            [f"{_format(s, '+.0%')}<br>p {_format(q, '.2f')}" for s, q in zip(r, pr, strict=True)]
+            for r, pr in zip(grid.to_numpy(), p.to_numpy(), strict=True)
+        ]
+        fig.add_trace(
+            go.Heatmap(
+                z=grid.to_numpy(),
+                x=regimes,
+                y=engines,
+                text=text,
+                texttemplate="%{text}",
+                colorscale="RdBu",
+                zmid=0.0,
+                zmin=-1.0,
+                zmax=1.0,
+                showscale=row == 1,
+                hovertemplate="%{y}<br>%{x}<br>skill %{z:.1%}<extra></extra>",
+            ),
+            row,
+            1,
+        )
+    fig.update_layout(height=320 * len(protocols), margin={"t": 60})
+    best = core.groupby(["protocol", "regime"])["best_baseline"].first()
+    named = ", ".join(sorted({str(b) for b in best}))
+    return (
+        _note(
+            "Skill = 1 - RMSE / RMSE of the best baseline (median over snapshots of the "
+            "per-snapshot RMSE, core quotes: expiry >= 2 days, |delta| in [0.1, 0.9]; "
+            f"baselines here: {named}). Blue beats doing nothing, red loses to it; p is the "
+            "Diebold-Mariano p-value over snapshots. docs/lab.md defines every column."
+        )
+        + "\n"
+        + _figure_html(fig, "skill")
+    )
 
 
 def _gap(inputs: _Inputs) -> str:
