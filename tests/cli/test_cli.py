@@ -117,10 +117,21 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
     assert "| quotes |" in text and "## Scorecard" in text and "| **sabr** |" in text
     card = pd.read_csv(tmp_path / "demo" / "study" / "scorecard.csv")
     engines = {"black76-flat", "svi", "ssvi", "essvi", "sabr"}
-    deltas = {"delta-sticky-moneyness", "delta-regime-aware", "delta-mv-rolling"}
-    assert set(card["engine"]) == engines | {"persist-strike", "persist-moneyness"} | deltas
+    deltas = {
+        "delta-sticky-moneyness",
+        "delta-regime-aware",
+        "delta-mv-rolling",
+        "delta-regime-guard",
+    }
+    baselines = {"persist-strike", "persist-moneyness", "svi-plain", "venue-mark"}
+    assert set(card["engine"]) == engines | baselines | deltas
     assert set(card.loc[card["engine"].isin(deltas), "protocol"]) == {"hedging"}
-    assert set(card.loc[card["protocol"] == "nowcast-wings", "engine"]) == engines
+    assert set(card.loc[card["protocol"] == "nowcast-wings", "engine"]) == engines | {
+        "svi-plain",
+        "venue-mark",
+    }
+    market = card[card["scenario"] == "market"].dropna(subset=["iv_rmse_vol_pts"])
+    assert market["true_iv_rmse_vol_pts"].notna().all()  # scored against the truth too
     # a second run replaces the store rather than piling onto it
     again = runner.invoke(app, args)
     assert again.exit_code == 0

@@ -58,10 +58,23 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     assert set(card["regime"]) == {"calm", "crash"}
     assert set(card["protocol"]) == {"nowcast-wings", "nowcast-illiquid", "forecast-1"}
     assert set(card["scenario"]) == {"market"}
-    assert len(card) == 2 * 3 * 2 + 2 * 2  # and the forecast's two persistence baselines
+    # 3 engines (ssvi, black76-flat and the baseline svi-plain) x 3 protocols x 2 regimes, the
+    # forecast's two persistence baselines and the wings nowcast's venue-mark baseline
+    assert len(card) == 3 * 3 * 2 + 2 * 2 + 2
     assert set(card.loc[card["protocol"] == "forecast-1", "engine"]) == {
         "ssvi",
         "black76-flat",
+        "svi-plain",
+        "persist-strike",
+        "persist-moneyness",
+    }
+    core = card.dropna(subset=["snap_iv_rmse_vol_pts"])
+    assert core["skill"].notna().all() and (core["snap_iv_rmse_vol_pts"] > 0).all()
+    desk = pd.read_csv(out / "desk.csv")
+    assert set(desk["bucket"]) <= {"core", "short", "wing"}
+    assert set(desk.loc[desk["baseline"], "engine"]) == {
+        "svi-plain",
+        "venue-mark",
         "persist-strike",
         "persist-moneyness",
     }

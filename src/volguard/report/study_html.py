@@ -494,7 +494,7 @@ def _skill(inputs: _Inputs) -> str:
         p = part.pivot_table(index="engine", columns="regime", values="dm_p", aggfunc="first")
         grid, p = (g.reindex(index=engines, columns=regimes) for g in (grid, p))
         text = [
-            [f"{_format(s, '+.0%')}<br>p {_format(q, '.2f')}" for s, q in zip(r, pr, strict=True)]
+            [f"{_format(s, '+.0%')} (p {_format(q, '.2f')})" for s, q in zip(r, pr, strict=True)]
             for r, pr in zip(grid.to_numpy(), p.to_numpy(), strict=True)
         ]
         fig.add_trace(
@@ -514,7 +514,8 @@ def _skill(inputs: _Inputs) -> str:
             row,
             1,
         )
-    fig.update_layout(height=320 * len(protocols), margin={"t": 60})
+    rows = sum(core[core["protocol"] == p]["engine"].nunique() for p in protocols)
+    fig.update_layout(height=120 * len(protocols) + 30 * rows, margin={"t": 60})
     best = core.groupby(["protocol", "regime"])["best_baseline"].first()
     named = ", ".join(sorted({str(b) for b in best}))
     return (
