@@ -158,7 +158,7 @@ def test_hedging_table_has_each_regime_and_delta(study_dir: Path) -> None:
     rows = _table_rows((study_dir / "report.html").read_text(encoding="utf-8"), "hedging-table")
     steps = pd.read_parquet(study_dir / "hedging.parquet")
     market = steps[steps["scenario"] == "market"]
-    deltas = ("bs", "ssvi", "black76-flat", "gbm-fast", "gbm-slow")
+    deltas = ("bs", "ssvi", "black76-flat", "svi-plain", "gbm-fast", "gbm-slow")
     # a learned engine hedges only after its training snapshots
     assert {(cells[0], cells[1]) for _, cells in rows} == {
         (r, d) for r, g in market.groupby("regime") for d in deltas if g[f"delta_{d}"].notna().any()
