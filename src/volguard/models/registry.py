@@ -16,12 +16,14 @@ from volguard.models.parametric.heston import Bates, Heston
 from volguard.models.parametric.sabr import SABR
 from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
+from volguard.models.parametric.svi_surface import SVISurface
 
 ENGINES: dict[str, type[SurfaceEngine]] = {
     cls.name: cls
     for cls in (
         Black76Flat,
         SVI,
+        SVISurface,
         SSVI,
         ESSVI,
         SABR,

@@ -12,15 +12,16 @@ Constraints (Gatheral and Jacquier 2014, section 3; Lee 2004):
   cone in ``(a, u, v)``; ``a`` itself may be negative);
 - Lee's moment bound on both wings, ``b (1 + |rho|) <= 2``: ``0 <= u, v <= 2 sigma``;
 - no butterfly arbitrage: Durrleman's ``g(k) >= 0.001`` on the points ``k = m + sigma y``,
-  ``y = sinh(z)``, ``z = -8 .. 8`` step 0.2 (G-J Lemma 2.2; the floor absorbs the gaps).
+  ``y = sinh(z)``, ``z = -8 .. 8`` step 0.2, and ``k = -3 .. 3`` step 0.01 (G-J Lemma 2.2;
+  the margin absorbs the gaps).
 
 The first two are solved exactly inside the projection (:func:`_inner_solve`); the butterfly
 condition is a barrier of the outer Nelder-Mead search over ``(m, ln sigma)``.
 
-A slice may sit on top of others (``below``): it is then a non-negative increment of total
-variance added to their sum (the ``svi-surface`` engine stacks its expiries this way); the cone
-and Lee's bound then hold for the increment and the total's wing slopes, the butterfly barrier
-for the total.
+A slice may have to stay above one slice (``floor``) and below another (``ceiling``): the
+neighbouring expiries in the ``svi-surface`` engine, no calendar arbitrage against them. Its wing
+slopes then lie between theirs (box bounds of the projection) and ``w_floor <= w <= w_ceiling``
+on the check points is a second barrier.
 
 Fallback: a slice whose fit fails (fewer than 5 quotes, or no butterfly-free optimum) is fitted
 flat at its at-the-money vol (``b = 0``), flagged in the result.
@@ -61,7 +62,10 @@ K_MESH = np.round(np.arange(-3.0, 3.0 + 1e-9, 0.01), 10)
 """Butterfly check points of every slice in ``k`` (a short expiry's ``g`` varies on the scale
 of its total variance, finer than its ``sigma`` may be)."""
 Z_SPAN = 12.0
-NO_LAYERS = np.empty((0, 5))
+ZERO_FLOOR = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+"""The floor of a slice fitted on its own: ``w = 0``."""
+NO_CEILING = np.array([np.inf, 0.0, 0.0, 0.0, 1.0])
+"""The ceiling of a slice fitted on its own: ``w = inf``."""
 PARAM_NAMES = ("a", "b", "rho", "m", "sigma")
 
 
@@ -84,21 +88,16 @@ def svi_raw(k: FloatArray, a: float, b: float, rho: float, m: float, sigma: floa
     return w
 
 
-def svi_density(k: FloatArray, layers: FloatArray) -> FloatArray:
-    """Durrleman's ``g(k)`` of a sum of raw SVI slices, from their analytic derivatives.
-
-    Parameters
-    ----------
-    k : ndarray
-        Forward log-moneyness.
-    layers : ndarray, shape (n, 5)
-        Raw parameters ``(a, b, rho, m, sigma)`` of the summed slices (one row: one slice).
+def svi_density(
+    k: FloatArray, a: float, b: float, rho: float, m: float, sigma: float
+) -> FloatArray:
+    """Durrleman's ``g(k)`` of a raw SVI slice, from its analytic derivatives.
 
     Returns
     -------
     ndarray
-        ``g = (1 - k w'/(2w))^2 - (w'^2/4)(1/w + 1/4) + w''/2``; ``>= 0`` everywhere means no
-        butterfly arbitrage (with ``w > 0``).
+        ``g = (1 - k w'/(2w))^2 - (w'^2/4)(1/w + 1/4) + w''/2``; ``g >= 0`` everywhere (with
+        ``w > 0``) means no butterfly arbitrage.
 
     References
     ----------
@@ -107,59 +106,56 @@ def svi_density(k: FloatArray, layers: FloatArray) -> FloatArray:
 
     Examples
     --------
-    >>> float(svi_density(np.array(0.3), np.array([[0.04, 0.0, 0.0, 0.0, 0.1]])))
+    >>> float(svi_density(np.array(0.3), 0.04, 0.0, 0.0, 0.0, 0.1))
     1.0
     """
-    k = np.asarray(k, dtype=float)
-    w, w1, w2 = _sum_terms(k, np.atleast_2d(layers))
-    g: FloatArray = (1 - k * w1 / (2 * w)) ** 2 - w1 * w1 / 4 * (1 / w + 0.25) + w2 / 2
+    x = np.asarray(k, dtype=float) - m
+    root = np.sqrt(x * x + sigma * sigma)
+    w = a + b * (rho * x + root)
+    w1 = b * (rho + x / root)
+    w2 = b * sigma * sigma / root**3
+    g: FloatArray = (1 - (x + m) * w1 / (2 * w)) ** 2 - w1 * w1 / 4 * (1 / w + 0.25) + w2 / 2
     return g
 
 
-def _sum_terms(k: FloatArray, layers: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``w, w', w''`` of the sum of the raw SVI slices ``layers`` (rows) at ``k``."""
-    w, w1, w2 = np.zeros_like(k), np.zeros_like(k), np.zeros_like(k)
-    for a, b, rho, m, sigma in layers:
-        x = k - m
-        root = np.sqrt(x * x + sigma * sigma)
-        w = w + a + b * (rho * x + root)
-        w1 = w1 + b * (rho + x / root)
-        w2 = w2 + b * sigma * sigma / root**3
-    return w, w1, w2
-
-
 def _slice_setup(
-    k: FloatArray, t: float, vol: FloatArray, weight: FloatArray, below: FloatArray
+    k: FloatArray, t: float, vol: FloatArray, weight: FloatArray, walls: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Target increments, residual scales and the settings ``spec`` of the compiled fit.
+    """Target total variances, residual scales and the settings ``spec`` of the compiled fit.
 
     Residuals are in vol: total-variance errors are scaled by ``sqrt(weight) / (2 vol t)``.
-    ``spec = (w_max, u slope budget, v slope budget, m_lo, m_hi, ln sigma_lo, ln sigma_hi, m0,
-    sigma0)``: the wing-slope budgets are what Lee's bound leaves to the slice above ``below``.
+    ``spec = (w_max, S_u, S_v, m_lo, m_hi, ln sigma_lo, ln sigma_hi, m0, sigma0, s_u, s_v)``:
+    ``a <= w_max``, the wing slopes ``b (1 + rho)`` and ``b (1 - rho)`` between the floor's
+    ``s_u, s_v`` and the ceiling's ``S_u, S_v`` (at most Lee's 2), the box of
+    ``(m, ln sigma)`` and the reference start. ``walls`` holds the floor and the ceiling (rows).
     """
     w = vol**2 * t
-    target = w - sum((svi_raw(k, *layer) for layer in below), np.zeros_like(k))
     sw = np.sqrt(weight) / (2.0 * vol * t)
     span = max(float(k.max() - k.min()), 0.05)
     lo, hi = [float(k.min()) - span, 1e-3], [float(k.max()) + span, 2.0 * span + 1.0]
-    slope_u = LEE_SLOPE - float(np.sum(below[:, 1] * (1 + below[:, 2])))
-    slope_v = LEE_SLOPE - float(np.sum(below[:, 1] * (1 - below[:, 2])))
-    m0 = float(np.clip(k[np.argmin(target)], lo[0], hi[0]))
+    m0 = float(np.clip(k[np.argmin(w)], lo[0], hi[0]))
     sigma0 = float(np.clip(0.2 * (hi[1] - 1.0) / 2.0, lo[1], hi[1]))
+    slopes = walls[:, 1:2] * (1 + np.array([[1.0, -1.0]]) * walls[:, 2:3])  # (wall, side)
+    if np.isfinite(walls[1, 0]):
+        slopes[1] = np.minimum(slopes[1], LEE_SLOPE)
+    else:
+        slopes[1] = LEE_SLOPE
     spec = np.array(
         [
             2.0 * float(np.max(w)),
-            max(slope_u, 0.0),
-            max(slope_v, 0.0),
+            slopes[1, 0],
+            slopes[1, 1],
             lo[0],
             hi[0],
             math.log(lo[1]),
             math.log(hi[1]),
             m0,
             sigma0,
+            min(slopes[0, 0], slopes[1, 0]),
+            min(slopes[0, 1], slopes[1, 1]),
         ]
     )
-    return target, sw, spec
+    return w, sw, spec
 
 
 def _to_raw(a: float, u: float, v: float, m: float, sigma: float) -> FloatArray:
@@ -167,11 +163,12 @@ def _to_raw(a: float, u: float, v: float, m: float, sigma: float) -> FloatArray:
     return np.array([a, c / sigma, d / c if c > 0 else 0.0, m, sigma])
 
 
-def _checkpoints(below: FloatArray) -> FloatArray:
-    """The butterfly check points shared by the fitted slice and the slices ``below`` (the
-    ``k`` mesh and their own points), with the sum's ``w, w', w''`` there: shape (4, n)."""
-    k = np.concatenate([K_MESH, *(layer[3] + layer[4] * Y_GRID for layer in below)])
-    return np.stack([k, *_sum_terms(k, below)])
+def check_points(walls: FloatArray) -> FloatArray:
+    """The check points shared by every slice fitted between the floor and the ceiling
+    ``walls`` (the ``k`` mesh and their own points) with their total variances there: shape
+    (3, n), rows ``k, w_floor, w_ceiling``."""
+    k = np.concatenate([K_MESH, *(wall[3] + wall[4] * Y_GRID for wall in walls)])
+    return np.stack([k, *(svi_raw(k, *wall) for wall in walls)])
 
 
 @jit
@@ -277,25 +274,28 @@ def _face_solve(
 
 @jit
 def _cone_value(
-    z: float, ata: FloatArray, atb: FloatArray, umax: float, vmax: float
+    z: float, ata: FloatArray, atb: FloatArray, lower: FloatArray, upper: FloatArray
 ) -> tuple[float, float]:
     """Best point of the cone's surface ``a = -sqrt(u v)`` along ``(u, v) = s (e^z, e^-z)``:
-    ``x = s (-1, e^z, e^-z)``, ``0 <= s <= min(umax e^-z, vmax e^z)``; returns the value of
-    ``x' A x - 2 b' x`` and ``s``."""
+    ``x = s (-1, e^z, e^-z)``, ``s`` within the box ``lower <= (u, v) <= upper``; returns the
+    value of ``x' A x - 2 b' x`` (``inf`` where the box leaves no ``s``) and ``s``."""
     e1 = math.exp(z)
     e2 = 1.0 / e1
     q = ata[0, 0] + e1 * e1 * ata[1, 1] + e2 * e2 * ata[2, 2]
     q += 2.0 * (-e1 * ata[0, 1] - e2 * ata[0, 2] + ata[1, 2])
     lin = -atb[0] + e1 * atb[1] + e2 * atb[2]
-    s_max = min(umax * e2, vmax * e1)
+    s_min = max(lower[1] * e2, lower[2] * e1)
+    s_max = min(upper[1] * e2, upper[2] * e1)
+    if s_min > s_max:
+        return np.inf, s_min
     s = lin / q if q > 0 else s_max
-    s = min(max(s, 0.0), s_max)
+    s = min(max(s, s_min), s_max)
     return q * s * s - 2.0 * lin * s, s
 
 
 @jit
 def _cone_solve(
-    ata: FloatArray, atb: FloatArray, umax: float, vmax: float, out: FloatArray
+    ata: FloatArray, atb: FloatArray, lower: FloatArray, upper: FloatArray, out: FloatArray
 ) -> float:
     """Minimum of ``x' A x - 2 b' x`` on the cone's surface: a grid of ``z`` in
     ``[-Z_SPAN, Z_SPAN]`` step 0.5, then golden-section search around the best point."""
@@ -303,29 +303,29 @@ def _cone_solve(
     best_z, best = 0.0, np.inf
     for i in range(n):
         z = -Z_SPAN + 0.5 * i
-        val, _ = _cone_value(z, ata, atb, umax, vmax)
+        val, _ = _cone_value(z, ata, atb, lower, upper)
         if val < best:
             best, best_z = val, z
     lo, hi = best_z - 0.5, best_z + 0.5
     ratio = 0.5 * (math.sqrt(5.0) - 1.0)
     x1 = hi - ratio * (hi - lo)
     x2 = lo + ratio * (hi - lo)
-    f1, _ = _cone_value(x1, ata, atb, umax, vmax)
-    f2, _ = _cone_value(x2, ata, atb, umax, vmax)
+    f1, _ = _cone_value(x1, ata, atb, lower, upper)
+    f2, _ = _cone_value(x2, ata, atb, lower, upper)
     for _ in range(40):
         if f1 < f2:
             hi, x2, f2 = x2, x1, f1
             x1 = hi - ratio * (hi - lo)
-            f1, _ = _cone_value(x1, ata, atb, umax, vmax)
+            f1, _ = _cone_value(x1, ata, atb, lower, upper)
         else:
             lo, x1, f1 = x1, x2, f2
             x2 = lo + ratio * (hi - lo)
-            f2, _ = _cone_value(x2, ata, atb, umax, vmax)
+            f2, _ = _cone_value(x2, ata, atb, lower, upper)
     z = x1 if f1 < f2 else x2
-    val, s = _cone_value(z, ata, atb, umax, vmax)
+    val, s = _cone_value(z, ata, atb, lower, upper)
     if best < val:
         z = best_z
-        val, s = _cone_value(z, ata, atb, umax, vmax)
+        val, s = _cone_value(z, ata, atb, lower, upper)
     out[0], out[1], out[2] = -s, s * math.exp(z), s * math.exp(-z)
     return val
 
@@ -341,8 +341,8 @@ def _inner_solve(
     free: np.ndarray,
 ) -> float:
     """Exact minimum of ``x' A x - 2 b' x`` over ``x = (a, u, v)`` with ``a <= w_max``,
-    ``0 <= u <= sigma budget_u``, ``0 <= v <= sigma budget_v`` and ``a + sqrt(u v) >= 0``
-    (a convex set) into ``coef``; returns its value.
+    ``sigma s_u <= u <= 2 sigma``, ``sigma s_v <= v <= 2 sigma`` (``spec``) and
+    ``a + sqrt(u v) >= 0`` (a convex set) into ``coef``; returns its value.
 
     The box with ``a >= 0`` lies inside the set; its minimum (:func:`_face_solve`) is a
     candidate. So is the minimum over the box with ``a >= -(u_max + v_max) / 2`` (which contains
@@ -353,16 +353,14 @@ def _inner_solve(
     lower = work[27:30]
     upper = work[30:33]
     trial = work[33:36]
-    umax = spec[1] * sigma
-    vmax = spec[2] * sigma
-    lower[:] = 0.0
-    upper[0], upper[1], upper[2] = spec[0], umax, vmax
+    lower[0], lower[1], lower[2] = 0.0, spec[9] * sigma, spec[10] * sigma
+    upper[0], upper[1], upper[2] = spec[0], spec[1] * sigma, spec[2] * sigma
     best = _face_solve(ata, atb, lower, upper, coef, work, free)
-    lower[0] = -0.5 * (umax + vmax)
+    lower[0] = -0.5 * (upper[1] + upper[2])
     val = _face_solve(ata, atb, lower, upper, trial, work, free)
     if val < best:
         if trial[0] + math.sqrt(trial[1] * trial[2]) < 0.0:
-            val = _cone_solve(ata, atb, umax, vmax, trial)
+            val = _cone_solve(ata, atb, lower, upper, trial)
         if val < best:
             best = val
             coef[0], coef[1], coef[2] = trial[0], trial[1], trial[2]
@@ -437,42 +435,44 @@ def _density(w: float, w1: float, w2: float, k: float) -> float:
 
 
 @jit
-def _min_density(
+def _slack(
     coef: FloatArray,
     m: float,
     sigma: float,
-    below: FloatArray,
+    walls: FloatArray,
     y_grid: FloatArray,
     fixed: FloatArray,
 ) -> float:
-    """Smallest ``g`` of the slice ``(a, u, v, m, sigma)`` plus the slices ``below`` (raw
-    parameters, rows) on its own check points ``m + sigma y_grid`` and on ``fixed`` (the check
-    points of the slices below with their sum's ``k, w, w', w''``, rows)."""
+    """How far the slice ``(a, u, v, m, sigma)`` is from arbitrage: the smallest of
+    ``g - G_FLOOR``, ``1000 (w - w_floor)`` and ``1000 (w_ceiling - w)`` on its own check
+    points ``m + sigma y_grid`` and on ``fixed`` (rows ``k, w_floor, w_ceiling``); ``>= 0`` when
+    free of it."""
     a, u, v = coef[0], coef[1], coef[2]
     c = 0.5 * (u + v)
     d = 0.5 * (u - v)
+    n_own = y_grid.size
     low = np.inf
-    for y in y_grid:
-        kk = m + sigma * y
+    for j in range(n_own + fixed.shape[1]):
+        if j < n_own:
+            y = y_grid[j]
+            kk = m + sigma * y
+            x = kk - walls[0, 3]
+            root = math.sqrt(x * x + walls[0, 4] ** 2)
+            w_floor = walls[0, 0] + walls[0, 1] * (walls[0, 2] * x + root)
+            x = kk - walls[1, 3]
+            root = math.sqrt(x * x + walls[1, 4] ** 2)
+            w_ceiling = walls[1, 0] + walls[1, 1] * (walls[1, 2] * x + root)
+        else:
+            kk = fixed[0, j - n_own]
+            y = (kk - m) / sigma
+            w_floor = fixed[1, j - n_own]
+            w_ceiling = fixed[2, j - n_own]
         r = math.sqrt(y * y + 1.0)
         w = a + c * r + d * y
         w1 = (c * y / r + d) / sigma
         w2 = c / (sigma * sigma * r * r * r)
-        for j in range(below.shape[0]):
-            x = kk - below[j, 3]
-            root = math.sqrt(x * x + below[j, 4] * below[j, 4])
-            w += below[j, 0] + below[j, 1] * (below[j, 2] * x + root)
-            w1 += below[j, 1] * (below[j, 2] + x / root)
-            w2 += below[j, 1] * below[j, 4] * below[j, 4] / (root * root * root)
-        low = min(low, _density(w, w1, w2, kk))
-    for j in range(fixed.shape[1]):
-        kk = fixed[0, j]
-        y = (kk - m) / sigma
-        r = math.sqrt(y * y + 1.0)
-        w = fixed[1, j] + a + c * r + d * y
-        w1 = fixed[2, j] + (c * y / r + d) / sigma
-        w2 = fixed[3, j] + c / (sigma * sigma * r * r * r)
-        low = min(low, _density(w, w1, w2, kk))
+        low = min(low, _density(w, w1, w2, kk) - G_FLOOR, (w - w_floor) * 1e3)
+        low = min(low, (w_ceiling - w) * 1e3)
     return low if low == low else -np.inf
 
 
@@ -484,7 +484,7 @@ def _penalised(
     target: FloatArray,
     sw: FloatArray,
     spec: FloatArray,
-    below: FloatArray,
+    walls: FloatArray,
     y_grid: FloatArray,
     fixed: FloatArray,
     coef: FloatArray,
@@ -494,16 +494,16 @@ def _penalised(
 ) -> float:
     """Objective at ``(m, ln sigma) = (z0, z1)``: evaluated at the point clipped into the bounds,
     growing with the squared distance outside them (so the simplex comes back inside); a slice
-    with butterfly arbitrage scores ``INFEASIBLE`` times one plus its violation (a barrier that
-    still points the search to the feasible side)."""
+    with butterfly or calendar arbitrage (:func:`_slack` < 0) scores ``INFEASIBLE`` times one
+    plus the violation (a barrier that still points the search to the feasible side)."""
     m = min(max(z0, spec[3]), spec[4])
     ls = min(max(z1, spec[5]), spec[6])
     dist = (z0 - m) ** 2 + (z1 - ls) ** 2
     sigma = math.exp(ls)
     f = _vp_objective(m, sigma, k, target, sw, spec, coef, work, free, direct)
-    low = _min_density(coef, m, sigma, below, y_grid, fixed)
-    if not low >= G_FLOOR:
-        return INFEASIBLE * (1.0 + min(G_FLOOR - low, 1e6) + dist)
+    low = _slack(coef, m, sigma, walls, y_grid, fixed)
+    if not low >= 0.0:
+        return INFEASIBLE * (1.0 + min(-low, 1e6) + dist)
     penalised: float = f * (1.0 + 1e4 * dist) + dist
     return penalised
 
@@ -516,7 +516,7 @@ def _nelder_mead(
     target: FloatArray,
     sw: FloatArray,
     spec: FloatArray,
-    below: FloatArray,
+    walls: FloatArray,
     y_grid: FloatArray,
     fixed: FloatArray,
     max_evals: int,
@@ -550,7 +550,7 @@ def _nelder_mead(
             target,
             sw,
             spec,
-            below,
+            walls,
             y_grid,
             fixed,
             coef,
@@ -580,13 +580,13 @@ def _nelder_mead(
         c1 = 0.5 * (simplex[0, 1] + simplex[1, 1])
         r0 = 2.0 * c0 - simplex[2, 0]
         r1 = 2.0 * c1 - simplex[2, 1]
-        fr = _penalised(r0, r1, k, target, sw, spec, below, y_grid, fixed, coef, work, free, direct)
+        fr = _penalised(r0, r1, k, target, sw, spec, walls, y_grid, fixed, coef, work, free, direct)
         evals += 1
         if fr < vals[0]:
             e0 = 3.0 * c0 - 2.0 * simplex[2, 0]
             e1 = 3.0 * c1 - 2.0 * simplex[2, 1]
             fe = _penalised(
-                e0, e1, k, target, sw, spec, below, y_grid, fixed, coef, work, free, direct
+                e0, e1, k, target, sw, spec, walls, y_grid, fixed, coef, work, free, direct
             )
             evals += 1
             if fe < fr:
@@ -601,7 +601,7 @@ def _nelder_mead(
             q0 = c0 + 0.5 * (r0 - c0)
             q1 = c1 + 0.5 * (r1 - c1)
             fq = _penalised(
-                q0, q1, k, target, sw, spec, below, y_grid, fixed, coef, work, free, direct
+                q0, q1, k, target, sw, spec, walls, y_grid, fixed, coef, work, free, direct
             )
             evals += 1
             if fq <= fr:
@@ -611,7 +611,7 @@ def _nelder_mead(
             q0 = c0 + 0.5 * (simplex[2, 0] - c0)
             q1 = c1 + 0.5 * (simplex[2, 1] - c1)
             fq = _penalised(
-                q0, q1, k, target, sw, spec, below, y_grid, fixed, coef, work, free, direct
+                q0, q1, k, target, sw, spec, walls, y_grid, fixed, coef, work, free, direct
             )
             evals += 1
             if fq < vals[2]:
@@ -627,7 +627,7 @@ def _nelder_mead(
                 target,
                 sw,
                 spec,
-                below,
+                walls,
                 y_grid,
                 fixed,
                 coef,
@@ -656,7 +656,7 @@ def _fit_slice(
     target: FloatArray,
     sw: FloatArray,
     spec: FloatArray,
-    below: FloatArray,
+    walls: FloatArray,
     y_grid: FloatArray,
     fixed: FloatArray,
     out: FloatArray,
@@ -691,7 +691,7 @@ def _fit_slice(
             target,
             sw,
             spec,
-            below,
+            walls,
             y_grid,
             fixed,
             coef,
@@ -717,7 +717,7 @@ def _fit_slice(
             target,
             sw,
             spec,
-            below,
+            walls,
             y_grid,
             fixed,
             300,
@@ -739,7 +739,7 @@ def _fit_slice(
         target,
         sw,
         spec,
-        below,
+        walls,
         y_grid,
         fixed,
         400,
@@ -751,7 +751,7 @@ def _fit_slice(
     evals += n
     m = min(max(point[0], spec[3]), spec[4])
     ls = min(max(point[1], spec[5]), spec[6])
-    f = _penalised(m, ls, k, target, sw, spec, below, y_grid, fixed, coef, work, free, True)
+    f = _penalised(m, ls, k, target, sw, spec, walls, y_grid, fixed, coef, work, free, True)
     out[0], out[1], out[2], out[3], out[4] = coef[0], coef[1], coef[2], m, math.exp(ls)
     return f, evals, converged
 
@@ -761,7 +761,8 @@ def fit_svi_slice(
     t: float,
     vol: FloatArray,
     weight: FloatArray,
-    below: FloatArray = NO_LAYERS,
+    floor: FloatArray = ZERO_FLOOR,
+    ceiling: FloatArray = NO_CEILING,
 ) -> tuple[FloatArray | None, bool, float]:
     """Fit raw SVI to one smile, free of butterfly arbitrage (the compiled fit).
 
@@ -775,15 +776,18 @@ def fit_svi_slice(
         Target implied vols (decimal), ``> 0``.
     weight : ndarray, shape (n,)
         Quote weights, ``>= 0``.
-    below : ndarray, shape (L, 5)
-        Raw parameters ``(a, b, rho, m, sigma)`` of slices the fitted one is added to (its
-        total variance is then an increment over their sum); none by default.
+    floor : ndarray, shape (5,)
+        Raw parameters ``(a, b, rho, m, sigma)`` of a slice the fitted one must stay above
+        (no calendar arbitrage against an earlier expiry); ``w = 0`` by default.
+    ceiling : ndarray, shape (5,)
+        Raw parameters of a slice the fitted one must stay below (a later expiry); none
+        (``a = inf``) by default.
 
     Returns
     -------
     params : ndarray, shape (5,) or None
         Raw ``(a, b, rho, m, sigma)`` (``a`` total variance, ``m`` log-moneyness); None when no
-        butterfly-free fit was found.
+        fit free of butterfly (and calendar) arbitrage was found.
     converged : bool
         Whether Nelder-Mead met its tolerance (simplex below 1e-9 in ``m`` and ``ln sigma``,
         values within 1e-12 relative).
@@ -814,11 +818,11 @@ def fit_svi_slice(
     (True, [-0.01, 0.2, -0.3, 0.0, 0.2], True)
     """
     k = np.ascontiguousarray(k, dtype=float)
-    below = np.ascontiguousarray(below, dtype=float).reshape(-1, 5)
-    target, sw, spec = _slice_setup(k, t, vol, weight, below)
+    walls = np.ascontiguousarray(np.stack([floor, ceiling]), dtype=float)
+    target, sw, spec = _slice_setup(k, t, vol, weight, walls)
     out = np.empty(5)
     f, _, converged = _fit_slice(
-        k, target, np.ascontiguousarray(sw), spec, below, Y_GRID, _checkpoints(below), out
+        k, target, np.ascontiguousarray(sw), spec, walls, Y_GRID, check_points(walls), out
     )
     if not f < INFEASIBLE or not np.all(np.isfinite(out)):
         return None, False, float("inf")
@@ -854,21 +858,21 @@ def _inner_reference(
 def fit_svi_slice_reference(
     k: FloatArray, t: float, vol: FloatArray, weight: FloatArray
 ) -> tuple[FloatArray, bool, float]:
-    """Reference twin of :func:`fit_svi_slice` (one slice, nothing below): scipy SLSQP over the
+    """Reference twin of :func:`fit_svi_slice` (one slice on its own): scipy SLSQP over the
     five raw parameters from a 3 x 3 grid of starts, with ``w_min >= 0``, Lee's bound and
     ``g >= G_FLOOR`` on the check points as explicit constraints.
 
     Returns the raw parameters, the optimiser's success flag and the objective of
     :func:`fit_svi_slice`.
     """
-    target, sw, spec = _slice_setup(k, t, vol, weight, NO_LAYERS)
+    target, sw, spec = _slice_setup(k, t, vol, weight, np.stack([ZERO_FLOOR, NO_CEILING]))
 
     def objective(p: FloatArray) -> float:
         return float(np.sum(((svi_raw(k, *p) - target) * sw) ** 2))
 
     def constraints(p: FloatArray) -> FloatArray:
         a, b, rho, m, sigma = p
-        g = svi_density(m + sigma * Y_GRID, p[None, :]) - G_FLOOR
+        g = svi_density(np.concatenate([K_MESH, m + sigma * Y_GRID]), *p) - G_FLOOR
         floor = a + b * sigma * np.sqrt(max(1 - rho * rho, 0.0))
         lee = [LEE_SLOPE - b * (1 + rho), LEE_SLOPE - b * (1 - rho)]
         return np.concatenate([np.nan_to_num(g, nan=-1.0, neginf=-1.0), [floor], lee])
