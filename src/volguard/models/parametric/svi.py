@@ -503,7 +503,8 @@ def _penalised(
     f = _vp_objective(m, sigma, k, target, sw, spec, coef, work, free, direct)
     low = _slack(coef, m, sigma, walls, y_grid, fixed)
     if not low >= 0.0:
-        return INFEASIBLE * (1.0 + min(-low, 1e6) + dist)
+        barrier: float = INFEASIBLE * (1.0 + min(-low, 1e6) + dist)
+        return barrier
     penalised: float = f * (1.0 + 1e4 * dist) + dist
     return penalised
 
@@ -832,7 +833,7 @@ def fit_svi_slice(
 def _inner_reference(
     m: float, sigma: float, k: FloatArray, target: FloatArray, sw: FloatArray, spec: FloatArray
 ) -> tuple[FloatArray, float]:
-    """Reference twin of :func:`_inner_solve` (scipy SLSQP from three starts): the best
+    """Reference twin of :func:`_inner_solve` (scipy SLSQP from two starts): the best
     ``(a, u, v)`` at ``(m, sigma)`` and its weighted sum of squared residuals."""
     y = (k - m) / sigma
     root = np.sqrt(y * y + 1.0)
@@ -840,9 +841,9 @@ def _inner_reference(
     rhs = target * sw
     bounds = [(None, spec[0]), (0.0, spec[1] * sigma), (0.0, spec[2] * sigma)]
     cone = {"type": "ineq", "fun": lambda x: x[0] + np.sqrt(max(x[1] * x[2], 0.0))}
-    best = None
-    for start in ([spec[0] / 4, 0.0, 0.0], [0.0, spec[1] * sigma / 2, spec[2] * sigma / 2]):
-        sol = minimize(
+    starts = ([spec[0] / 4, 0.0, 0.0], [0.0, spec[1] * sigma / 2, spec[2] * sigma / 2])
+    sols = [
+        minimize(
             lambda x: float(np.sum((design @ x - rhs) ** 2)),
             start,
             method="SLSQP",
@@ -850,9 +851,10 @@ def _inner_reference(
             constraints=[cone],
             options={"ftol": 1e-16, "maxiter": 500},
         )
-        if best is None or sol.fun < best.fun:
-            best = sol
-    return np.asarray(best.x, dtype=float), float(best.fun)
+        for start in starts
+    ]
+    best = min(sols, key=lambda sol: float(sol.fun))
+    return np.asarray(best.x, dtype=np.float64), float(best.fun)
 
 
 def fit_svi_slice_reference(

@@ -69,7 +69,7 @@ def scaled_slice(
     scale = min(float(np.average(ratio, weights=weight)) if weight.sum() > 0 else 1.0, 1.0)
     points = check_points(np.stack([ceiling, ceiling]))[0]
     for _ in range(30):
-        scaled = ceiling * np.array([scale, scale, 1.0, 1.0, 1.0])
+        scaled: FloatArray = ceiling * np.array([scale, scale, 1.0, 1.0, 1.0])
         if np.all(svi_density(points, *scaled) >= G_FLOOR):
             return scaled
         scale = (1.0 + scale) / 2
@@ -95,7 +95,8 @@ class SVISurface(SliceEngine):
         self, quotes: FitQuotes
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
         params: list[FloatArray] = []
-        times, notes = [], []
+        times: list[float] = []
+        notes: list[str] = []
         converged, fallback = True, None
         for i in reversed(range(len(quotes.expiries))):  # longest first, each below the next
             s = quotes.slice(i)
