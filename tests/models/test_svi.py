@@ -68,7 +68,7 @@ def test_noisy_fit_is_close_to_the_truth() -> None:
 def test_crash_chain_fit_quality(crash_snapshot: MarketSnapshot) -> None:
     engine = make_engine("svi").fit(crash_snapshot)
     result = engine.result_
-    # measured on this snapshot: 0.52 vol pts, 93 % of fitted mids inside the spread
+    # measured on this snapshot with weighting="none": 0.52 vol pts, 93 % inside the spread
     assert result.rmse_vol_pts < 0.7 and result.inside_spread_pct > 88
     assert result.fallback is None
     assert result.arbitrage.butterfly_count == 0 and result.arbitrage.bounds_count == 0

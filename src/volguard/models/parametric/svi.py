@@ -915,14 +915,16 @@ class SVI(SliceEngine):
 
     Parameters
     ----------
-    weighting : {'none', 'spread', 'vega', 'open_interest'}
-        Weights of the quotes in the least-squares fit (on the vol residuals). ``none`` by
-        default: on the desk protocol it gives the best hold-out vols (docs/engines.md).
+    weighting : {'spread', 'none', 'vega', 'open_interest'}
+        Weights of the quotes in the least-squares fit (on the vol residuals). ``spread``
+        (inverse half-spread) by default: on the desk protocol (BTC, docs/engines.md) it keeps
+        the hold-out RMSE of ``none`` (0.45-0.68 vol pts per regime) with the inside-band share
+        of ``vega`` (87-96 %).
     """
 
     name = "svi"
 
-    def __init__(self, weighting: str = "none") -> None:
+    def __init__(self, weighting: str = "spread") -> None:
         self.weighting = weighting
 
     def _calibrate(
