@@ -258,7 +258,11 @@ def summarise(frame: pd.DataFrame, ranges: dict[str, tuple[str, str]]) -> pd.Dat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--underlying", choices=("BTC", "ETH"), default="BTC")
-    parser.add_argument("--engines", default="plain-svi,svi")
+    parser.add_argument(
+        "--engines",
+        default="plain-svi,svi",
+        help="comma-separated; plain-svi or a registered name with settings: svi:weighting=none",
+    )
     parser.add_argument("--modes", default="nowcast,wings")
     parser.add_argument("--every", type=int, default=1, help="every n-th snapshot only")
     parser.add_argument("--seed", type=int, default=0)
