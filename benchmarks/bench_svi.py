@@ -6,10 +6,10 @@ Data: noisy 30-strike slices, seeds 0..N-1: a BTC-like raw SVI smile (``a = 0.02
 
 SVI contenders, all on the same slices:
 
-* ``volguard fast``: :func:`volguard.models.parametric.svi.fit_svi_slice_fast` (numba variable
+* ``volguard fast``: :func:`volguard.models.parametric.svi.fit_svi_slice` (numba variable
   projection: exact 27-face inner solve, Nelder-Mead over ``(m, ln sigma)``).
-* ``volguard VP reference``: :func:`fit_svi_slice_reference` (scipy ``lsq_linear`` inside
-  ``least_squares``, the NumPy twin).
+* ``volguard VP reference``: :func:`fit_svi_slice_reference` (scipy SLSQP over the five raw
+  parameters with the constraints written out, the NumPy twin).
 * ``scipy least_squares FD``: the 5 raw parameters directly, trust-region reflective with the
   default 2-point finite-difference Jacobian, box bounds, start from the smile's shape.
 * ``QuantLib SviInterpolatedSmileSection`` (1.44): unweighted vol errors, all five parameters
@@ -44,7 +44,7 @@ from scipy.optimize import least_squares
 from volguard.kernels.sabr import sabr_vol
 from volguard.models.parametric.sabr import fit_sabr_slice
 from volguard.models.parametric.svi import (
-    fit_svi_slice_fast,
+    fit_svi_slice,
     fit_svi_slice_reference,
     svi_raw,
 )
@@ -73,10 +73,10 @@ def sabr_slices(n: int) -> list[Slice]:
     return [(K, clean + NOISE * np.random.default_rng(s).standard_normal(K.size)) for s in range(n)]
 
 
-def svi_objective(vol: np.ndarray, p: dict[str, float]) -> tuple[float, float]:
+def svi_objective(vol: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """``sum ((w - w_fit) / (2 vol t))^2`` (vol^2) and the RMSE of the fitted vols (vol pts)."""
     w = vol**2 * T
-    fit = svi_raw(K, p["a"], p["b"], p["rho"], p["m"], p["sigma"])
+    fit = svi_raw(K, *p)
     obj = float(np.sum(((fit - w) / (2 * vol * T)) ** 2))
     rmse = float(np.sqrt(np.mean((np.sqrt(np.maximum(fit, 0) / T) - vol) ** 2))) * 100
     return obj, rmse
@@ -160,11 +160,11 @@ def main() -> None:
 
     slices = svi_slices(args.slices)
     start = time.perf_counter()
-    fit_svi_slice_fast(K, T, slices[0][1], ones)
+    fit_svi_slice(K, T, slices[0][1], ones)
     print(f"first fast-SVI call (numba compile or cache load): {time.perf_counter() - start:.2f} s")
     fns: dict[str, Callable[[], Any]] = {
         "volguard fast (numba VP)": lambda: run_all(
-            lambda v: fit_svi_slice_fast(K, T, v, ones)[0], slices
+            lambda v: fit_svi_slice(K, T, v, ones)[0], slices
         ),
         "volguard VP reference (scipy)": lambda: run_all(
             lambda v: fit_svi_slice_reference(K, T, v, ones)[0], slices
@@ -242,7 +242,7 @@ def crash_chain(rounds: int) -> None:
     args = [(q.k, float(np.median(q.t)), q.mid_iv, q.weight) for q in parts if len(q) >= 5]
     per_slice = race(
         {
-            "fast": lambda: [fit_svi_slice_fast(*a)[2] for a in args],
+            "fast": lambda: [fit_svi_slice(*a)[2] for a in args],
             "reference": lambda: [fit_svi_slice_reference(*a)[2] for a in args],
         },
         rounds,

@@ -17,6 +17,7 @@ from volguard.models.parametric.sabr import SABR
 from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 from volguard.models.parametric.svi_plain import PlainSVI
+from volguard.models.parametric.svi_surface import SVISurface
 
 ENGINES: dict[str, type[SurfaceEngine]] = {
     cls.name: cls
@@ -24,6 +25,7 @@ ENGINES: dict[str, type[SurfaceEngine]] = {
         Black76Flat,
         SVI,
         PlainSVI,
+        SVISurface,
         SSVI,
         ESSVI,
         SABR,
