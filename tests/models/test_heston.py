@@ -235,3 +235,29 @@ def test_real_crash_chain(name: str, crash_snapshot: MarketSnapshot) -> None:
     k = np.linspace(-1.5, 1.0, 26)[:, None]
     t = np.array([1 / 365, 0.02, 0.3, 2.0])[None, :]
     assert np.all(np.isfinite(engine.implied_vol(k, t)))
+
+
+def test_an_engine_from_known_parameters_prices_without_a_fit() -> None:
+    params = {"v0": 0.3, "kappa": 1.5, "theta": 0.35, "sigma": 0.9, "rho": -0.4}
+    engine = Heston.from_params(params)
+    contracts = pd.DataFrame(
+        {
+            "expiry": pd.to_datetime(["2026-03-27 08:00"] * 2, utc=True),
+            "strike": [60_000.0, 80_000.0],
+            "is_call": [False, True],
+        }
+    )
+    context = MarketSnapshot.from_quotes(
+        contracts.assign(
+            ts=pd.Timestamp("2026-02-05 09:00", tz="UTC"), underlying="BTC", forward=70_000.0
+        )
+    )
+    f, strike, t, call = engine.contract_inputs(contracts, context)
+    expected = heston_price(f, strike, t, call, tuple(params.values()))
+    np.testing.assert_allclose(engine.price(contracts, context), expected, rtol=1e-6)
+    jumps = Bates.from_params({**params, "lam": 0.5, "mu_j": -0.1, "sigma_j": 0.2})
+    assert np.isfinite(jumps.implied_vol([0.0], [0.25])).all()
+    with pytest.raises(ValueError, match="must be exactly"):
+        Heston.from_params({**params, "lam": 0.5})
+    with pytest.raises(ValueError, match=r"\|rho\| < 1"):
+        Heston.from_params({**params, "rho": -1.0})

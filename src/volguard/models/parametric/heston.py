@@ -37,7 +37,7 @@ doi:10.1111/j.0960-1627.2004.00200.x.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -499,6 +499,47 @@ class Heston(SurfaceEngine):
                 f"sigma^2 = {v_sigma**2:.4g} (the variance can reach zero; not enforced)"
             )
         return params, converged, fallback, tuple(notes)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], **settings: Any) -> Self:
+        """The engine with known parameters, ready to price without a fit (``settings`` are
+        the constructor's, e.g. ``n_terms``).
+
+        Raises
+        ------
+        ValueError
+            If a parameter of :attr:`param_names` is missing or unknown, not finite, or a
+            variance, ``kappa`` or ``sigma`` is not positive or ``|rho| >= 1``.
+
+        Examples
+        --------
+        >>> engine = Heston.from_params(
+        ...     {"v0": 0.25, "kappa": 2.0, "theta": 0.25, "sigma": 0.8, "rho": -0.3})
+        >>> round(float(engine.implied_vol([0.0], [0.25])[0]), 3)
+        0.488
+        """
+        names = cls.param_names
+        if set(params) != set(names):
+            raise ValueError(
+                f"{cls.name} parameters must be exactly {list(names)}; got {sorted(params)}"
+            )
+        x = np.array([float(params[n]) for n in names])
+        value = dict(zip(names, x, strict=True))
+        positive = ["v0", "kappa", "theta", "sigma", *(["sigma_j"] if "sigma_j" in value else [])]
+        if (
+            not np.isfinite(x).all()
+            or min(value[n] for n in positive) <= 0
+            or abs(value["rho"]) >= 1
+        ):
+            raise ValueError(
+                f"{cls.name} parameters need finite values, {', '.join(positive)} > 0 and "
+                f"|rho| < 1; got {value}"
+            )
+        if value.get("lam", 0.0) < 0:
+            raise ValueError(f"the jump intensity lam must be >= 0; got {value['lam']}")
+        engine = cls(**settings)
+        engine.params_ = x
+        return engine
 
     # -------------------------------------------------------------------------- surface
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
