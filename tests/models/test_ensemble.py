@@ -76,7 +76,8 @@ def test_combined_fit_is_between_the_best_and_the_worst_member(regime: str, weig
 
 
 def test_equal_weights() -> None:
-    engine = EnsembleSurface(members=("sabr", "svi"), weights="equal").fit(_simulated("calm"))
+    engine = make_engine("ensemble", members=["sabr", "svi"], weights="equal")
+    engine.fit(_simulated("calm"))
     np.testing.assert_array_equal(engine.weights_, [0.5, 0.5])
 
 
@@ -162,6 +163,7 @@ def test_a_failed_member_gets_weight_zero() -> None:
         ({"members": [("sabr", SABR()), ("gbm", GBMSurface())]}, "'gbm' needs a trained model"),
         ({"members": [("sabr", SABR()), ("x", "sabr")]}, "member 'x' is not an engine"),
         ({"members": []}, "at least one"),
+        ({"members": ("sabr", "svi")}, "members must be \\(label, engine\\) pairs"),
         ({"members": [("a", SABR()), ("a", SVI())]}, "labels must be unique"),
         ({"weights": "best"}, "weights 'best' is unknown"),
         ({"validation_size": 1.0}, "validation_size must be in"),

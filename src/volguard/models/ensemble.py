@@ -244,7 +244,13 @@ class EnsembleSurface(CompositeEngine):
             from volguard.models.parametric.svi import SVI
 
             return [("ssvi", SSVI()), ("sabr", SABR()), ("svi", SVI())]
-        return [(str(label), engine) for label, engine in self.members]
+        pairs = list(self.members)
+        if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+            raise ValueError(
+                f"members must be (label, engine) pairs, got {self.members!r}; engine names "
+                "belong to configuration: make_engine('ensemble', members=[names])"
+            )
+        return [(str(label), engine) for label, engine in pairs]
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """The settings; with ``deep``, each member's as ``<label>__<setting>`` too."""
