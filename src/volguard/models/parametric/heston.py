@@ -142,7 +142,7 @@ def _otm_prices(
     strike: FloatArray = np.exp(k)
     is_call = k >= 0
     pricer = bates_price if len(params) > 5 else heston_price
-    price = pricer(1.0, strike, t, is_call, params, n_terms=n_terms)
+    price = pricer(1.0, strike, t, params, is_call, n_terms=n_terms)
     return price, strike, is_call
 
 
@@ -393,7 +393,7 @@ class Heston(SurfaceEngine):
         self, x: FloatArray, strike: FloatArray, t: FloatArray, is_call: np.ndarray, n: int
     ) -> tuple[FloatArray, FloatArray]:
         fn = bates_price_grad if len(self.param_names) > 5 else heston_price_grad
-        return fn(1.0, strike, t, is_call, tuple(x), n_terms=n)
+        return fn(1.0, strike, t, tuple(x), is_call, n_terms=n)
 
     def _objective(
         self, quotes: FitQuotes, n_terms: int
@@ -592,7 +592,7 @@ class Heston(SurfaceEngine):
             return out  # the Black-76 fallback has no model delta: sticky-strike
         f, strike, t, is_call = self.contract_inputs(contracts, context)
         fn = bates_greeks if len(self.param_names) > 5 else heston_greeks
-        g = fn(f, strike, t, is_call, tuple(self.params_), n_terms=self.n_terms)
+        g = fn(f, strike, t, tuple(self.params_), is_call, n_terms=self.n_terms)
         out["delta"] = np.asarray(g.delta, dtype=float)
         out["gamma"] = np.asarray(g.gamma, dtype=float)
         out["vega_v0"] = np.asarray(g.vega_v0, dtype=float)
