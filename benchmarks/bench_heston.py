@@ -134,15 +134,15 @@ def main() -> None:
 
     def cos_run() -> None:
         for p in bumps[: args.inner]:
-            heston_price(FORWARD, strikes, t, is_call, p)
+            heston_price(FORWARD, strikes, t, p, is_call)
 
     def cos_fixed_run() -> None:
         for p in bumps[: args.inner]:
-            heston_price(FORWARD, strikes, t, is_call, p, n_terms=FIXED_N)
+            heston_price(FORWARD, strikes, t, p, is_call, n_terms=FIXED_N)
 
     def cos_grad_run() -> None:
         for p in bumps[: args.inner]:
-            heston_price_grad(FORWARD, strikes, t, is_call, p)
+            heston_price_grad(FORWARD, strikes, t, p, is_call)
 
     def ql_default_run() -> None:
         for p in bumps[: args.inner]:
@@ -187,8 +187,8 @@ def main() -> None:
         print(f"  QuantLib Gauss-Laguerre 144 / {name}: x{ratio:.1f}")
 
     ref = ql_adaptive.price(PARAMS)
-    cos = heston_price(FORWARD, strikes, t, is_call, PARAMS)
-    cos_fixed = heston_price(FORWARD, strikes, t, is_call, PARAMS, n_terms=FIXED_N)
+    cos = heston_price(FORWARD, strikes, t, PARAMS, is_call)
+    cos_fixed = heston_price(FORWARD, strikes, t, PARAMS, is_call, n_terms=FIXED_N)
     gl = ql_default.price(PARAMS)
     iv_ref = _implied_vol(ref, strikes, t, is_call)
     for name, prices in (

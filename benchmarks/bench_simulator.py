@@ -124,7 +124,7 @@ def main() -> None:
         reference = quantlib_chain(rows, params, spot, adaptive=True)
         ql_adaptive_s += time.perf_counter() - start
         start = time.perf_counter()
-        vg_price = bates_price(forward, rows["strike"], days / 365, rows["call"], params)
+        vg_price = bates_price(forward, rows["strike"], days / 365, params, rows["call"])
         vg_s += time.perf_counter() - start
         worst = max(worst, float(np.max(np.abs(reference - vg_price))))
         worst_default = max(worst_default, float(np.max(np.abs(reference - ql_price))))

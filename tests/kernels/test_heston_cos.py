@@ -101,9 +101,9 @@ def test_fang_oosterlee_reference_values(t: float, ref: float) -> None:
     Our adaptive-quadrature Lewis price is 5.785155434 at T = 1, i.e. the published value
     is itself accurate to about 2e-8 USD, hence the tolerance: 5e-8 USD absolute.
     """
-    assert heston_price(100.0, 100.0, t, True, FO, **ACCURATE) == pytest.approx(ref, abs=5e-8)
+    assert heston_price(100.0, 100.0, t, FO, True, **ACCURATE) == pytest.approx(ref, abs=5e-8)
     # the default settings are within 1e-7 USD
-    assert heston_price(100.0, 100.0, t, True, FO) == pytest.approx(ref, abs=1e-7)
+    assert heston_price(100.0, 100.0, t, FO, True) == pytest.approx(ref, abs=1e-7)
 
 
 def test_bates_against_merton_series_in_the_zero_vol_of_vol_limit() -> None:
@@ -121,7 +121,7 @@ def test_bates_against_merton_series_in_the_zero_vol_of_vol_limit() -> None:
         weight = np.exp(-lam * t) * (lam * t) ** n / factorial(n)
         f_n = f * np.exp(-lam * (m - 1.0) * t + n * mu + 0.5 * n * sj * sj)
         ref += weight * _black76_call(np.full(5, f_n), strikes, np.full(5, v * t + n * sj * sj))
-    got = bates_price(f, strikes, t, True, p, **ACCURATE)
+    got = bates_price(f, strikes, t, p, True, **ACCURATE)
     np.testing.assert_allclose(got, ref, rtol=1e-9)
 
 
@@ -138,15 +138,15 @@ def test_heston_tends_to_black76_with_integrated_variance() -> None:
     strikes = f * np.exp(np.array([-0.6, -0.2, 0.0, 0.2, 0.6]))[None, :]
     var = theta * t + (v0 - theta) * (1 - np.exp(-kappa * t)) / kappa
     ref = _black76_call(np.full_like(strikes * t, f), strikes * np.ones_like(t), var * 1.0)
-    got = heston_price(f, strikes, t, True, (v0, kappa, theta, 1e-5, 0.0), **ACCURATE)
+    got = heston_price(f, strikes, t, (v0, kappa, theta, 1e-5, 0.0), True, **ACCURATE)
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-10 * f)
 
 
 def test_bates_with_zero_intensity_is_heston() -> None:
     k = np.linspace(-1.0, 0.8, 7)
     t = np.array([0.01, 0.3, 2.0])[:, None]
-    heston = heston_price(1.0, np.exp(k), t, False, CRYPTO)
-    bates = bates_price(1.0, np.exp(k), t, False, (*CRYPTO, 0.0, *JUMPS[1:]))
+    heston = heston_price(1.0, np.exp(k), t, CRYPTO, False)
+    bates = bates_price(1.0, np.exp(k), t, (*CRYPTO, 0.0, *JUMPS[1:]), False)
     np.testing.assert_allclose(bates, heston, rtol=1e-12, atol=1e-15)
     # the CF too, at complex arguments
     u = np.array([0.3, 5.0 - 0.5j, 40.0 + 0.2j])
@@ -189,8 +189,8 @@ def _surface(p: tuple[float, ...], price_fn=heston_price):  # type: ignore[no-un
     v = max(p[0], p[2])
     k = np.linspace(-3.0, 3.0, 61)[None, :] * np.sqrt(v * t)
     strikes = f * np.exp(k)
-    calls = price_fn(f, strikes, t, True, p)
-    puts = price_fn(f, strikes, t, False, p)
+    calls = price_fn(f, strikes, t, p, True)
+    puts = price_fn(f, strikes, t, p, False)
     return f, strikes, calls, puts
 
 
@@ -212,9 +212,9 @@ def test_parity_bounds_monotone_convex(p: tuple[float, ...]) -> None:
 
 def test_discount_scales_prices() -> None:
     f, k = 2000.0, np.array([1500.0, 2000.0, 2600.0])
-    undiscounted = heston_price(f, k, 0.3, [True, False, True], CRYPTO)
+    undiscounted = heston_price(f, k, 0.3, CRYPTO, [True, False, True])
     np.testing.assert_allclose(
-        heston_price(f, k, 0.3, [True, False, True], CRYPTO, discount=0.97),
+        heston_price(f, k, 0.3, CRYPTO, [True, False, True], discount=0.97),
         0.97 * undiscounted,
         rtol=1e-14,
     )
@@ -226,18 +226,20 @@ def test_surface_in_one_call_equals_expiry_by_expiry_and_broadcasts() -> None:
     call = np.array([True, False, True, False, True])
     # fixed N: identical up to rounding (1e-14 of F); automatic N is chosen for the whole
     # call, so a lone short expiry may get fewer terms (both are converged: 1e-12 of F)
-    together = heston_price(100.0, k, t, call, FO, n_terms=256)
+    together = heston_price(100.0, k, t, FO, call, n_terms=256)
     single = [
-        float(heston_price(100.0, ki, ti, ci, FO, n_terms=256))
+        float(heston_price(100.0, ki, ti, FO, ci, n_terms=256))
         for ki, ti, ci in zip(k, t, call, strict=True)
     ]
     np.testing.assert_allclose(together, single, rtol=0, atol=1e-12)
-    auto_single = [float(heston_price(100.0, *x, FO)) for x in zip(k, t, call, strict=True)]
-    np.testing.assert_allclose(heston_price(100.0, k, t, call, FO), auto_single, atol=1e-10)
-    assert heston_price(100.0, k[None, :], np.array([[0.1], [1.0]]), True, FO).shape == (2, 5)
-    assert np.ndim(heston_price(100.0, 100.0, 1.0, True, FO)) == 0
+    auto_single = [
+        float(heston_price(100.0, ki, ti, FO, ci)) for ki, ti, ci in zip(k, t, call, strict=True)
+    ]
+    np.testing.assert_allclose(heston_price(100.0, k, t, FO, call), auto_single, atol=1e-10)
+    assert heston_price(100.0, k[None, :], np.array([[0.1], [1.0]]), FO, True).shape == (2, 5)
+    assert np.ndim(heston_price(100.0, 100.0, 1.0, FO, True)) == 0
     k_copy = k.copy()
-    heston_price_grad(100.0, k, t, call, FO)
+    heston_price_grad(100.0, k, t, FO, call)
     np.testing.assert_array_equal(k, k_copy)
 
 
@@ -257,7 +259,7 @@ def test_cos_matches_lewis_quadrature(p: tuple[float, ...], t: float) -> None:
     k = np.array([-2.0, -1.0, -0.3, 0.0, 0.3, 1.0, 2.0]) * sd
     ref_call = np.array([_lewis_call(ki, t, p) for ki in k])
     ref_otm = np.where(k > 0, ref_call, ref_call - 1.0 + np.exp(k))
-    got = fn(1.0, np.exp(k), t, k > 0, p, **ACCURATE)
+    got = fn(1.0, np.exp(k), t, p, k > 0, **ACCURATE)
     inner = np.abs(k) <= sd
     np.testing.assert_allclose(got[inner], ref_otm[inner], rtol=1e-9)
     np.testing.assert_allclose(got, ref_otm, rtol=0, atol=1e-11)
@@ -271,7 +273,7 @@ def test_default_settings_are_accurate_for_crypto_surfaces() -> None:
     for p in (CRYPTO, (*CRYPTO, *JUMPS)):
         fn = heston_price if len(p) == 5 else bates_price
         np.testing.assert_allclose(
-            fn(1.0, np.exp(k), t, False, p), fn(1.0, np.exp(k), t, False, p, **ACCURATE), atol=1e-9
+            fn(1.0, np.exp(k), t, p, False), fn(1.0, np.exp(k), t, p, False, **ACCURATE), atol=1e-9
         )
 
 
@@ -291,9 +293,9 @@ def test_analytic_gradient_matches_central_differences(p: tuple[float, ...]) -> 
     k = np.array([70.0, 90.0, 100.0, 110.0, 140.0, 100.0])
     t = np.array([0.5, 0.05, 1.0, 2.0, 4.0, 0.01])
     call = np.array([False, False, True, True, True, False])
-    price, grad = grad_fn(f, k, t, call, p, **ACCURATE)
+    price, grad = grad_fn(f, k, t, p, call, **ACCURATE)
     assert grad.shape == (len(p), 6)
-    np.testing.assert_allclose(price, fn(f, k, t, call, p, **ACCURATE), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(price, fn(f, k, t, p, call, **ACCURATE), rtol=0, atol=1e-12)
     base = np.array(p)
     for i, name in enumerate(names):
         h = 1e-5 * max(abs(base[i]), 0.05)
@@ -301,7 +303,7 @@ def test_analytic_gradient_matches_central_differences(p: tuple[float, ...]) -> 
         up[i] += h
         dn[i] -= h
         fd = (
-            fn(f, k, t, call, tuple(up), **ACCURATE) - fn(f, k, t, call, tuple(dn), **ACCURATE)
+            fn(f, k, t, tuple(up), call, **ACCURATE) - fn(f, k, t, tuple(dn), call, **ACCURATE)
         ) / (2 * h)
         np.testing.assert_allclose(grad[i], fd, rtol=1e-7, atol=1e-7, err_msg=name)
 
@@ -313,18 +315,18 @@ def test_delta_gamma_vega_match_finite_differences(p: tuple[float, ...]) -> None
     k = np.array([60.0, 90.0, 100.0, 100.0, 120.0, 160.0])
     t = np.array([0.5, 0.1, 1.0, 1.0, 2.0, 5.0])
     call = np.array([False, True, True, False, True, True])
-    g = greeks_fn(f, k, t, call, p, discount=0.99, **ACCURATE)
+    g = greeks_fn(f, k, t, p, call, discount=0.99, **ACCURATE)
     # delta: h = 1e-3 USD. gamma: Richardson-extrapolated second differences with steps of
     # 2% and 1% of F sd (error O(h^4)); smaller fixed steps drown in the ~1e-14 * price / h^2
     # rounding of the COS sums.
     h = 1e-3
-    up = fn(f + h, k, t, call, p, discount=0.99, **ACCURATE)
-    dn = fn(f - h, k, t, call, p, discount=0.99, **ACCURATE)
+    up = fn(f + h, k, t, p, call, discount=0.99, **ACCURATE)
+    dn = fn(f - h, k, t, p, call, discount=0.99, **ACCURATE)
     np.testing.assert_allclose(g.delta, (up - dn) / (2 * h), rtol=1e-7, atol=1e-9)
 
     def second_difference(h: np.ndarray) -> np.ndarray:
-        up = fn(f + h, k, t, call, p, discount=0.99, **ACCURATE)
-        dn = fn(f - h, k, t, call, p, discount=0.99, **ACCURATE)
+        up = fn(f + h, k, t, p, call, discount=0.99, **ACCURATE)
+        dn = fn(f - h, k, t, p, call, discount=0.99, **ACCURATE)
         return (up - 2 * g.price + dn) / h**2
 
     h_g = 0.02 * f * np.sqrt(max(p[0], p[2]) * t)
@@ -337,8 +339,8 @@ def test_delta_gamma_vega_match_finite_differences(p: tuple[float, ...]) -> None
     pv_up[0] += hv
     pv_dn[0] -= hv
     fd_vega = (
-        fn(f, k, t, call, tuple(pv_up), discount=0.99, **ACCURATE)
-        - fn(f, k, t, call, tuple(pv_dn), discount=0.99, **ACCURATE)
+        fn(f, k, t, tuple(pv_up), call, discount=0.99, **ACCURATE)
+        - fn(f, k, t, tuple(pv_dn), call, discount=0.99, **ACCURATE)
     ) / (2 * hv)
     np.testing.assert_allclose(g.vega_v0, fd_vega, rtol=1e-6, atol=1e-6)
 
@@ -367,9 +369,9 @@ def test_automatic_terms_follow_the_decay_of_the_characteristic_function() -> No
     only like exp(-0.24 u), N = 256 is 3e-6 off; the automatic choice is within 1e-12."""
     p = (1.0, 1.0, 1.0, 2.0, -0.875)
     k = np.linspace(-2.5, 2.5, 11)
-    ref = heston_price(1.0, np.exp(k), 1.0, True, p, **VERY_ACCURATE)
-    assert np.max(np.abs(heston_price(1.0, np.exp(k), 1.0, True, p, n_terms=256) - ref)) > 1e-6
-    np.testing.assert_allclose(heston_price(1.0, np.exp(k), 1.0, True, p), ref, atol=1e-12)
+    ref = heston_price(1.0, np.exp(k), 1.0, p, True, **VERY_ACCURATE)
+    assert np.max(np.abs(heston_price(1.0, np.exp(k), 1.0, p, True, n_terms=256) - ref)) > 1e-6
+    np.testing.assert_allclose(heston_price(1.0, np.exp(k), 1.0, p, True), ref, atol=1e-12)
 
 
 @settings(
@@ -393,7 +395,7 @@ def test_properties_over_parameter_ranges(
     f = 1.0
     sd = np.sqrt(max(p[0], p[2]) * t)
     strikes = np.exp(np.linspace(-2.5, 2.5, 41) * sd)
-    calls = fn(f, strikes, t, True, params)
+    calls = fn(f, strikes, t, params, True)
     tol = 1e-9
     assert np.all(np.isfinite(calls))
     assert np.all(calls >= np.maximum(f - strikes, 0.0) - tol)
@@ -402,13 +404,13 @@ def test_properties_over_parameter_ranges(
     assert np.all(slope <= tol) and np.all(slope >= -1 - tol)
     assert np.all(np.diff(slope) >= -1e-7)
     # converged: the default agrees with many more terms and a wider range
-    np.testing.assert_allclose(calls, fn(f, strikes, t, True, params, **VERY_ACCURATE), atol=1e-8)
+    np.testing.assert_allclose(calls, fn(f, strikes, t, params, True, **VERY_ACCURATE), atol=1e-8)
     # the gradient is finite and vega in v0 is positive, up to the COS sum's absolute error in
     # the far wings (about 1e-9 F there, where the true vega is ~0)
     _, grad = (
-        bates_price_grad(f, strikes[::10], t, True, params)
+        bates_price_grad(f, strikes[::10], t, params, True)
         if jumps
-        else heston_price_grad(f, strikes[::10], t, True, params)
+        else heston_price_grad(f, strikes[::10], t, params, True)
     )
     assert np.all(np.isfinite(grad))
     assert np.all(grad[0] >= -1e-8)
@@ -418,13 +420,13 @@ def test_strikes_beyond_the_truncation_range() -> None:
     """ln(K/F) outside [a, b]: puts are 0 (low strikes) or K - F (high strikes), gamma is 0,
     and call and put gradients agree (parity does not depend on the parameters)."""
     k = np.exp(np.array([-30.0, -8.0, 8.0, 30.0]))
-    g = heston_greeks(1.0, k, 0.1, False, CRYPTO)
+    g = heston_greeks(1.0, k, 0.1, CRYPTO, False)
     np.testing.assert_allclose(g.price, np.maximum(k - 1.0, 0.0), rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(g.gamma, 0.0)
     np.testing.assert_allclose(g.delta, [0.0, 0.0, -1.0, -1.0], atol=1e-12)
     strikes = np.array([0.7, 1.0, 1.4])
-    _, grad_put = heston_price_grad(1.0, strikes, 0.5, False, CRYPTO)
-    _, grad_call = heston_price_grad(1.0, strikes, 0.5, True, CRYPTO)
+    _, grad_put = heston_price_grad(1.0, strikes, 0.5, CRYPTO, False)
+    _, grad_call = heston_price_grad(1.0, strikes, 0.5, CRYPTO, True)
     np.testing.assert_array_equal(grad_put, grad_call)
 
 

@@ -69,7 +69,7 @@ def test_bates_table_matches_cos(calm_table) -> None:
     price, delta = calm_table.lookup(k, v, 2)
     tau = calm_table.tau[2]
     for j in range(k.size):
-        g = bates_greeks(1.0, np.exp(k[j]), tau, True, regime.pricing_params(v[j]), vega=False)
+        g = bates_greeks(1.0, np.exp(k[j]), tau, regime.pricing_params(v[j]), True, vega=False)
         assert price[j] == pytest.approx(float(g.price), abs=2e-4)
         assert delta[j] == pytest.approx(float(g.delta), abs=5e-3)
 

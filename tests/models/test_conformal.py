@@ -14,6 +14,9 @@ from volguard.market import MarketSnapshot
 from volguard.models import make_engine
 from volguard.models.conformal import ConformalSurface, fold_rows
 from volguard.models.ensemble import MIN_TRAIN, validation_rows
+from volguard.models.parametric.sabr import SABR
+from volguard.models.parametric.ssvi import SSVI
+from volguard.models.parametric.svi import SVI
 from volguard.models.quotes import fit_quotes
 
 
@@ -40,7 +43,7 @@ def test_every_fit_row_of_a_large_expiry_is_dealt_into_balanced_folds() -> None:
 
 
 def test_cv_plus_ends_are_the_order_statistics_of_the_definition() -> None:
-    engine = ConformalSurface(base="svi", folds=3).fit(synthetic_snapshot(0.005))
+    engine = ConformalSurface(base=SVI(), folds=3).fit(synthetic_snapshot(0.005))
     k, t = np.array([-0.3, 0.0, 0.2]), np.full(3, 0.25)
     lower, upper = engine.vol_interval(k, t, level=0.8)
     n = engine.residuals_.size
@@ -62,7 +65,7 @@ def test_intervals_cover_held_out_quotes_at_about_their_level() -> None:
     covered, n = 0, 0
     for i, snapshot in enumerate(calm_btc(3.0)):
         visible, held = _held_out(snapshot, seed=i)
-        engine = ConformalSurface(base="ssvi").fit(visible)
+        engine = ConformalSurface(base=SSVI()).fit(visible)
         lower, upper = engine.interval(held, snapshot, level=0.9)
         mid = fit_quotes(MarketSnapshot.from_quotes(held), "none")
         # fit_quotes sorts by (t, k): match the held rows to it through (t, k)
@@ -82,7 +85,7 @@ def test_intervals_cover_held_out_quotes_at_about_their_level() -> None:
 
 def test_the_wrapper_prices_as_its_engine_fitted_on_all_the_quotes() -> None:
     snapshot = calm_btc(1.0)[0]
-    wrapped = ConformalSurface(base="sabr", folds=3).fit(snapshot)
+    wrapped = ConformalSurface(base=SABR(), folds=3).fit(snapshot)
     alone = make_engine("sabr").fit(snapshot)
     k, t = np.linspace(-0.4, 0.3, 9), np.full(9, 0.1)
     np.testing.assert_allclose(wrapped.implied_vol(k, t), alone.implied_vol(k, t), rtol=1e-12)
@@ -93,11 +96,14 @@ def test_the_wrapper_prices_as_its_engine_fitted_on_all_the_quotes() -> None:
 
 def test_settings_are_checked() -> None:
     snapshot = synthetic_snapshot()
-    with pytest.raises(ValueError, match="cannot be wrapped"):
-        ConformalSurface(base="conformal").fit(snapshot)
+    with pytest.raises(ValueError, match="an engine other than conformal"):
+        ConformalSurface(base=ConformalSurface()).fit(snapshot)
+    with pytest.raises(ValueError, match="an engine other than conformal"):
+        ConformalSurface(base="svi").fit(snapshot)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="folds must be >= 2"):
         ConformalSurface(folds=1).fit(snapshot)
-    engine = ConformalSurface(base="svi").fit(snapshot)
+    engine = make_engine("conformal", base="svi").fit(snapshot)  # a name at the edge
+    assert isinstance(engine.base, SVI) and engine.base_.result_ is not None
     with pytest.raises(ValueError, match="level must be in"):
         engine.vol_interval(0.0, 0.25, level=1.0)
 

@@ -14,11 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.ensemble import EnsembleSurface, combination_weights, validation_rows
+from volguard.models.learned.gbm import GBMSurface
+from volguard.models.parametric.sabr import SABR
+from volguard.models.parametric.svi import SVI
 from volguard.models.quotes import fit_quotes
 from volguard.models.registry import make_engine
 from volguard.sim import preset, simulate
@@ -36,7 +40,8 @@ def _simulated(regime: str) -> MarketSnapshot:
 def _fitted(
     regime: str, members: tuple[str, ...] = ("ssvi", "sabr", "svi"), **settings: object
 ) -> EnsembleSurface:
-    return EnsembleSurface(members=members, **settings).fit(_simulated(regime))  # type: ignore[arg-type]
+    engine = make_engine("ensemble", members=list(members), **settings)
+    return engine.fit(_simulated(regime))  # type: ignore[return-value]
 
 
 def _median_disagreement(engine: EnsembleSurface, snapshot: MarketSnapshot) -> float:
@@ -71,7 +76,8 @@ def test_combined_fit_is_between_the_best_and_the_worst_member(regime: str, weig
 
 
 def test_equal_weights() -> None:
-    engine = EnsembleSurface(members=("sabr", "svi"), weights="equal").fit(_simulated("calm"))
+    engine = make_engine("ensemble", members=["sabr", "svi"], weights="equal")
+    engine.fit(_simulated("calm"))
     np.testing.assert_array_equal(engine.weights_, [0.5, 0.5])
 
 
@@ -137,7 +143,7 @@ def test_convex_combination_keeps_calendar_order() -> None:
 
 def test_a_failed_member_gets_weight_zero() -> None:
     snapshot = _simulated("calm")
-    engine = EnsembleSurface(members=("sabr", "svi"), member_settings=[{"beta": 2.0}, {}])
+    engine = EnsembleSurface([("sabr", SABR(beta=2.0)), ("svi", SVI())])
     engine.fit(snapshot)
     assert engine.result_.params["weights"] == {"sabr": 0.0, "svi": 1.0}
     assert engine.result_.params["fallback"]["sabr"] == "failed"
@@ -148,24 +154,42 @@ def test_a_failed_member_gets_weight_zero() -> None:
     np.testing.assert_allclose(engine.implied_vol(k, t), svi.implied_vol(k, t), rtol=1e-12)
     np.testing.assert_array_equal(engine.disagreement(k, t), 0.0)
     with pytest.raises(ValueError, match="every ensemble member failed"):
-        EnsembleSurface(members=("sabr",), member_settings={"sabr": {"beta": 2.0}}).fit(snapshot)
+        EnsembleSurface([("sabr", SABR(beta=2.0))]).fit(snapshot)
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"members": ("sabr", "gbm")}, "member 'gbm' needs a trained model"),
-        ({"members": ("sabr", "nope")}, "member 'nope' is unknown"),
-        ({"members": ()}, "members must be a non-empty"),
-        ({"members": "sabr"}, "members must be a non-empty"),
+        ({"members": [("sabr", SABR()), ("gbm", GBMSurface())]}, "'gbm' needs a trained model"),
+        ({"members": [("sabr", SABR()), ("x", "sabr")]}, "member 'x' is not an engine"),
+        ({"members": []}, "at least one"),
+        ({"members": ("sabr", "svi")}, "members must be \\(label, engine\\) pairs"),
+        ({"members": [("a", SABR()), ("a", SVI())]}, "labels must be unique"),
         ({"weights": "best"}, "weights 'best' is unknown"),
         ({"validation_size": 1.0}, "validation_size must be in"),
-        ({"member_settings": [{}]}, "member_settings has 1 entries for 3 members"),
     ],
 )
 def test_settings_are_validated(settings: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EnsembleSurface(**settings).fit(_simulated("calm"))  # type: ignore[arg-type]
+
+
+def test_configuration_names_become_members_at_the_edge() -> None:
+    engine = make_engine(
+        "ensemble", members=["sabr", "svi", "sabr"], member_settings={"sabr": {"beta": 0.5}}
+    )
+    assert [label for label, _ in engine.members] == ["sabr", "svi", "sabr#2"]
+    params = engine.get_params(deep=True)
+    assert params["sabr__beta"] == params["sabr#2__beta"] == 0.5
+    twin = clone(engine).set_params(svi__weighting="none")
+    assert twin.get_params()["svi__weighting"] == "none"
+    assert engine.get_params()["svi__weighting"] == "vega"  # the clone is independent
+    with pytest.raises(ValueError, match="engine 'nope' is unknown"):
+        make_engine("ensemble", members=["sabr", "nope"])
+    with pytest.raises(ValueError, match="member_settings has 1 entries for 2 members"):
+        make_engine("ensemble", members=["sabr", "svi"], member_settings=[{}])
+    with pytest.raises(ValueError, match="no ensemble member is labelled 'x'"):
+        engine.set_params(x__beta=1.0)
 
 
 def test_stacking_finds_the_exact_combination_inverse_mse_does_not() -> None:

@@ -33,7 +33,7 @@ def model_snapshot(params: tuple[float, ...], days: tuple[int, ...] = DAYS) -> M
         for z in np.linspace(-2.5, 2.0, 15):
             k = float(z * sd)
             strike, is_call = FORWARD * np.exp(k), k >= 0
-            mid = float(pricer(FORWARD, strike, t, is_call, params, n_terms=1024))
+            mid = float(pricer(FORWARD, strike, t, params, is_call, n_terms=1024))
             rows.append(
                 {
                     "ts": TS,
@@ -122,7 +122,7 @@ def test_jacobian_is_the_vol_derivative_at_the_fit(heston_snapshot: MarketSnapsh
     strike, is_call = np.exp(quotes.k), quotes.k >= 0
 
     def vols(p: np.ndarray) -> np.ndarray:
-        price = heston_price(1.0, strike, quotes.t, is_call, tuple(p), n_terms=1024)
+        price = heston_price(1.0, strike, quotes.t, tuple(p), is_call, n_terms=1024)
         return np.asarray(implied_vol(price, 1.0, strike, quotes.t, is_call))
 
     for j in range(5):
@@ -147,7 +147,7 @@ def test_wing_guard_never_gives_nan() -> None:
     assert np.all(np.diff(left, axis=0) <= 1e-12) and np.all(np.diff(right, axis=0) >= -1e-12)
     # inside the reliable range the guard changes nothing
     k_mid = np.linspace(-0.3, 0.3, 13)
-    price = heston_price(1.0, np.exp(k_mid), 0.5, k_mid >= 0, p, n_terms=256)
+    price = heston_price(1.0, np.exp(k_mid), 0.5, p, k_mid >= 0, n_terms=256)
     raw = implied_vol(price, 1.0, np.exp(k_mid), 0.5, k_mid >= 0) ** 2 * 0.5
     np.testing.assert_allclose(model_total_variance(p, k_mid, 0.5), raw, rtol=1e-14)
     # a point's value does not depend on the rest of the query (up to the rounding of the
@@ -171,7 +171,7 @@ def test_model_greeks(heston_snapshot: MarketSnapshot) -> None:
     h = 1.0
 
     def price(fwd: float) -> np.ndarray:
-        return np.asarray(heston_price(fwd, strike, t, is_call, tuple(engine.params_), n_terms=256))
+        return np.asarray(heston_price(fwd, strike, t, tuple(engine.params_), is_call, n_terms=256))
 
     np.testing.assert_allclose(g["delta"], (price(f[0] + h) - price(f[0] - h)) / (2 * h), atol=1e-7)
     fd_gamma = (price(f[0] + 10) - 2 * price(f[0]) + price(f[0] - 10)) / 100
@@ -188,7 +188,7 @@ def test_model_greeks(heston_snapshot: MarketSnapshot) -> None:
     p = dict(zip(engine.param_names, engine.params_, strict=True))
     hv = 1e-6
     bumped = [(p["v0"] + s_ * hv, *tuple(engine.params_)[1:]) for s_ in (1, -1)]
-    up_v, down_v = (heston_price(f, strike, t, is_call, q, n_terms=256) for q in bumped)
+    up_v, down_v = (heston_price(f, strike, t, q, is_call, n_terms=256) for q in bumped)
     expected = g["delta"] + p["rho"] * p["sigma"] * (up_v - down_v) / (2 * hv) / f
     np.testing.assert_allclose(mv["delta"], expected, atol=1e-6)
     np.testing.assert_allclose(mv["gamma"], g["gamma"])
@@ -235,3 +235,29 @@ def test_real_crash_chain(name: str, crash_snapshot: MarketSnapshot) -> None:
     k = np.linspace(-1.5, 1.0, 26)[:, None]
     t = np.array([1 / 365, 0.02, 0.3, 2.0])[None, :]
     assert np.all(np.isfinite(engine.implied_vol(k, t)))
+
+
+def test_an_engine_from_known_parameters_prices_without_a_fit() -> None:
+    params = {"v0": 0.3, "kappa": 1.5, "theta": 0.35, "sigma": 0.9, "rho": -0.4}
+    engine = Heston.from_params(params)
+    contracts = pd.DataFrame(
+        {
+            "expiry": pd.to_datetime(["2026-03-27 08:00"] * 2, utc=True),
+            "strike": [60_000.0, 80_000.0],
+            "is_call": [False, True],
+        }
+    )
+    context = MarketSnapshot.from_quotes(
+        contracts.assign(
+            ts=pd.Timestamp("2026-02-05 09:00", tz="UTC"), underlying="BTC", forward=70_000.0
+        )
+    )
+    f, strike, t, call = engine.contract_inputs(contracts, context)
+    expected = heston_price(f, strike, t, tuple(params.values()), call)
+    np.testing.assert_allclose(engine.price(contracts, context), expected, rtol=1e-6)
+    jumps = Bates.from_params({**params, "lam": 0.5, "mu_j": -0.1, "sigma_j": 0.2})
+    assert np.isfinite(jumps.implied_vol([0.0], [0.25])).all()
+    with pytest.raises(ValueError, match="must be exactly"):
+        Heston.from_params({**params, "lam": 0.5})
+    with pytest.raises(ValueError, match=r"\|rho\| < 1"):
+        Heston.from_params({**params, "rho": -1.0})

@@ -15,6 +15,8 @@ from tests.models._learned import calm_btc, rmse_vol_pts
 from volguard.market import MarketSnapshot
 from volguard.models import ENGINES, make_engine
 from volguard.models.hybrid import HybridModel, train_hybrid
+from volguard.models.learned.gbm import GBMSurface
+from volguard.models.parametric.ssvi import ESSVI
 from volguard.sim import preset, simulate
 
 TINY = {"hidden": (16, 16), "epochs": 150, "learning_rate": 0.01}
@@ -85,12 +87,12 @@ def test_training_is_seeded_and_deterministic(
 
 def test_other_priors_and_settings(calm: list[MarketSnapshot]) -> None:
     pytest.importorskip("torch")
-    essvi = train_hybrid(calm[:3], prior="essvi", prior_settings={"weighting": "spread"}, epochs=5)
-    assert essvi.prior == "essvi" and essvi.prior_settings == (("weighting", "spread"),)
+    essvi = train_hybrid(calm[:3], prior=ESSVI(weighting="spread"), epochs=5)
+    assert essvi.prior_name == "essvi" and essvi.prior_settings == (("weighting", "spread"),)
     engine = make_engine("hybrid", model=essvi).fit(calm[5])
     assert engine.prior_.name == "essvi" and engine.prior_.get_params()["weighting"] == "spread"
     with pytest.raises(ValueError, match="must be a first-principles engine"):
-        train_hybrid(calm[:2], prior="gbm")
+        train_hybrid(calm[:2], prior=GBMSurface())
 
 
 def test_clone_and_pickle_keep_the_trained_model(

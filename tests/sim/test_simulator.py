@@ -40,7 +40,7 @@ def test_truth_greeks_match_bump_and_revalue_under_the_model() -> None:
     h = 1e-4 * f
 
     def price(fwd: np.ndarray) -> np.ndarray:
-        return bates_price(fwd, k, t, call, params)
+        return bates_price(fwd, k, t, params, call)
 
     up, mid, down = price(f + h), price(f), price(f - h)
     np.testing.assert_allclose(rows["true_price"], mid, rtol=1e-9, atol=1e-9 * f.max())
@@ -56,7 +56,7 @@ def test_truth_greeks_match_bump_and_revalue_under_the_model() -> None:
     # the minimum-variance delta adds rho sigma dPrice/dv / F, dPrice/dv by bumping v
     hv = 1e-5
     v_up, v_down = (
-        bates_price(f, k, t, call, (params[0] + sign * hv, *params[1:])) for sign in (1, -1)
+        bates_price(f, k, t, (params[0] + sign * hv, *params[1:]), call) for sign in (1, -1)
     )
     d_var = (v_up - v_down) / (2 * hv)
     mv = rows["true_delta"].to_numpy() + regime.rho * regime.sigma * d_var / f
@@ -78,7 +78,7 @@ def _hedge_error(scenario: Scenario, every: int, n_paths: int) -> tuple[float, f
         _, x, _ = simulate_assets(scenario, codes, dt, rng)["BTC"]
         f = np.exp(x)
         idx = np.arange(0, n, every)
-        g = bates_greeks(f[idx], strike, expiry_t - idx * dt, True, regime.pricing_params(0.16))
+        g = bates_greeks(f[idx], strike, expiry_t - idx * dt, regime.pricing_params(0.16), True)
         premium = float(g.price[0])
         gains = np.sum(g.delta * np.diff(np.append(f[idx], f[-1])))
         errors.append(premium + gains - max(f[-1] - strike, 0.0))

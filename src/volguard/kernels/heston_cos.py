@@ -687,8 +687,8 @@ def heston_price(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -731,7 +731,7 @@ def heston_price(
     Fang and Oosterlee (2008), Heston example (S0 = 100, r = 0, T = 1):
 
     >>> p = (0.0175, 1.5768, 0.0398, 0.5751, -0.5711)
-    >>> round(float(heston_price(100.0, 100.0, 1.0, True, p)), 7)
+    >>> round(float(heston_price(100.0, 100.0, 1.0, p, True)), 7)
     5.7851554
     """
     return _cos(forward, strike, t, is_call, params, discount, n_terms, trunc_l, False, False).price
@@ -741,8 +741,8 @@ def bates_price(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -767,7 +767,7 @@ def bates_price(
     With zero intensity Bates is Heston:
 
     >>> p = (0.0175, 1.5768, 0.0398, 0.5751, -0.5711)
-    >>> round(float(bates_price(100.0, 100.0, 1.0, True, (*p, 0.0, -0.1, 0.2))), 7)
+    >>> round(float(bates_price(100.0, 100.0, 1.0, (*p, 0.0, -0.1, 0.2), True)), 7)
     5.7851554
     """
     return _cos(forward, strike, t, is_call, params, discount, n_terms, trunc_l, False, False).price
@@ -777,8 +777,8 @@ def heston_price_grad(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -813,7 +813,7 @@ def heston_price_grad(
     Examples
     --------
     >>> p = (0.0175, 1.5768, 0.0398, 0.5751, -0.5711)
-    >>> price, grad = heston_price_grad(100.0, [90.0, 110.0], 1.0, False, p)
+    >>> price, grad = heston_price_grad(100.0, [90.0, 110.0], 1.0, p, False)
     >>> grad.shape
     (5, 2)
     """
@@ -826,8 +826,8 @@ def bates_price_grad(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -852,7 +852,7 @@ def bates_price_grad(
     Examples
     --------
     >>> p = (0.04, 2.0, 0.04, 0.5, -0.7, 0.5, -0.1, 0.2)
-    >>> bates_price_grad(100.0, 100.0, 0.5, True, p)[1].shape
+    >>> bates_price_grad(100.0, 100.0, 0.5, p, True)[1].shape
     (8,)
     """
     res = _cos(forward, strike, t, is_call, params, discount, n_terms, trunc_l, True, False)
@@ -881,8 +881,8 @@ def heston_greeks(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -912,7 +912,7 @@ def heston_greeks(
     Examples
     --------
     >>> p = (0.0175, 1.5768, 0.0398, 0.5751, -0.5711)
-    >>> g = heston_greeks(100.0, 100.0, 1.0, True, p)
+    >>> g = heston_greeks(100.0, 100.0, 1.0, p, True)
     >>> bool(0.0 < g.delta < 1.0 and g.gamma > 0.0 and g.vega_v0 > 0.0)
     True
     """
@@ -923,8 +923,8 @@ def bates_greeks(
     forward: ArrayLike,
     strike: ArrayLike,
     t: ArrayLike,
-    is_call: ArrayLike,
     params: Sequence[float],
+    is_call: ArrayLike,
     *,
     discount: ArrayLike = 1.0,
     n_terms: int | None = None,
@@ -942,7 +942,7 @@ def bates_greeks(
     Examples
     --------
     >>> p = (0.04, 2.0, 0.04, 0.5, -0.7, 0.5, -0.1, 0.2)
-    >>> g = bates_greeks(100.0, 100.0, 0.5, False, p)
+    >>> g = bates_greeks(100.0, 100.0, 0.5, p, False)
     >>> bool(-1.0 < g.delta < 0.0)
     True
     """

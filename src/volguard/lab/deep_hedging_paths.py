@@ -106,7 +106,7 @@ def bates_table(regime: Regime, tau: FloatArray, levels: int = V_LEVELS) -> Bate
     def one(level: float) -> tuple[FloatArray, FloatArray]:
         strike = np.exp(z * np.sqrt(level * t))
         otm = strike >= 1.0
-        g = bates_greeks(1.0, strike, t, otm, regime.pricing_params(level), vega=False)
+        g = bates_greeks(1.0, strike, t, regime.pricing_params(level), otm, vega=False)
         call = np.where(otm, g.price, g.price + 1.0 - strike)
         delta = np.where(otm, g.delta, g.delta + 1.0)
         shape = (tau.size, Z_GRID.size)

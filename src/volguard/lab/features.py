@@ -42,7 +42,7 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.learned.features import DEFAULT_FEATURES, FEATURES, state_features
 from volguard.models.learned.gbm import INPUTS, NORMALISER
 from volguard.models.quotes import fit_quotes
-from volguard.models.registry import ENGINES
+from volguard.models.registry import ENGINES, resolve
 
 PERMUTABLE: tuple[str, ...] = ("gbm", "nn")
 """Learned engines whose trained model answers ``predict(k, t, state)`` (total variance) for
@@ -312,7 +312,7 @@ def feature_importance(
             continue
         fold = str(labels[test[0]])
         model = ENGINES[engine].train(
-            [snaps[i] for i in train], seed=seed, features=tuple(features), **settings
+            [snaps[i] for i in train], seed=seed, features=tuple(features), **resolve(settings)
         )
         base, inputs = _fold_importance(model, held, names, n_repeats, seed, fold_no)
         for name, mean, std in inputs:

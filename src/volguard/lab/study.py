@@ -98,7 +98,7 @@ from volguard.market.history import with_realized_vol
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.greeks import SpotVolBeta
-from volguard.models.registry import ENGINES, make_engine
+from volguard.models.registry import ENGINES, make_engine, resolve
 from volguard.sim.adversarial import adversarial_search
 from volguard.sim.scenario import load_scenario
 from volguard.sim.simulator import simulate
@@ -555,7 +555,9 @@ def _models(
         settings = {k: v for k, v in study.engines[name].items() if k not in own}
         if validation:
             settings["validation"] = validation
-        models[name] = ENGINES[_base(study, name)].train(train, seed=study.seed, **settings)
+        models[name] = ENGINES[_base(study, name)].train(
+            train, seed=study.seed, **resolve(settings)
+        )
     return models
 
 

@@ -22,7 +22,7 @@ from volguard.errors import ConfigError
 from volguard.lab.splits import NowcastSplit
 from volguard.models.greeks import SpotVolBeta
 from volguard.models.quotes import WEIGHTINGS
-from volguard.models.registry import ENGINES
+from volguard.models.registry import ENGINES, NAMED
 from volguard.sim.stress_library import LIBRARY
 
 Time = str | dt.datetime | dt.date
@@ -86,6 +86,9 @@ VALUES: dict[str, Any] = {
     "members": list[Literal[tuple(ENGINES)]],  # type: ignore[misc]
     "base": Literal[tuple(ENGINES)],
     "prior": Literal[tuple(ENGINES)],
+    "member_settings": Table | list[Table],
+    "base_settings": Table,
+    "prior_settings": Table,
 }
 """Settings whose values are names, checked beyond the engines' own ``str`` annotations."""
 
@@ -144,6 +147,8 @@ def engine_schema(name: str) -> dict[str, Any]:
         for arg in inspect.signature(source).parameters:
             if arg not in SUPPLIED:
                 schema[arg] = VALUES.get(arg, hints.get(arg, Any))
+                if arg in NAMED:  # engines by name, and those engines' own settings
+                    schema[NAMED[arg]] = VALUES[NAMED[arg]]
     return schema
 
 

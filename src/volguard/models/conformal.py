@@ -36,7 +36,6 @@ with the jackknife+, Annals of Statistics 49(1), 486-507, doi:10.1214/20-AOS1965
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -79,16 +78,15 @@ class ConformalSurface(CompositeEngine):
 
     Parameters
     ----------
-    base : str, default "ssvi"
-        Registered name of the wrapped engine (a learned one needs ``model`` in its settings).
-    base_settings : mapping, optional
-        Its constructor settings.
+    base : SurfaceEngine, optional
+        The wrapped engine, unfitted (default ``SSVI()``; a learned one with its ``model``);
+        its settings are nested parameters (``base__weighting``).
     folds : int, default 5
         Cross-validation folds, ``>= 2``; each costs one more fit of the engine.
     seed : int, default 0
         Seed of the fold assignment.
     weighting : str, default "vega"
-        Quote weights of the wrapped engine's fit (unless its settings say otherwise).
+        Quote weights of the report's fit quotes (the wrapped engine fits with its own).
 
     Attributes
     ----------
@@ -103,22 +101,22 @@ class ConformalSurface(CompositeEngine):
 
     Examples
     --------
-    >>> ConformalSurface(base="svi", folds=4).get_params()["folds"]
-    4
+    >>> from volguard.models.parametric.svi import SVI
+    >>> wrapped = ConformalSurface(base=SVI(weighting="spread"), folds=4)
+    >>> wrapped.get_params()["folds"], wrapped.get_params()["base__weighting"]
+    (4, 'spread')
     """
 
     name = "conformal"
 
     def __init__(
         self,
-        base: str = "ssvi",
-        base_settings: Mapping[str, Any] | None = None,
+        base: SurfaceEngine | None = None,
         folds: int = 5,
         seed: int = 0,
         weighting: str = "vega",
     ) -> None:
         self.base = base
-        self.base_settings = base_settings
         self.folds = folds
         self.seed = seed
         self.weighting = weighting
@@ -129,18 +127,18 @@ class ConformalSurface(CompositeEngine):
         Raises
         ------
         ValueError
-            If ``base`` is not registered, is ``conformal`` itself, or ``folds < 2``.
+            If ``base`` is not an engine, is a conformal engine itself, or ``folds < 2``.
         """
-        from volguard.models.registry import ENGINES  # the registry imports this module
-
-        if self.base not in ENGINES or self.base == self.name:
-            raise ValueError(
-                f"base {self.base!r} cannot be wrapped; expected one of "
-                f"{sorted(set(ENGINES) - {self.name})}"
-            )
         if int(self.folds) < 2:
             raise ValueError(f"folds must be >= 2, got {self.folds!r}")
-        return ENGINES[self.base](**{"weighting": self.weighting, **(self.base_settings or {})})
+        if self.base is None:
+            from volguard.models.parametric.ssvi import SSVI
+
+            return SSVI()
+        if not isinstance(self.base, SurfaceEngine) or isinstance(self.base, ConformalSurface):
+            raise ValueError(f"base must be an engine other than conformal, got {self.base!r}")
+        engine: SurfaceEngine = clone(self.base)
+        return engine
 
     def _check_settings(self) -> object:
         return self._prototype()
@@ -163,7 +161,7 @@ class ConformalSurface(CompositeEngine):
             try:
                 fitted = clone(prototype).fit(MarketSnapshot.from_quotes(rows[~held]))
             except FIT_ERRORS as exc:
-                notes.append(f"fold {j} left out: {self.base} failed without it: {exc}")
+                notes.append(f"fold {j} left out: {prototype.name} failed without it: {exc}")
                 continue
             scored = fit_quotes(MarketSnapshot.from_quotes(rows[held]), "none")
             error = np.abs(scored.mid_iv - fitted.implied_vol(scored.k, scored.t))
@@ -179,7 +177,7 @@ class ConformalSurface(CompositeEngine):
             notes.append("no calibration quote: intervals are the whole half-line")
         result = self.base_.result_
         params: dict[str, Any] = {
-            "base": self.base,
+            "base": prototype.name,
             "base_params": result.params,
             "folds_used": len(fold_bases),
             "n_calibration": int(self.residuals_.size),
@@ -187,7 +185,7 @@ class ConformalSurface(CompositeEngine):
             if self.residuals_.size
             else None,
         }
-        notes.extend(f"{self.base}: {w}" for w in result.warnings)
+        notes.extend(f"{prototype.name}: {w}" for w in result.warnings)
         return params, result.converged, result.fallback, tuple(notes)
 
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:

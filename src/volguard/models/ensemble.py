@@ -1,4 +1,4 @@
-"""``ensemble``: a convex combination of registered engines, weighted on a validation split.
+"""``ensemble``: a convex combination of engines, weighted on a validation split.
 
 Fit, on one snapshot:
 
@@ -46,8 +46,7 @@ Machine Learning 24, 49-64, doi:10.1007/BF00117832.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,22 +65,6 @@ MIN_TRAIN = 5
 MIN_MSE = 1e-12
 """Floor of a validation MSE (decimal vol squared: 1e-4 vol pts RMSE), so a perfect member
 gets a finite inverse-MSE weight."""
-
-
-def member_labels(members: Sequence[str]) -> tuple[str, ...]:
-    """Names of the members in results: the engine name, ``name#2``, ``name#3`` for repeats.
-
-    Examples
-    --------
-    >>> member_labels(["sabr", "svi", "sabr"])
-    ('sabr', 'svi', 'sabr#2')
-    """
-    seen: Counter[str] = Counter()
-    labels = []
-    for name in members:
-        seen[name] += 1
-        labels.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
-    return tuple(labels)
 
 
 def validation_rows(
@@ -197,19 +180,17 @@ def combination_weights(
 
 
 class EnsembleSurface(CompositeEngine):
-    """A weighted combination of registered engines, with their disagreement per quote.
+    """A weighted combination of engines, with their disagreement per quote.
 
     See the module docstring for the split, the weights, the surface and the disagreement.
 
     Parameters
     ----------
-    members : sequence of str, default ('ssvi', 'sabr', 'svi')
-        Registered engine names (repeats allowed); engines that need training (learned ones)
-        are refused.
-    member_settings : mapping or sequence of mappings, optional
-        Constructor settings of the members: a mapping ``name -> settings`` (applied to every
-        member of that name) or one mapping per member. A member's ``weighting`` defaults to
-        the ensemble's.
+    members : sequence of (str, SurfaceEngine), optional
+        The members as ``(label, engine)`` pairs, scikit-learn style (labels unique; any
+        unfitted engine that needs no training). Default: ``ssvi``, ``sabr`` and ``svi`` with
+        their default settings. Their settings are nested parameters:
+        ``get_params(deep=True)`` lists ``<label>__<setting>`` and ``set_params`` takes them.
     weights : {'inverse-mse', 'equal', 'stacking'}
         How the members are combined (module docstring).
     validation_size : float, default 0.25
@@ -217,7 +198,7 @@ class EnsembleSurface(CompositeEngine):
     seed : int, default 0
         Seed of the train/validation split.
     weighting : {'vega', 'spread', 'open_interest', 'none'}
-        Quote weights of the validation score (and the members' default).
+        Quote weights of the validation score.
 
     Attributes
     ----------
@@ -226,82 +207,109 @@ class EnsembleSurface(CompositeEngine):
     weights_ : ndarray, shape (m,)
         The combination weights, summing to 1 (0 for failed members).
     labels_ : tuple of str
-        The members' names in results (:func:`member_labels`).
+        The members' labels.
 
     Examples
     --------
-    >>> EnsembleSurface(members=("sabr", "svi")).get_params()["members"]
-    ('sabr', 'svi')
+    >>> from volguard.models.parametric.sabr import SABR
+    >>> from volguard.models.parametric.svi import SVI
+    >>> ens = EnsembleSurface([("sabr", SABR()), ("svi", SVI(weighting="spread"))])
+    >>> ens.get_params()["svi__weighting"]
+    'spread'
+    >>> ens.set_params(sabr__weighting="none").get_params()["sabr__weighting"]
+    'none'
     """
 
     name = "ensemble"
 
     def __init__(
         self,
-        members: Sequence[str] = ("ssvi", "sabr", "svi"),
-        member_settings: Mapping[str, Mapping[str, Any]]
-        | Sequence[Mapping[str, Any]]
-        | None = None,
+        members: Sequence[tuple[str, SurfaceEngine]] | None = None,
         weights: str = "inverse-mse",
         validation_size: float = 0.25,
         seed: int = 0,
         weighting: str = "vega",
     ) -> None:
         self.members = members
-        self.member_settings = member_settings
         self.weights = weights
         self.validation_size = validation_size
         self.seed = seed
         self.weighting = weighting
 
     # ------------------------------------------------------------------------ settings
+    def _pairs(self) -> list[tuple[str, SurfaceEngine]]:
+        if self.members is None:
+            from volguard.models.parametric.sabr import SABR
+            from volguard.models.parametric.ssvi import SSVI
+            from volguard.models.parametric.svi import SVI
+
+            return [("ssvi", SSVI()), ("sabr", SABR()), ("svi", SVI())]
+        pairs = list(self.members)
+        if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+            raise ValueError(
+                f"members must be (label, engine) pairs, got {self.members!r}; engine names "
+                "belong to configuration: make_engine('ensemble', members=[names])"
+            )
+        return [(str(label), engine) for label, engine in pairs]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The settings; with ``deep``, each member's as ``<label>__<setting>`` too."""
+        params: dict[str, Any] = super().get_params(deep=False)
+        if deep and self.members is not None:
+            for label, engine in self._pairs():
+                params[label] = engine
+                params.update({f"{label}__{k}": v for k, v in engine.get_params(True).items()})
+        return params
+
+    def set_params(self, **params: Any) -> EnsembleSurface:
+        """Set settings, a member's as ``<label>__<setting>`` (scikit-learn's convention).
+
+        Raises
+        ------
+        ValueError
+            If a key names no setting and no member.
+        """
+        own = {k: v for k, v in params.items() if "__" not in k}
+        nested = {k: v for k, v in params.items() if "__" in k}
+        if own:
+            super().set_params(**own)
+        if nested:
+            pairs = dict(self._pairs())
+            for key, value in nested.items():
+                label, _, setting = key.partition("__")
+                if label not in pairs:
+                    raise ValueError(f"{key!r}: no ensemble member is labelled {label!r}")
+                pairs[label] = clone(pairs[label]).set_params(**{setting: value})
+            self.members = list(pairs.items())
+        return self
+
     def _member_engines(self) -> list[SurfaceEngine]:
         """Fresh, unfitted members; validates the settings.
 
         Raises
         ------
         ValueError
-            If a setting is invalid, a member is not registered or needs training.
+            If a setting is invalid, a member is no engine or needs training.
         """
-        from volguard.models.registry import ENGINES  # the registry imports this module
-
-        if isinstance(self.members, str) or len(self.members) == 0:
-            raise ValueError(
-                f"members must be a non-empty sequence of engine names, got {self.members!r}"
-            )
+        pairs = self._pairs()
+        if len(pairs) == 0:
+            raise ValueError("members must hold at least one (label, engine) pair")
+        labels = [label for label, _ in pairs]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"member labels must be unique, got {labels}")
         if self.weights not in WEIGHTS:
             raise ValueError(f"weights {self.weights!r} is unknown; expected one of {WEIGHTS}")
         if not 0.0 < float(self.validation_size) < 1.0:
             raise ValueError(f"validation_size must be in (0, 1), got {self.validation_size!r}")
-        settings = self.member_settings
-        if (
-            settings is not None
-            and not isinstance(settings, Mapping)
-            and len(settings) != len(self.members)
-        ):
-            raise ValueError(
-                f"member_settings has {len(settings)} entries for {len(self.members)} members;"
-                " give one mapping per member or a mapping name -> settings"
-            )
-        engines = []
-        for i, name in enumerate(self.members):
-            if name not in ENGINES:
+        for label, engine in pairs:
+            if not isinstance(engine, SurfaceEngine):
+                raise ValueError(f"ensemble member {label!r} is not an engine: {engine!r}")
+            if getattr(engine, "needs_training", False):
                 raise ValueError(
-                    f"ensemble member {name!r} is unknown; expected one of {sorted(ENGINES)}"
-                )
-            if getattr(ENGINES[name], "needs_training", False):
-                raise ValueError(
-                    f"ensemble member {name!r} needs a trained model (learned engine); "
+                    f"ensemble member {label!r} needs a trained model (learned engine); "
                     "learned members are not supported"
                 )
-            if settings is None:
-                own: Mapping[str, Any] = {}
-            elif isinstance(settings, Mapping):
-                own = settings.get(name, {})
-            else:
-                own = settings[i]
-            engines.append(ENGINES[name](**{"weighting": self.weighting, **own}))
-        return engines
+        return [clone(engine) for _, engine in pairs]
 
     def _check_settings(self) -> object:
         return self._member_engines()
@@ -311,7 +319,7 @@ class EnsembleSurface(CompositeEngine):
     ) -> tuple[dict[str, Any], bool, str | None, tuple[str, ...]]:
         snapshot = self._snapshot
         prototypes = self._member_engines()
-        labels = member_labels(self.members)
+        labels = tuple(label for label, _ in self._pairs())
         m = len(prototypes)
         rows = snapshot.quotes
         held = validation_rows(rows, float(self.validation_size), self.seed)

@@ -49,11 +49,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from volguard._typing import FloatArray
 from volguard.market.snapshot import MarketSnapshot
@@ -105,10 +106,13 @@ class HybridModel:
 
     Attributes
     ----------
-    prior : str
-        Registered name of the first-principles prior engine.
+    prior : SurfaceEngine
+        The first-principles prior engine, unfitted (compared by ``prior_name`` and
+        ``prior_settings``).
+    prior_name : str
+        Its engine name.
     prior_settings : tuple of (name, value)
-        Its constructor settings.
+        Its settings (``get_params``).
     mlp : MLP
         The correction ``c``: inputs ``(k, ln t, *features)``.
     features : tuple of str
@@ -131,7 +135,8 @@ class HybridModel:
         Training settings.
     """
 
-    prior: str
+    prior: SurfaceEngine = field(compare=False)
+    prior_name: str
     prior_settings: tuple[tuple[str, Any], ...]
     mlp: MLP
     features: tuple[str, ...]
@@ -150,7 +155,8 @@ class HybridModel:
 
     def make_prior(self) -> SurfaceEngine:
         """A new, unfitted prior engine."""
-        return _prior_class(self.prior)(**dict(self.prior_settings))
+        engine: SurfaceEngine = clone(self.prior)
+        return engine
 
     def distance(self, state: Mapping[str, float]) -> float:
         """Standardised distance of ``state`` to the nearest training state."""
@@ -169,14 +175,16 @@ class HybridModel:
         return out
 
 
-def _prior_class(name: str) -> type[SurfaceEngine]:
-    from volguard.models.registry import ENGINES  # the registry imports this module
+def _checked_prior(prior: SurfaceEngine | None) -> SurfaceEngine:
+    """A fresh prior engine (default ``SSVI()``); a learned engine cannot be one."""
+    if prior is None:
+        from volguard.models.parametric.ssvi import SSVI
 
-    cls = ENGINES.get(name)
-    if cls is None or getattr(cls, "needs_training", False):
-        usable = sorted(n for n, c in ENGINES.items() if not getattr(c, "needs_training", False))
-        raise ValueError(f"prior {name!r} must be a first-principles engine, one of {usable}")
-    return cls
+        return SSVI()
+    if not isinstance(prior, SurfaceEngine) or getattr(prior, "needs_training", False):
+        raise ValueError(f"prior must be a first-principles engine, got {prior!r}")
+    engine: SurfaceEngine = clone(prior)
+    return engine
 
 
 def _prior_derivatives(
@@ -194,8 +202,7 @@ def _prior_derivatives(
 def train_hybrid(
     snapshots: Iterable[MarketSnapshot],
     *,
-    prior: str = "ssvi",
-    prior_settings: Mapping[str, Any] | None = None,
+    prior: SurfaceEngine | None = None,
     half_life_days: float | None = None,
     features: Sequence[str] = DEFAULT_FEATURES,
     weighting: str = "none",
@@ -217,10 +224,9 @@ def train_hybrid(
     ----------
     snapshots : iterable of MarketSnapshot
         Training snapshots; the prior is fitted to each.
-    prior : str
-        Registered name of a first-principles engine (default ``ssvi``).
-    prior_settings : mapping, optional
-        Its constructor settings (e.g. ``{"weighting": "spread"}``).
+    prior : SurfaceEngine, optional
+        A first-principles engine, unfitted (default ``SSVI()``), e.g.
+        ``ESSVI(weighting="spread")``.
     half_life_days : float or None
         Sample weights times ``0.5 ** (age / half_life)`` (days before the newest snapshot).
     features : sequence of str
@@ -254,9 +260,8 @@ def train_hybrid(
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         raise ValueError(f"features {unknown} are unknown; expected names of {FEATURES}")
-    settings_of_prior = tuple(sorted(dict(prior_settings or {}).items()))
-    _prior_class(prior)
-    train = _blocks(snapshots, prior, settings_of_prior, features, weighting)
+    prior = _checked_prior(prior)
+    train = _blocks(snapshots, prior, features, weighting)
     if not train:
         raise ValueError("training needs at least one snapshot with a fit quote; received none")
     decay = age_weights(pd.DatetimeIndex([b.ts for b in train]), half_life_days)
@@ -314,7 +319,7 @@ def train_hybrid(
 
         check: Callable[[], float] | None = None
         if validation is not None:
-            held = _blocks(validation, prior, settings_of_prior, features, weighting)
+            held = _blocks(validation, prior, features, weighting)
             hx = torch.tensor(np.concatenate([b.x for b in held]), dtype=f32)
             hr = torch.tensor(np.concatenate([b.r for b in held]), dtype=f32)
             hw_np = np.concatenate([b.weight for b in held])
@@ -351,7 +356,8 @@ def train_hybrid(
     }
     return HybridModel(
         prior=prior,
-        prior_settings=settings_of_prior,
+        prior_name=prior.name,
+        prior_settings=tuple(sorted(prior.get_params(deep=False).items())),
         mlp=mlp,
         features=tuple(features),
         state_shift=tuple(float(v) for v in state_shift),
@@ -384,8 +390,7 @@ class _Block:
 
 def _blocks(
     snapshots: Iterable[MarketSnapshot],
-    prior: str,
-    prior_settings: tuple[tuple[str, Any], ...],
+    prior: SurfaceEngine,
     features: Sequence[str],
     weighting: str,
 ) -> list[_Block]:
@@ -397,7 +402,7 @@ def _blocks(
         state = state_features(q)
         if not all(np.isfinite(state[f]) for f in features):
             continue  # e.g. the first snapshot of a history has no realised vol yet
-        fitted = _prior_class(prior)(**dict(prior_settings)).fit(snap)
+        fitted = clone(prior).fit(snap)
         w_prior = np.maximum(fitted.total_variance(q.k, q.t), 1e-12)
         n = len(q)
         x = np.column_stack([q.k, np.log(q.t), *(np.full(n, state[f]) for f in features)])
@@ -487,7 +492,7 @@ class HybridSurface(LearnedSurface):
             "shrink": shrink,
             "distance": distance,
             "state": known_state(state),
-            "prior": model.prior,
+            "prior": model.prior_name,
             "prior_params": prior.params,
         }
         return params, prior.converged, prior.fallback, tuple(notes)

@@ -132,7 +132,7 @@ def fit_regime_bates(
         return (v0, kappa, theta, s * np.sqrt(2 * kappa * theta), rho, lam, mu_j, sigma_j)
 
     def residuals(x: FloatArray) -> FloatArray:
-        price = bates_price(1.0, strike, t, is_call, params(x))
+        price = bates_price(1.0, strike, t, params(x), is_call)
         model = np.asarray(implied_vol(price, 1.0, strike, t, is_call))
         out: FloatArray = np.where(np.isfinite(model), model - iv, 0.5) * w
         return out

@@ -415,7 +415,7 @@ def _price_calls(
     side priced; by parity the call and the put share gamma and ``d/dv``)."""
     _, _, t, strike, forward, *_, params = chain
     otm_call = strike >= forward
-    g = bates_greeks(forward, strike, t, otm_call, params)
+    g = bates_greeks(forward, strike, t, params, otm_call)
     call = np.where(otm_call, g.price, g.price + forward - strike)
     return call, np.where(otm_call, g.delta, g.delta + 1.0), g.gamma, g.vega_v0
 

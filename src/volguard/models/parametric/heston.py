@@ -37,7 +37,7 @@ doi:10.1111/j.0960-1627.2004.00200.x.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Literal, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -142,7 +142,7 @@ def _otm_prices(
     strike: FloatArray = np.exp(k)
     is_call = k >= 0
     pricer = bates_price if len(params) > 5 else heston_price
-    price = pricer(1.0, strike, t, is_call, params, n_terms=n_terms)
+    price = pricer(1.0, strike, t, params, is_call, n_terms=n_terms)
     return price, strike, is_call
 
 
@@ -393,7 +393,7 @@ class Heston(SurfaceEngine):
         self, x: FloatArray, strike: FloatArray, t: FloatArray, is_call: np.ndarray, n: int
     ) -> tuple[FloatArray, FloatArray]:
         fn = bates_price_grad if len(self.param_names) > 5 else heston_price_grad
-        return fn(1.0, strike, t, is_call, tuple(x), n_terms=n)
+        return fn(1.0, strike, t, tuple(x), is_call, n_terms=n)
 
     def _objective(
         self, quotes: FitQuotes, n_terms: int
@@ -500,6 +500,47 @@ class Heston(SurfaceEngine):
             )
         return params, converged, fallback, tuple(notes)
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], **settings: Any) -> Self:
+        """The engine with known parameters, ready to price without a fit (``settings`` are
+        the constructor's, e.g. ``n_terms``).
+
+        Raises
+        ------
+        ValueError
+            If a parameter of :attr:`param_names` is missing or unknown, not finite, or a
+            variance, ``kappa`` or ``sigma`` is not positive or ``|rho| >= 1``.
+
+        Examples
+        --------
+        >>> engine = Heston.from_params(
+        ...     {"v0": 0.25, "kappa": 2.0, "theta": 0.25, "sigma": 0.8, "rho": -0.3})
+        >>> round(float(engine.implied_vol([0.0], [0.25])[0]), 3)
+        0.488
+        """
+        names = cls.param_names
+        if set(params) != set(names):
+            raise ValueError(
+                f"{cls.name} parameters must be exactly {list(names)}; got {sorted(params)}"
+            )
+        x = np.array([float(params[n]) for n in names])
+        value = dict(zip(names, x, strict=True))
+        positive = ["v0", "kappa", "theta", "sigma", *(["sigma_j"] if "sigma_j" in value else [])]
+        if (
+            not np.isfinite(x).all()
+            or min(value[n] for n in positive) <= 0
+            or abs(value["rho"]) >= 1
+        ):
+            raise ValueError(
+                f"{cls.name} parameters need finite values, {', '.join(positive)} > 0 and "
+                f"|rho| < 1; got {value}"
+            )
+        if value.get("lam", 0.0) < 0:
+            raise ValueError(f"the jump intensity lam must be >= 0; got {value['lam']}")
+        engine = cls(**settings)
+        engine.params_ = x
+        return engine
+
     # -------------------------------------------------------------------------- surface
     def total_variance(self, k: FloatArray, t: FloatArray) -> FloatArray:
         """Total implied variance of the fitted model at log-moneyness ``k`` and years ``t``.
@@ -551,7 +592,7 @@ class Heston(SurfaceEngine):
             return out  # the Black-76 fallback has no model delta: sticky-strike
         f, strike, t, is_call = self.contract_inputs(contracts, context)
         fn = bates_greeks if len(self.param_names) > 5 else heston_greeks
-        g = fn(f, strike, t, is_call, tuple(self.params_), n_terms=self.n_terms)
+        g = fn(f, strike, t, tuple(self.params_), is_call, n_terms=self.n_terms)
         out["delta"] = np.asarray(g.delta, dtype=float)
         out["gamma"] = np.asarray(g.gamma, dtype=float)
         out["vega_v0"] = np.asarray(g.vega_v0, dtype=float)
