@@ -17,6 +17,7 @@ from volguard.models.parametric.sabr import SABR
 from volguard.models.parametric.ssvi import ESSVI, SSVI
 from volguard.models.parametric.svi import SVI
 from volguard.models.parametric.svi_plain import PlainSVI
+from volguard.models.parametric.svi_surface import SVISurface
 from volguard.models.registry import ENGINES, make_engine
 from volguard.models.result import CalibrationResult
 
@@ -37,6 +38,7 @@ __all__ = [
     "HybridSurface",
     "NNSurface",
     "PlainSVI",
+    "SVISurface",
     "SliceEngine",
     "SurfaceEngine",
     "make_engine",
