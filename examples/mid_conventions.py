@@ -2,8 +2,10 @@
 
 volguard's mid vol is the implied vol of the mid PRICE (:mod:`volguard.market.quotes`); the
 other common convention averages the bid and ask vols. This prints, per underlying and per
-bucket of standardised moneyness ``|k| / (atm_vol sqrt(t))``, the median and 95th percentile of
-``(bid_iv + ask_iv) / 2 - mid_iv`` in vol points and in half-spreads, over the two-sided
+bucket of standardised moneyness ``|k| / (atm_vol sqrt(t))``, the median and 5th percentile of
+``(bid_iv + ask_iv) / 2 - mid_iv`` in vol points and in half-spreads (negative: the average of
+the vols is below the mid price's vol, as the premium's convexity in vol makes it), over the
+two-sided
 out-of-the-money quotes of every snapshot of ``deribit-svcj-snapshots``.
 
 Run: python examples/mid_conventions.py [--cache runs/mid-conventions]
@@ -59,9 +61,9 @@ def main() -> None:
     summary = table.groupby(["underlying", "bucket"], observed=True).agg(
         quotes=("z", "size"),
         median_vol_pts=("gap_vol_pts", "median"),
-        p95_vol_pts=("gap_vol_pts", lambda x: x.quantile(0.95)),
+        p05_vol_pts=("gap_vol_pts", lambda x: x.quantile(0.05)),
         median_half_spreads=("gap_half_spreads", "median"),
-        p95_half_spreads=("gap_half_spreads", lambda x: x.quantile(0.95)),
+        p05_half_spreads=("gap_half_spreads", lambda x: x.quantile(0.05)),
     )
     print(summary.round(3).to_string())
 

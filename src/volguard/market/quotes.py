@@ -12,7 +12,7 @@ guard alike, so an engine is scored against the very mid it was fitted to:
 * **mid vol**: the implied vol of the **mid price** ``(bid + ask) / 2``, not the average of the
   two vols. The mid price is the price a trade at the middle of the book pays, and its vol
   always lies inside ``[bid_iv, ask_iv]``; in the wings, where the premium is convex in vol,
-  the average of the vols sits above the mid price's vol (``docs/data.md`` measures the gap).
+  the average of the two vols sits below the mid price's vol (``docs/data.md`` measures it).
   Sources that publish vols but no prices (Tardis smiles) are priced at their bid and ask vols
   first, so the same rule applies;
 * **half-spread** ``(ask_iv - bid_iv) / 2`` (decimal vol): the unit of the errors in
