@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -44,13 +43,15 @@ class OneLineGroup(TyperGroup):
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
-        except click.UsageError as exc:
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            err.print(f"[bold red]error:[/] {where}{exc.format_message()}", highlight=False)
-            sys.exit(2)
-        except click.Abort:
+        except typer.Abort:
             err.print("[bold red]error:[/] aborted")
             sys.exit(1)
+        except typer.TyperException as exc:  # typer's click: a usage error
+            ctx = getattr(exc, "ctx", None)
+            where = f"{ctx.command_path}: " if ctx is not None else ""
+            message = getattr(exc, "format_message", exc.__str__)()
+            err.print(f"[bold red]error:[/] {where}{message}", highlight=False)
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 
