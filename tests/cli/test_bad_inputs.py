@@ -459,7 +459,7 @@ if __name__ == "__main__":  # the table for the notes: input, message, exit code
 
     made = inputs.__wrapped__(_Factory())  # type: ignore[attr-defined]
     print("| input | message | exit |\n| --- | --- | --- |")
-    for name, args, _ in CASES:
+    for _, args, _ in CASES:
         code, stderr = invoke(args, made)
         line = stderr.strip().replace(str(root), "TMP").replace("|", "\\|")
         shown = " ".join(a.format(**made) for a in args).replace(str(root), "TMP")
