@@ -310,3 +310,12 @@ def test_repeated_quotes_are_served_from_the_cache_until_the_next_snapshot(
     assert any(c.strike == 85_000 for c, _ in service._quotes)
     service.update(_snapshots(1, first=6)[0])
     assert not service._quotes  # a new snapshot: quotes computed afresh
+
+
+def test_a_date_only_expiry_is_the_venue_expiry_time() -> None:
+    from volguard.guard.service import Contract
+
+    contract = Contract.model_validate({"expiry": "2026-02-27", "strike": 1, "is_call": True})
+    assert (
+        contract.expiry is not None and contract.expiry.isoformat() == "2026-02-27T08:00:00+00:00"
+    )

@@ -44,12 +44,12 @@ import pandas as pd
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from volguard.guard.policy import Decision
 from volguard.guard.runtime import MIN_VOL, Guard
 from volguard.kernels.api import black76_price
-from volguard.market.contracts import parse_deribit_instrument
+from volguard.market.contracts import DERIBIT_EXPIRY_HOUR_UTC, parse_deribit_instrument
 from volguard.market.snapshot import MarketSnapshot
 
 MAX_CONTRACTS = 10_000
@@ -73,6 +73,14 @@ class Contract(BaseModel):
     expiry: datetime | None = None
     strike: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     is_call: bool | None = None
+
+    @field_validator("expiry", mode="before")
+    @classmethod
+    def _venue_time(cls, value: Any) -> Any:
+        # a date alone is the venue's expiry time that day (as everywhere contracts are taken)
+        if isinstance(value, str) and len(value.strip()) == len("YYYY-MM-DD"):
+            return f"{value.strip()}T{DERIBIT_EXPIRY_HOUR_UTC:02d}:00:00Z"
+        return value
 
     @model_validator(mode="after")
     def _one_way(self) -> Contract:
