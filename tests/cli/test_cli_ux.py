@@ -122,3 +122,10 @@ def test_fit_prints_the_engines_warnings_on_the_terminal(
     assert result.exit_code == 0, result.output
     assert "warning: kappa at its upper bound 20" in result.stderr
     assert np.isfinite(json.loads((tmp_path / "o" / "fit.json").read_text())["fit_ms"])
+
+
+def test_warmup_compiles_ahead_and_says_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("volguard.cli.warmup.WARM_ENGINES", ("black76-flat",))
+    result = runner.invoke(app, ["warmup"])
+    assert result.exit_code == 0, result.output
+    assert "compiled the numerical kernels in" in result.stdout or "already" in result.stdout

@@ -198,7 +198,7 @@ def test_volguard_serve_replays_a_store_and_answers(tmp_path: Path) -> None:
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen([sys.executable, "-m", "volguard", *args])
+    proc = subprocess.Popen([sys.executable, "-m", "volguard", *args], stderr=subprocess.PIPE)
     try:
         deadline, health = time.monotonic() + 120, {}
         while (
@@ -215,7 +215,10 @@ def test_volguard_serve_replays_a_store_and_answers(tmp_path: Path) -> None:
         assert status == 422 and "not a Deribit option" in out["detail"]
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
+    first = stderr.decode().splitlines()[0]  # the startup line: where, what, how guarded
+    assert first.startswith(f"volguard serve: http://127.0.0.1:{port} prices BTC from ")
+    assert "no token" in first and "/ready" in first
 
 
 def _server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
