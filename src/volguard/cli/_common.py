@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from volguard.errors import ConfigError, VolguardError
@@ -31,7 +32,7 @@ T = TypeVar("T")
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` as one line on stderr; return the exit (code 2) to raise."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(code=2)
 
 
@@ -47,10 +48,14 @@ class OneLineGroup(TyperGroup):
             err.print("[bold red]error:[/] aborted")
             sys.exit(1)
         except typer.TyperException as exc:  # typer's click: a usage error
+            names: list[str] = []
             ctx = getattr(exc, "ctx", None)
-            where = f"{ctx.command_path}: " if ctx is not None else ""
+            while ctx is not None and ctx.parent is not None:  # the command, not the program
+                names.insert(0, str(ctx.info_name))
+                ctx = ctx.parent
+            where = f"{' '.join(names)}: " if names else ""
             message = getattr(exc, "format_message", exc.__str__)()
-            err.print(f"[bold red]error:[/] {where}{message}", highlight=False)
+            fail(f"{where}{message}")
             sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
