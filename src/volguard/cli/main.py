@@ -237,7 +237,7 @@ def snapshot_command(
         table.add_column(column, justify="right")
     for row in per_expiry.itertuples(index=False):
         table.add_row(
-            str(row.expiry),
+            f"{row.expiry:%Y-%m-%d %H:%M}",
             f"{row.forward:,.2f}",
             str(row.quotes),
             str(row.strikes),
