@@ -372,14 +372,15 @@ def fit_command(
     def action() -> tuple[SurfaceEngine, list[Path], float]:
         from volguard.cli.warmup import compile_timer
         from volguard.data.store import open_store
+        from volguard.models.base import FIT_ERRORS
         from volguard.report.fit_report import write_fit
 
         snap = open_store(store).snapshot_at(underlying.upper(), when)
         with compile_timer(err) as compile_s:
             try:
                 model.fit(snap)
-            except ValueError as exc:  # the engines' word for a snapshot they cannot fit
-                raise ConfigError(f"{engine} cannot fit {snap!r}: {exc}") from exc
+            except FIT_ERRORS as exc:  # a failed fit, said in one line
+                raise fail(f"{engine} cannot fit {snap!r}: {exc}") from exc
         return model, write_fit(model, out_dir, k), compile_s[0] * 1e3
 
     model, paths, compile_ms = run(action)
