@@ -310,9 +310,12 @@ def test_repeated_quotes_are_served_from_the_cache_until_the_next_snapshot(
     status, first = _http(base, "/price", body.encode())
     assert status == 200, first
     assert _http(base, "/price", body.encode())[1] == first
-    assert any(c.strike == 85_000 for c, _ in service._quotes)
+    assert any(c.strike == 85_000 for c, _ in service._view.quotes)
+    with service._lock:  # an update in progress (a slow one) delays no request
+        assert _http(base, "/price", body.encode()) == (200, first)
+        assert _http(base, "/health")[0] == 200
     service.update(_snapshots(1, first=6)[0])
-    assert not service._quotes  # a new snapshot: quotes computed afresh
+    assert not service._view.quotes  # a new snapshot: quotes computed afresh
 
 
 def test_a_date_only_expiry_is_the_venue_expiry_time() -> None:

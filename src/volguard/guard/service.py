@@ -36,21 +36,24 @@ import json
 import math
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from volguard.guard.policy import Decision
+from volguard.guard.policy import Decision, State
 from volguard.guard.runtime import MIN_VOL, Guard
 from volguard.kernels.api import black76_price
 from volguard.market.contracts import DERIBIT_EXPIRY_HOUR_UTC, parse_deribit_instrument
 from volguard.market.snapshot import MarketSnapshot
+from volguard.models.base import SurfaceEngine
 
 MAX_CONTRACTS = 10_000
 STREAM_POLL_S = 0.1
@@ -95,22 +98,44 @@ class PriceRequest(BaseModel):
     delta: Literal["sticky-strike", "sticky-moneyness"] = "sticky-strike"
 
 
+@dataclass(frozen=True)
+class _View:
+    """What pricing reads of the guard after one update, published in one assignment so that
+    a request never waits for the feed (an update can take a while)."""
+
+    engine: SurfaceEngine | None
+    context: MarketSnapshot | None
+    state: State
+    width: float
+    half: float
+    widen: float
+    quotes: dict[tuple[Contract, str], dict[str, Any]] = field(default_factory=dict)
+    """Quotes computed under this view (cleared with it by the next update)."""
+
+
 class GuardService:
-    """A guard shared by the feed (``update``) and the request handlers, under one lock."""
+    """A guard shared by the feed (``update``) and the request handlers: the feed updates under
+    a lock and publishes a :class:`_View` that pricing reads without one."""
 
     def __init__(self, guard: Guard) -> None:
         self.guard = guard
         self._lock = threading.Lock()
         self._decisions: list[tuple[Decision, pd.DataFrame]] = []
-        self._quotes: dict[tuple[Contract, str], dict[str, Any]] = {}
+        self._view = self._publish()
         self.requests = 0
         self.errors = 0
+
+    def _publish(self) -> _View:
+        g = self.guard
+        widen = g.settings.policy.widen[g.state]
+        width, half = g.conformal.half_width, g.typical_half_spread
+        return _View(g.served, g.context, g.state, width, half, widen)
 
     def update(self, snapshot: MarketSnapshot) -> None:
         """Feed one snapshot to the guard."""
         with self._lock:
             self.guard.update(snapshot)
-            self._quotes = {}  # a new fit, context or state: every quote may change
+            self._view = self._publish()  # a new fit, context or state: quotes afresh
             if self.guard.decision is not None:
                 self._decisions.append((self.guard.decision, self.guard.guarded))
                 del self._decisions[:-100]  # the stream needs only the recent ones
@@ -118,11 +143,20 @@ class GuardService:
     @property
     def ready(self) -> bool:
         """Whether an engine is fitted, so that :meth:`price` can answer."""
-        return self.guard.served is not None and self.guard.context is not None
+        return self._view.engine is not None and self._view.context is not None
 
     def decisions_after(self, seq: int) -> list[tuple[Decision, pd.DataFrame]]:
         with self._lock:
             return [(d, g) for d, g in self._decisions if d.seq > seq]
+
+    def cached(self, request: PriceRequest) -> dict[str, Any] | None:
+        """The answer of :meth:`price` if every quote asked is already computed, else None."""
+        view = self._view
+        try:
+            quotes = [view.quotes[(c, request.delta)] for c in request.contracts]
+        except KeyError:
+            return None
+        return _answer(view, quotes)
 
     def price(self, request: PriceRequest) -> dict[str, Any]:
         """Guarded quotes of the requested contracts (see the module docstring).
@@ -132,20 +166,16 @@ class GuardService:
         HTTPException
             503 before the first fitted snapshot, 422 for contracts it cannot price.
         """
-        with self._lock:
-            engine, context = self.guard.served, self.guard.context
-            state, width = self.guard.state, self.guard.conformal.half_width
-            half = self.guard.typical_half_spread
-            widen = self.guard.settings.policy.widen[state]
-            cache = self._quotes
+        view = self._view
+        engine, context, cache = view.engine, view.context, view.quotes
         if engine is None or context is None:
             raise HTTPException(503, "the guard has no fitted engine yet; feed it a snapshot")
         keys: list[tuple[Contract, str]] = [(c, request.delta) for c in request.contracts]
         todo = list(dict.fromkeys(k for k in keys if k not in cache))
         if todo:
-            width = width if math.isfinite(width) else 1.0
-            half = half if math.isfinite(half) else 0.01
-            spread = half * (1.0 + widen * width)
+            width = view.width if math.isfinite(view.width) else 1.0
+            half = view.half if math.isfinite(view.half) else 0.01
+            spread = half * (1.0 + view.widen * width)
             contracts = _contracts([c for c, _ in todo], context)
             g = engine.greeks(contracts, context, delta=request.delta)
             f, strike, t, is_call = engine.contract_inputs(contracts, context)
@@ -182,12 +212,7 @@ class GuardService:
                 cache.update(fresh)
         else:
             fresh = {}
-        return {
-            "state": state.name,
-            "ts": context.ts.isoformat(),
-            "engine": type(engine).name,
-            "quotes": [fresh[k] if k in fresh else cache[k] for k in keys],
-        }
+        return _answer(view, [fresh[k] if k in fresh else cache[k] for k in keys])
 
     def metrics_text(self) -> str:
         """The Prometheus exposition of the service's gauges and counters."""
@@ -239,6 +264,16 @@ class GuardService:
                 f'{name}{{underlying="{under}"}} {_prom(number)}',
             ]
         return "\n".join(lines) + "\n"
+
+
+def _answer(view: _View, quotes: list[dict[str, Any]]) -> dict[str, Any]:
+    assert view.engine is not None and view.context is not None
+    return {
+        "state": view.state.name,
+        "ts": view.context.ts.isoformat(),
+        "engine": type(view.engine).name,
+        "quotes": quotes,
+    }
 
 
 def _prom(value: float) -> str:
@@ -403,8 +438,9 @@ def create_app(
 
     @app.post("/price")
     async def price(request: PriceRequest) -> dict[str, Any]:
-        # on the event loop: a cached quote is a lookup, and a fresh one holds the GIL anyway
-        return service.price(request)
+        # cached quotes are a lookup on the event loop; new ones are computed in a worker thread
+        answer = service.cached(request)
+        return answer if answer is not None else await run_in_threadpool(service.price, request)
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> str:
