@@ -198,7 +198,7 @@ def test_volguard_serve_replays_a_store_and_answers(tmp_path: Path) -> None:
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen([sys.executable, "-m", "volguard", *args])
+    proc = subprocess.Popen([sys.executable, "-m", "volguard", *args], stderr=subprocess.PIPE)
     try:
         deadline, health = time.monotonic() + 120, {}
         while (
@@ -215,4 +215,113 @@ def test_volguard_serve_replays_a_store_and_answers(tmp_path: Path) -> None:
         assert status == 422 and "not a Deribit option" in out["detail"]
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        _, stderr = proc.communicate(timeout=30)
+    first = stderr.decode().splitlines()[0]  # the startup line: where, what, how guarded
+    assert first.startswith(f"volguard serve: http://127.0.0.1:{port} prices BTC from ")
+    assert "no token" in first and "/ready" in first
+
+
+def _server(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server, thread, f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+
+def _raw(base: str, head: str, body: bytes = b"") -> tuple[int, bytes, float]:
+    """Send a raw request; the status, the reply and the seconds it took."""
+    host, port = base.split(":")
+    start = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head.encode() + body)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1]), reply, time.monotonic() - start
+
+
+def test_a_body_over_the_limit_is_a_413_unread_and_never_echoed(
+    served: tuple[str, GuardService],
+) -> None:
+    base, _ = served
+    # announced 50 MB, nothing sent: the answer comes from the headers alone
+    head = (
+        "POST /price HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 50000000\r\nConnection: close\r\n\r\n"
+    )
+    status, reply, seconds = _raw(base, head)
+    assert status == 413 and b"1000000 bytes" in reply and seconds < 5
+    # a malformed body under the limit: the reply names the problem, not the body
+    marker = "Z" * 5000
+    body = json.dumps({"contracts": [{"instrument": 7, "note": marker}]}).encode()
+    status, out = _http(base, "/price", body)
+    assert status == 422 and marker not in json.dumps(out) and "input" not in out["detail"][0]
+    assert _http(base, "/health")[0] == 200
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_json_nan_and_infinity_are_a_422(served: tuple[str, GuardService], value: str) -> None:
+    base, _ = served
+    body = f'{{"contracts": [{{"expiry": "{EXPIRY}", "strike": {value}, "is_call": true}}]}}'
+    status, out = _http(base, "/price", body.encode())
+    assert status == 422, out
+    assert out["detail"][0]["loc"][-1] == "strike"
+
+
+def test_ready_only_once_an_engine_is_fitted_and_the_token_guards_the_rest() -> None:
+    service = GuardService(
+        Guard(make_engine("ssvi"), make_engine("black76-flat"), GuardSettings(warmup=3))
+    )
+    server, thread, base = _server(create_app(service, token="s3cret"))
+    try:
+        status, health = _http(base, "/health")
+        assert status == 200 and health["ready"] is False  # alive, not ready
+        assert _http(base, "/ready")[0] == 503
+        assert _http(base, "/price", b'{"contracts": [{"instrument": "X"}]}')[0] == 401
+        for snapshot in _snapshots(2):  # fitted on the first, served from the second
+            service.update(snapshot)
+        assert _http(base, "/ready") == (200, {"ready": True})
+        request = urllib.request.Request(
+            f"http://{base}/metrics", headers={"Authorization": "Bearer s3cret"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        assert _http(base, "/metrics")[0] == 401
+        with (
+            pytest.raises(Exception),  # noqa: B017 (the handshake is refused)
+            connect(f"ws://{base}/stream", open_timeout=10) as ws,
+        ):
+            ws.recv(timeout=5)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_repeated_quotes_are_served_from_the_cache_until_the_next_snapshot(
+    served: tuple[str, GuardService],
+) -> None:
+    base, service = served
+    assert service.guard.context is not None
+    expiry = service.guard.context.expiries[2].isoformat()
+    body = json.dumps({"contracts": [{"expiry": expiry, "strike": 85_000, "is_call": True}]})
+    status, first = _http(base, "/price", body.encode())
+    assert status == 200, first
+    assert _http(base, "/price", body.encode())[1] == first
+    assert any(c.strike == 85_000 for c, _ in service._view.quotes)
+    with service._lock:  # an update in progress (a slow one) delays no request
+        assert _http(base, "/price", body.encode()) == (200, first)
+        assert _http(base, "/health")[0] == 200
+    service.update(_snapshots(1, first=6)[0])
+    assert not service._view.quotes  # a new snapshot: quotes computed afresh
+
+
+def test_a_date_only_expiry_is_the_venue_expiry_time() -> None:
+    from volguard.guard.service import Contract
+
+    contract = Contract.model_validate({"expiry": "2026-02-27", "strike": 1, "is_call": True})
+    assert (
+        contract.expiry is not None and contract.expiry.isoformat() == "2026-02-27T08:00:00+00:00"
+    )

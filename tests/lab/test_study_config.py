@@ -47,6 +47,7 @@ def _file(tmp_path: Path, data: str = "", engines: str = "svi = {}", protocols: 
         ({"engines": "gbm = { n_estimatorz = 5 }"}, "(did you mean 'n_estimators'?)"),
         ({"protocols": "hedging = { price = 'last' }"}, "hedging.price: expected one of 'mid'"),
         ({"protocols": "greeks = { treshold = 2 }\nhedging = true"}, "(did you mean 'threshold'?)"),
+        ({"data": "start = 'soon'\n"}, "[data] start: 'soon' is not a time"),
     ],
 )
 def test_a_mistake_inside_a_section_is_one_error_naming_file_key_and_nearest(
@@ -89,3 +90,13 @@ def test_the_cell_cache_key_follows_the_code(monkeypatch: pytest.MonkeyPatch) ->
     assert study_module.code_fingerprint().startswith("0.")  # the version, then the hash
     monkeypatch.setattr(study_module, "code_fingerprint", lambda: "0.1.0+another-source")
     assert cell.key(study) != key
+
+
+def test_a_store_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        f"[data]\nstore = '{tmp_path / 'nowhere'}'\n[engines]\nsvi = {{}}\n[protocols]\n"
+        "hedging = true\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[data\] store .*nowhere.*: no such folder"):
+        Study.from_toml(path)

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from volguard.errors import ConfigError, VolguardError
@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 def fail(message: str) -> typer.Exit:
     """Print ``error: message`` as one line on stderr; return the exit (code 2) to raise."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     return typer.Exit(code=2)
 
 
@@ -44,13 +44,19 @@ class OneLineGroup(TyperGroup):
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)
-        except click.UsageError as exc:
-            where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
-            err.print(f"[bold red]error:[/] {where}{exc.format_message()}", highlight=False)
-            sys.exit(2)
-        except click.Abort:
+        except typer.Abort:
             err.print("[bold red]error:[/] aborted")
             sys.exit(1)
+        except typer.TyperException as exc:  # typer's click: a usage error
+            names: list[str] = []
+            ctx = getattr(exc, "ctx", None)
+            while ctx is not None and ctx.parent is not None:  # the command, not the program
+                names.insert(0, str(ctx.info_name))
+                ctx = ctx.parent
+            where = f"{' '.join(names)}: " if names else ""
+            message = getattr(exc, "format_message", exc.__str__)()
+            fail(f"{where}{message}")
+            sys.exit(2)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -237,7 +237,7 @@ def snapshot_command(
         table.add_column(column, justify="right")
     for row in per_expiry.itertuples(index=False):
         table.add_row(
-            str(row.expiry),
+            f"{row.expiry:%Y-%m-%d %H:%M}",
             f"{row.forward:,.2f}",
             str(row.quotes),
             str(row.strikes),
@@ -372,14 +372,15 @@ def fit_command(
     def action() -> tuple[SurfaceEngine, list[Path], float]:
         from volguard.cli.warmup import compile_timer
         from volguard.data.store import open_store
+        from volguard.models.base import FIT_ERRORS
         from volguard.report.fit_report import write_fit
 
         snap = open_store(store).snapshot_at(underlying.upper(), when)
         with compile_timer(err) as compile_s:
             try:
                 model.fit(snap)
-            except ValueError as exc:  # the engines' word for a snapshot they cannot fit
-                raise ConfigError(f"{engine} cannot fit {snap!r}: {exc}") from exc
+            except FIT_ERRORS as exc:  # a failed fit, said in one line
+                raise fail(f"{engine} cannot fit {snap!r}: {exc}") from exc
         return model, write_fit(model, out_dir, k), compile_s[0] * 1e3
 
     model, paths, compile_ms = run(action)
@@ -866,15 +867,46 @@ def serve_command(
     warmup: Annotated[int, typer.Option(min=1, help="Snapshots that set the calm reference.")] = 10,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VOLGUARD_TOKEN",
+            show_envvar=True,
+            help="Bearer token every request but /health and /ready must carry.",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Allow a non-loopback --host without a token.")
+    ] = False,
+    max_body: Annotated[
+        int, typer.Option(min=1, help="Request body limit, bytes (413 beyond).")
+    ] = 1_000_000,
 ) -> None:
-    """Serve the guard (POST /price, GET /health, GET /metrics, WS /stream) while the store is
-    replayed into it in the background."""
+    """Serve the guard (POST /price, GET /health, GET /ready, GET /metrics, WS /stream) while
+    the store is replayed into it in the background."""
+    import ipaddress
+    import socket
+
     first = check_time(start, "--from") if start is not None else None
     last = check_time(end, "--to", end=True) if end is not None else None
     check_store(store)
     primary, backup = _engine(engine, "--engine"), _engine(fallback, "--fallback")
     if speed == 0:
         raise fail("--speed: must be positive (leave it out to replay flat out)")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and token is None and not insecure:
+        raise fail(
+            f"--host {host}: not a loopback address; give --token (or VOLGUARD_TOKEN), or "
+            "--insecure to serve it without one"
+        )
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise fail(f"--host {host} --port {port}: cannot listen ({exc.strerror})") from exc
     import threading
 
     import uvicorn
@@ -895,4 +927,11 @@ def serve_command(
             service.update(snapshot)
 
     threading.Thread(target=feed, name="guard-feed", daemon=True).start()
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    err.print(
+        f"volguard serve: http://{host}:{port} prices {underlying.upper()} from {store} "
+        f"({engine}, fallback {fallback}; {'bearer token required' if token else 'no token'}); "
+        "/ready answers 200 once the first snapshot is fitted",
+        highlight=False,
+    )
+    app_ = create_app(service, token=token, max_body=max_body)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

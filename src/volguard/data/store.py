@@ -223,8 +223,8 @@ class QuoteStore:
         nearest = stamps[int(abs((stamps - wanted).asi8).argmin())]
         if abs(nearest - wanted) > within:
             raise StoreError(
-                f"{self.root}: no {underlying} snapshot within {within} of {wanted}; the "
-                f"nearest is {nearest} ({abs(nearest - wanted)} away; the store holds "
+                f"{self.root}: no {underlying} snapshot within {_days(within)} of {wanted}; the "
+                f"nearest is {nearest} ({_days(abs(nearest - wanted))} away; the store holds "
                 f"{stamps[0]} to {stamps[-1]})"
             )
         rows = self.read("quotes", underlying=underlying, dates=[str(nearest.date())])
@@ -343,6 +343,11 @@ def _duck_type(column: Column) -> str:
     return {"float64": "DOUBLE", "int64": "BIGINT", "boolean": "BOOLEAN", "string": "VARCHAR"}.get(
         column.dtype, "TIMESTAMPTZ"
     )
+
+
+def _days(span: pd.Timedelta) -> str:
+    days = span / pd.Timedelta(days=1)
+    return f"{days:,.0f} days" if days >= 10 else f"{days:.2f} days"
 
 
 def _duckdb() -> duckdb.DuckDBPyConnection:

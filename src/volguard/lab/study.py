@@ -81,7 +81,7 @@ import pandas as pd
 import volguard
 from volguard.data.files import parquet_bytes, write_atomic
 from volguard.data.ingest import build_store
-from volguard.data.store import open_store
+from volguard.data.store import open_store, utc
 from volguard.errors import ConfigError
 from volguard.lab.executors import make_executor
 from volguard.lab.greeks import LEARNED, add_learned_deltas
@@ -177,6 +177,14 @@ class Study:
                 f"{path}: [data] needs exactly one of 'simulate', 'store' and 'dataset', "
                 f"got {sources}"
             )
+        if "store" in doc["data"] and not Path(doc["data"]["store"]).is_dir():
+            raise ConfigError(f"{path}: [data] store {doc['data']['store']!r}: no such folder")
+        for key in ("start", "end"):
+            if key in doc["data"]:
+                try:
+                    utc(str(doc["data"][key]))
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}: [data] {key}: {exc}") from exc
         if doc["data"].get("dataset", next(iter(DATASETS))) not in DATASETS:
             raise ConfigError(
                 f"{path}: [data] dataset {doc['data']['dataset']!r} is unknown; "

@@ -13,10 +13,11 @@ adding ``vega * dsigma/dF = -vega * sigma_k / F``.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -28,11 +29,18 @@ from volguard._typing import FloatArray
 from volguard.arbitrage.static import check_static_arbitrage
 from volguard.kernels.api import black76_greeks, black76_price
 from volguard.kernels.residuals import vol_residuals
+from volguard.market.deribit import (
+    DERIBIT_EXPIRY_HOUR_UTC,
+    DeribitInstrument,
+    parse_deribit_instrument,
+)
 from volguard.market.snapshot import MarketSnapshot
 from volguard.models.quotes import FitQuotes, fit_quotes
 from volguard.models.result import CalibrationResult
 
 DeltaConvention = Literal["sticky-strike", "sticky-moneyness"]
+Contracts = pd.DataFrame | str | DeribitInstrument | Iterable[str | DeribitInstrument]
+"""What the engines take as contracts (see :func:`as_contracts`)."""
 MIN_VARIANCE = 1e-12
 FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 """What a failed fit raises (engines validate their input and report numerics): callers that
@@ -123,16 +131,17 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
 
     # ---------------------------------------------------------------- contracts in a context
     def contract_inputs(
-        self, contracts: pd.DataFrame, context: MarketSnapshot
+        self, contracts: Contracts, context: MarketSnapshot
     ) -> tuple[FloatArray, FloatArray, FloatArray, np.ndarray]:
-        """Forward, strike, years and call flags of ``contracts`` (``expiry``, ``strike``,
-        ``is_call`` columns) in ``context``: its time and forwards per expiry.
+        """Forward, strike, years and call flags of ``contracts`` (anything
+        :func:`as_contracts` takes) in ``context``: its time and forwards per expiry.
 
         Raises
         ------
         ValueError
             If a contract's expiry has no forward in ``context`` or is not after its time.
         """
+        contracts = as_contracts(contracts)
         expiry = pd.DatetimeIndex(contracts["expiry"])
         forward = context.forward_at(expiry)
         t = context.years_to(expiry)
@@ -142,14 +151,14 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
         is_call = contracts["is_call"].to_numpy(dtype=bool)
         return forward, strike, t, is_call
 
-    def price(self, contracts: pd.DataFrame, context: MarketSnapshot) -> FloatArray:
+    def price(self, contracts: Contracts, context: MarketSnapshot) -> FloatArray:
         """Black-76 prices (USD per unit of underlying) at the engine's vols."""
         f, strike, t, is_call = self.contract_inputs(contracts, context)
         return black76_price(f, strike, t, self.implied_vol(np.log(strike / f), t), is_call)
 
     def greeks(
         self,
-        contracts: pd.DataFrame,
+        contracts: pd.DataFrame,  # any Contracts at run time (Heston narrows the annotation)
         context: MarketSnapshot,
         delta: DeltaConvention = "sticky-strike",
     ) -> dict[str, FloatArray]:
@@ -197,6 +206,74 @@ class SurfaceEngine(BaseEstimator):  # type: ignore[misc]
         lower: FloatArray = np.maximum(centre - half, 0.0)
         upper: FloatArray = centre + half
         return lower, upper
+
+
+def as_contracts(contracts: Contracts) -> pd.DataFrame:
+    """Contracts as the engines read them: ``expiry`` (UTC), ``strike`` (USD), ``is_call``.
+
+    Takes a DataFrame with those columns, or with an ``instrument`` column of Deribit names
+    instead; a Deribit name or :class:`~volguard.market.deribit.DeribitInstrument`, or a
+    sequence of them. An expiry given as a date alone (``2026-02-27``, a ``datetime.date``) is
+    the venue's expiry time that day (08:00 UTC); a naive time is UTC.
+
+    Raises
+    ------
+    ValueError
+        If a name is not a Deribit option name, or a table has neither the three columns nor
+        ``instrument``.
+    TypeError
+        If ``contracts`` is none of the above.
+
+    Examples
+    --------
+    >>> as_contracts(["BTC-27FEB26-90000-C"]).to_dict("records")  # doctest: +NORMALIZE_WHITESPACE
+    [{'instrument': 'BTC-27FEB26-90000-C', 'expiry': Timestamp('2026-02-27 08:00:00+0000',
+      tz='UTC'), 'strike': 90000.0, 'is_call': True}]
+    >>> as_contracts(pd.DataFrame({"expiry": ["2026-02-27"], "strike": [9e4],
+    ...                            "is_call": [False]}))["expiry"].iloc[0]
+    Timestamp('2026-02-27 08:00:00+0000', tz='UTC')
+    """
+    if isinstance(contracts, str | DeribitInstrument):
+        contracts = [contracts]
+    if not isinstance(contracts, pd.DataFrame):
+        if not isinstance(contracts, Iterable):
+            raise TypeError(
+                "contracts must be a DataFrame (expiry, strike, is_call, or instrument), "
+                f"Deribit names or DeribitInstruments; got {type(contracts).__name__}"
+            )
+        contracts = pd.DataFrame({"instrument": list(contracts)})
+    columns = {"expiry", "strike", "is_call"}
+    if columns <= set(contracts.columns):
+        if isinstance(contracts["expiry"].dtype, pd.DatetimeTZDtype):
+            return contracts  # the engines' own form: nothing to resolve
+        frame = contracts.assign(expiry=[_expiry(e) for e in contracts["expiry"]])
+    elif "instrument" in contracts.columns:
+        parsed = [
+            c if isinstance(c, DeribitInstrument) else parse_deribit_instrument(c)
+            for c in contracts["instrument"]
+        ]
+        frame = contracts.assign(
+            instrument=[c.name for c in parsed],
+            expiry=[c.expiry for c in parsed],
+            strike=[c.strike for c in parsed],
+            is_call=[c.is_call for c in parsed],
+        )
+    else:
+        raise ValueError(
+            f"contracts need columns {sorted(columns)} or 'instrument'; got {list(contracts)}"
+        )
+    frame["expiry"] = pd.to_datetime(frame["expiry"], utc=True)
+    return frame
+
+
+def _expiry(value: object) -> pd.Timestamp:
+    """An expiry in UTC; a date alone is the venue's expiry time (08:00 UTC) that day."""
+    alone = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    alone |= isinstance(value, str) and len(value.strip()) == len("YYYY-MM-DD")
+    ts = pd.Timestamp(value)  # type: ignore[arg-type]
+    if alone:
+        ts = ts.tz_localize(None).normalize() + pd.Timedelta(hours=DERIBIT_EXPIRY_HOUR_UTC)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 class CompositeEngine(SurfaceEngine):
