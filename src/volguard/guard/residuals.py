@@ -6,18 +6,11 @@ from __future__ import annotations
 import pandas as pd
 
 from volguard.kernels.residuals import vol_residuals
+from volguard.market.quotes import OBSERVED_COLUMNS
 from volguard.models.base import SurfaceEngine
 
 RESIDUAL_COLUMNS = (
-    "instrument",
-    "expiry",
-    "strike",
-    "is_call",
-    "forward",
-    "t",
-    "k",
-    "mid_iv",
-    "half_spread_iv",
+    *OBSERVED_COLUMNS,
     "model_iv",
     "err_vol",
     "err_hs",

@@ -43,9 +43,11 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
 from volguard._typing import FloatArray
+from volguard.arbitrage.static import durrleman_g
 from volguard.kernels._jit import jit
 from volguard.market.smile import slice_atm_vol
 from volguard.models.base import SliceEngine
@@ -91,18 +93,9 @@ def svi_raw(k: FloatArray, a: float, b: float, rho: float, m: float, sigma: floa
 def svi_density(
     k: FloatArray, a: float, b: float, rho: float, m: float, sigma: float
 ) -> FloatArray:
-    """Durrleman's ``g(k)`` of a raw SVI slice, from its analytic derivatives.
-
-    Returns
-    -------
-    ndarray
-        ``g = (1 - k w'/(2w))^2 - (w'^2/4)(1/w + 1/4) + w''/2``; ``g >= 0`` everywhere (with
-        ``w > 0``) means no butterfly arbitrage.
-
-    References
-    ----------
-    Gatheral, J. and Jacquier, A. (2014), Arbitrage-free SVI volatility surfaces, Quantitative
-    Finance 14(1), 59-71, doi:10.1080/14697688.2013.819986 (Lemma 2.2).
+    """Durrleman's ``g(k)`` (:func:`volguard.arbitrage.static.durrleman_g`) of a raw SVI slice,
+    from its analytic derivatives; ``g >= 0`` everywhere (with ``w > 0``) means no butterfly
+    arbitrage.
 
     Examples
     --------
@@ -114,8 +107,7 @@ def svi_density(
     w = a + b * (rho * x + root)
     w1 = b * (rho + x / root)
     w2 = b * sigma * sigma / root**3
-    g: FloatArray = (1 - (x + m) * w1 / (2 * w)) ** 2 - w1 * w1 / 4 * (1 / w + 0.25) + w2 / 2
-    return g
+    return durrleman_g(w, w1, w2, x + m)
 
 
 def _slice_setup(
@@ -905,6 +897,14 @@ def fit_svi_slice_reference(
     return np.asarray(best.x, dtype=float), bool(best.success), float(best.fun)
 
 
+def slice_report(expiries: pd.DatetimeIndex, params: list[FloatArray]) -> dict[str, Any]:
+    """The fit report's parameters: expiry -> ``{a, b, rho, m, sigma}``."""
+    return {
+        str(e): dict(zip(PARAM_NAMES, map(float, p), strict=True))
+        for e, p in zip(expiries, params, strict=True)
+    }
+
+
 def flat_slice(k: FloatArray, vol: FloatArray, t: float) -> FloatArray:
     """The fallback slice: flat at the at-the-money vol (raw parameters with ``b = 0``)."""
     return np.array([slice_atm_vol(k, vol) ** 2 * t, 0.0, 0.0, 0.0, 0.1])
@@ -947,11 +947,7 @@ class SVI(SliceEngine):
             times.append(t)
         self.slice_params_ = np.array(params)
         self.slice_t_ = np.asarray(times)
-        by_expiry = {
-            str(e): dict(zip(PARAM_NAMES, map(float, p), strict=True))
-            for e, p in zip(quotes.expiries, params, strict=True)
-        }
-        return by_expiry, converged, fallback, tuple(notes)
+        return slice_report(quotes.expiries, params), converged, fallback, tuple(notes)
 
     def slice_variance(self, i: int, k: FloatArray) -> FloatArray:
         return svi_raw(k, *self.slice_params_[i])

@@ -40,10 +40,10 @@ from volguard.models.parametric.svi import (
     G_FLOOR,
     MIN_QUOTES,
     NO_CEILING,
-    PARAM_NAMES,
     check_points,
     fit_svi_slice,
     flat_slice,
+    slice_report,
     svi_density,
     svi_raw,
 )
@@ -120,11 +120,7 @@ class SVISurface(SliceEngine):
             times.insert(0, t)
         self.slice_params_ = np.array(params)
         self.slice_t_ = np.asarray(times)
-        by_expiry = {
-            str(e): dict(zip(PARAM_NAMES, map(float, p), strict=True))
-            for e, p in zip(quotes.expiries, params, strict=True)
-        }
-        return by_expiry, converged, fallback, tuple(notes)
+        return slice_report(quotes.expiries, params), converged, fallback, tuple(notes)
 
     def slice_variance(self, i: int, k: FloatArray) -> FloatArray:
         return svi_raw(k, *self.slice_params_[i])
