@@ -55,7 +55,10 @@ def _card() -> pd.DataFrame:
                         "regime": regime,
                         "scenario": "market",
                         "iv_rmse_vol_pts": 12.3456,
-                        "inside_spread_pct": 45.678,
+                        "snap_iv_rmse_vol_pts": 1.2345,
+                        "snap_inside_pct": 45.678,
+                        "skill": -0.123,
+                        "best_baseline": "persist-moneyness",
                         "gen_gap": 1.2345,
                         "hedge_err_std_bp": 123.456,
                     }

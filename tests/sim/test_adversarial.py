@@ -23,13 +23,18 @@ def test_search_beats_every_named_scenario(
     synthetic_ref: Reference, engine: str, objective: Objective
 ) -> None:
     res = adversarial_search(
-        make_engine(engine), synthetic_ref, objective=objective, baselines=LIBRARY, maxiter=2
+        make_engine(engine),
+        synthetic_ref,
+        objective=objective,
+        baselines=LIBRARY,
+        maxiter=2,
+        popsize=4,  # 3 misses crash-combo's error on svi (93.6 against 100.4 vol pts)
     )
     assert set(res.baselines) == set(LIBRARY)
     named, worst_named = res.worst_baseline or ("", np.inf)
     assert res.worst_error > worst_named, (named, worst_named, res.worst_error)
     assert (res.path["arbitrage"] == 0).all()
-    assert len(res.path) == (2 + 1) * 3 * len(DEFAULT_BOUNDS)
+    assert len(res.path) == (2 + 1) * 4 * len(DEFAULT_BOUNDS)
     assert res.path["error"].max() == res.worst_error
     # the worst case replays to its error
     replay = stress(synthetic_ref, res.worst)

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 # (tests/cli/test_registries.py holds them equal to the registries).
 FORMATS: tuple[str, ...] = ("csv", "deribit-api", "deribit-snapshot", "optionsdx", "quotes")
 FORMATS += ("tardis", "tardis-smiles")
-FIT_ENGINES: tuple[str, ...] = ("black76-flat", "svi", "ssvi", "essvi", "sabr", "heston")
-FIT_ENGINES += ("bates", "gp", "ensemble", "conformal")
+FIT_ENGINES: tuple[str, ...] = ("black76-flat", "svi", "svi-plain", "svi-surface", "ssvi")
+FIT_ENGINES += ("essvi", "sabr", "heston", "bates", "gp", "ensemble", "conformal")
 """The engines ``fit`` can fit from one snapshot (the learned ones need a study's training)."""
 LEARNED = ("gbm", "nn", "hybrid")
 PRESET_NAMES = ("calm-2026-01", "crash-2026-02", "markov", "calm-then-crash")
@@ -730,7 +730,6 @@ SCORECARD = {  # column -> (header, shown in 80 columns)
     "snap_iv_rmse_vol_pts": ("RMSE", True),
     "snap_inside_pct": ("inside%", False),
     "skill": ("skill", True),
-    "best_baseline": ("vs", False),
     "iv_rmse_vol_pts": ("pooled", False),
     "gen_gap": ("gap", True),
     "hedge_err_std_bp": ("hedge sd bp", True),
