@@ -24,6 +24,9 @@ References
 Black, F. (1976), The pricing of commodity contracts, J. Financial Economics 3, 167-179,
 doi:10.1016/0304-405X(76)90024-6.
 Jaeckel, P. (2015), Let's be rational, Wilmott 2015(75), 40-53, doi:10.1002/wilm.10395.
+
+Size: the numba kernels and their NumPy twins side by side, so each twin sits next to the
+kernel it is tested against.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ References
    doi:10.1016/j.ejor.2017.05.018
 .. [4] Bates, D. S. (1996). Jumps and stochastic volatility: exchange rate processes implicit in
    Deutsche Mark options. Rev. Financ. Stud. 9(1), 69-107. doi:10.1093/rfs/9.1.69
+
+Size: one COS engine (characteristic functions, truncation, the sums in numba and their NumPy
+twins, prices, gradients and greeks) over one set of cached terms; split, the twins would
+live apart from the kernels they are tested against.
 """
 
 from __future__ import annotations

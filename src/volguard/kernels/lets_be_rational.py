@@ -31,6 +31,9 @@ Jaeckel, P. (2017), Let's be rational, revised working paper and reference sourc
 third-order Householder iteration limited to two steps, http://www.jaeckel.org.
 Delbourgo, R. and Gregory, J. A. (1985), Shape preserving piecewise rational interpolation,
 SIAM J. Sci. Stat. Comput. 6(4), 967-976, doi:10.1137/0906065.
+
+Size: one published algorithm (rational initial guesses, Householder steps, the four
+branches), kept whole so it reads against the paper.
 """
 
 from __future__ import annotations
