@@ -123,7 +123,8 @@ def test_demo_simulates_ingests_and_reports(tmp_path: Path) -> None:
         "delta-mv-rolling",
         "delta-regime-guard",
     }
-    baselines = {"persist-strike", "persist-moneyness", "svi-plain", "venue-mark"}
+    baselines = {"persist-strike", "persist-moneyness", "svi-plain", "svi-plain-strike"}
+    baselines |= {"venue-mark"}
     assert set(card["engine"]) == engines | baselines | deltas
     assert set(card.loc[card["engine"].isin(deltas), "protocol"]) == {"hedging"}
     assert set(card.loc[card["protocol"] == "nowcast-wings", "engine"]) == engines | {

@@ -106,3 +106,20 @@ def test_persistence_baselines(run: SimResult) -> None:
     np.testing.assert_allclose(strike, before.reindex(strike.index))
     moneyness = pred[pred["engine"] == "persist-moneyness"]
     assert len(moneyness) >= len(strike)  # new strikes are interpolated, not dropped
+
+
+def test_sticky_strike_reads_the_old_fit_at_the_old_moneyness(run: SimResult) -> None:
+    first, second = list(run.snapshots("BTC"))[:2]
+    fitted = make_engine("svi-plain").fit(first)
+    table = forecast_snapshot(
+        {"svi-plain": (fitted, {})}, first, second, "forecast-1", baselines=True
+    )[0]
+    strike = table[table["engine"] == "svi-plain-strike"]
+    moneyness = table[table["engine"] == "svi-plain"]
+    assert len(strike) == len(moneyness) > 0
+    f_then = first.forwards.reindex(pd.DatetimeIndex(strike["expiry"])).to_numpy()
+    k_then = np.log(strike["strike"].to_numpy() / f_then)
+    np.testing.assert_allclose(
+        strike["model_iv"], fitted.implied_vol(k_then, strike["t"].to_numpy()), rtol=1e-12
+    )
+    assert not np.allclose(strike["model_iv"], moneyness["model_iv"])  # the forward moved

@@ -59,12 +59,13 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     assert set(card["protocol"]) == {"nowcast-wings", "nowcast-illiquid", "forecast-1"}
     assert set(card["scenario"]) == {"market"}
     # 3 engines (ssvi, black76-flat and the baseline svi-plain) x 3 protocols x 2 regimes, the
-    # forecast's two persistence baselines and the wings nowcast's venue-mark baseline
-    assert len(card) == 3 * 3 * 2 + 2 * 2 + 2
+    # forecast's persistence and sticky-strike svi-plain baselines, the nowcast's venue mark
+    assert len(card) == 3 * 3 * 2 + 3 * 2 + 2
     assert set(card.loc[card["protocol"] == "forecast-1", "engine"]) == {
         "ssvi",
         "black76-flat",
         "svi-plain",
+        "svi-plain-strike",
         "persist-strike",
         "persist-moneyness",
     }
@@ -74,6 +75,7 @@ def test_study_scores_every_engine_protocol_and_regime_and_resumes(
     assert set(desk["bucket"]) <= {"core", "short", "wing"}
     assert set(desk.loc[desk["baseline"], "engine"]) == {
         "svi-plain",
+        "svi-plain-strike",
         "venue-mark",
         "persist-strike",
         "persist-moneyness",

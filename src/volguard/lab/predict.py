@@ -212,9 +212,11 @@ def forecast_snapshot(
     baselines: bool = False,
     level: float = 0.9,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later``; with
-    ``baselines``, so do the persistence baselines (:func:`persistence`). ``level``: of the
-    engines' own intervals, where they give one."""
+    """Engines fitted on ``now`` (:func:`fit_engines`) predict the quotes of ``later`` (sticky
+    moneyness: the surface read at the later forwards); with ``baselines``, so do the
+    persistence baselines (:func:`persistence`) and, where ``fits`` has the plain fit
+    ``svi-plain``, its sticky-strike read ``svi-plain-strike`` (:func:`sticky_strike`).
+    ``level``: of the engines' own intervals, where they give one."""
     table = _quote_table(later)
     table = table[table["expiry"].isin(now.expiries)]
     predictions, cells = [], []
@@ -227,7 +229,11 @@ def forecast_snapshot(
                 )
             )
     if baselines and len(table):
-        for name, rows in persistence(_quote_table(now), table).items():
+        found = persistence(_quote_table(now), table)
+        plain = fits.get(PLAIN_FIT, (None, {}))[0]
+        if plain is not None:
+            found[f"{PLAIN_FIT}-strike"] = sticky_strike(plain, now, table)
+        for name, rows in found.items():
             cells.append(
                 {"engine": name, "protocol": protocol, "ts": later.ts, "split": 0}
                 | {"fit_ms": 0.0, "failed": False, "arb_violations": 0}
@@ -238,6 +244,17 @@ def forecast_snapshot(
 
 PERSISTENCE = ("persist-strike", "persist-moneyness")
 """The forecast's engine-free baselines (:func:`persistence`)."""
+PLAIN_FIT = "svi-plain"
+"""The plain fit every study scores beside its engines, a baseline of the desk's protocol."""
+
+
+def sticky_strike(fitted: SurfaceEngine, now: MarketSnapshot, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (quotes of a later snapshot) predicted by ``fitted``, a surface fitted on
+    ``now``, read sticky strike: each strike keeps the vol it had at ``now``'s forward,
+    ``sigma(ln(K / F_now), t_later)``; expiries ``now`` did not quote are dropped."""
+    rows = rows[rows["expiry"].isin(now.expiries)]
+    k_then = np.log(rows["strike"].to_numpy(float) / now.forward_at(rows["expiry"]))
+    return _at_vols(rows, fitted.implied_vol(k_then, rows["t"].to_numpy(float)))
 
 
 def persistence(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -51,12 +51,14 @@ BASELINES: tuple[str, ...] = (
     "persist-strike",
     "persist-moneyness",
     "svi-plain",
+    "svi-plain-strike",
     "venue-mark",
 )
 """The naive baselines a scorecard row is judged against (the rows whose engine is one of
 them): persistence of the last snapshot's mid vols per strike and per moneyness, a plain
-least-squares SVI per expiry (:class:`~volguard.models.parametric.svi_plain.PlainSVI`) and the
-venue's mark vol."""
+least-squares SVI per expiry (:class:`~volguard.models.parametric.svi_plain.PlainSVI`; in the
+forecast read sticky moneyness, and sticky strike as ``svi-plain-strike``) and the venue's mark
+vol."""
 STATS: tuple[str, ...] = ("iv_rmse_vol_pts", "inside_pct", "half_spread_rmse", "vega_w_rmse")
 """The per-snapshot figures of :func:`snapshot_errors`."""
 

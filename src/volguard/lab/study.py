@@ -88,7 +88,7 @@ from volguard.lab.greeks import LEARNED, add_learned_deltas
 from volguard.lab.hedging import PriceSource, fit_min_variance, hedge_step, hedge_summary
 from volguard.lab.metrics import generalization_gap, scorecard, selection_overfitting
 from volguard.lab.policy_hedging import PolicyHedgingSettings, policy_hedging_protocol
-from volguard.lab.predict import fit_engines, forecast_snapshot, nowcast_snapshot
+from volguard.lab.predict import PLAIN_FIT, fit_engines, forecast_snapshot, nowcast_snapshot
 from volguard.lab.regimes import hmm_labels, range_labels, rule_labels, snapshot_features
 from volguard.lab.skill import STATS, desk_table
 from volguard.lab.splits import NowcastSplit
@@ -113,8 +113,6 @@ re-enters 2 points of nominal in 5 snapshots where split conformal takes 19, and
 DATASETS = {"deribit-svcj-snapshots": ("deribit-snapshot", "snapshots/*.csv.gz")}
 """Data sets a study can name: format and file pattern under ``VOLGUARD_DATA/<name>``."""
 MARKET = "market"
-PLAIN_FIT = "svi-plain"
-"""The baseline fit every study scores beside its engines (``[protocols] baselines``)."""
 """The scenario of the snapshots as they were (no stress)."""
 ADVERSARIAL = "adversarial"
 """The scenario found by an adversarial search per stressed snapshot (``[stress] adversarial``)."""
