@@ -8,12 +8,18 @@ its skill and Diebold-Mariano p-value against the best baseline.
 
 Baselines: ``persist-strike`` and ``persist-moneyness`` (the previous mid vols per instrument,
 and per expiry in ``k``), ``svi-plain`` and ``svi-plain-strike`` (the previous snapshot's plain
-SVI read sticky moneyness and sticky strike). The rule measured, ``stickiness``: the previous
-plain SVI read at ``k_new + lambda ln(F_new / F_old)``, between sticky moneyness
-(``lambda = 0``) and sticky strike (``lambda = 1``) and beyond (``lambda = 2`` moves the
-at-the-money vol along the skew as local volatility does: the skew stickiness ratio). Lambda
-is chosen per expiry bucket (under / over 30 days) on the pairs already seen, each weighted by
-``0.5 ** (age / half_life)`` snapshots, from a grid of -1 to 4: strictly causal.
+SVI read sticky moneyness and sticky strike). Two rules measured:
+
+* ``stickiness``: the previous plain SVI read at ``k_new + lambda ln(F_new / F_old)``, between
+  sticky moneyness (``lambda = 0``) and sticky strike (``lambda = 1``) and beyond (``lambda =
+  2`` moves the at-the-money vol along the skew as local volatility does: the skew stickiness
+  ratio);
+* ``stickiness-quotes``: each instrument's previous mid vol moved along the previous smile's
+  slope by ``(lambda - 1) ln(F_new / F_old)`` (``lambda = 1`` is ``persist-strike``).
+
+Lambda is chosen per rule and expiry bucket (under / over 30 days) on the pairs already seen,
+each weighted by ``0.5 ** (age / half_life)`` snapshots, from a grid of -1 to 4: strictly
+causal.
 
 Run: ``python examples/stickiness_forecast.py [--underlying BTC] [--half-life 10]``.
 """
@@ -76,6 +82,26 @@ def read_at(fit: PlainSVI, now: MarketSnapshot, rows: pd.DataFrame, lam: np.ndar
     return out
 
 
+def quotes_at(
+    before: pd.DataFrame, rows: pd.DataFrame, now: MarketSnapshot, lam: np.ndarray
+) -> np.ndarray:
+    """Each instrument's previous mid vol moved along its previous smile's slope by
+    ``(lam - 1) ln(F_new / F_old)`` (``lam = 1``: ``persist-strike``); the slope per expiry
+    from the previous mid vols, linear in ``k``. Instruments new since are not predicted."""
+    out = np.full(len(rows), np.nan)
+    move = np.log(rows["forward"].to_numpy(float) / now.forward_at(rows["expiry"]))
+    then = rows[["instrument"]].merge(before, on="instrument", how="left")
+    for expiry, smile in before.groupby("expiry"):
+        smile = smile.sort_values("k")
+        if len(smile) < 2:
+            continue
+        at = (rows["expiry"] == expiry).to_numpy()
+        k_old = then["k"].to_numpy(float)[at]
+        slope = np.interp(k_old, smile["k"], np.gradient(smile["mid_iv"], smile["k"]))
+        out[at] = then["mid_iv"].to_numpy(float)[at] + (lam[at] - 1) * slope * move[at]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--underlying", default="BTC")
@@ -91,6 +117,7 @@ def main() -> None:
             fits.append(None)
     # per bucket (short, long): decayed SSE of each lambda over the pairs seen so far
     sse = np.zeros((2, LAMBDAS.size))
+    sse_q = np.zeros((2, LAMBDAS.size))  # the same choice for the quotes' own smile
     decay = 0.5 ** (1.0 / args.half_life)
     frames = []
     for i in range(1, len(snaps)):
@@ -102,17 +129,22 @@ def main() -> None:
         long = (rows["t"].to_numpy(float) * DAYS_PER_YEAR > SPLIT_DAYS).astype(int)
         chosen = LAMBDAS[np.argmin(sse, axis=1)] if sse.any() else np.zeros(2)
         lam = chosen[long]
-        parts = persistence(quote_table(now), rows)
+        lam_q = (LAMBDAS[np.argmin(sse_q, axis=1)] if sse_q.any() else np.ones(2))[long]
+        before = quote_table(now)
+        parts = persistence(before, rows)
         parts["svi-plain"] = rows.assign(model_iv=read_at(fit, now, rows, np.zeros(len(rows))))
         parts["svi-plain-strike"] = sticky_strike(fit, now, rows)
         parts["stickiness"] = rows.assign(model_iv=read_at(fit, now, rows, lam))
+        parts["stickiness-quotes"] = rows.assign(model_iv=quotes_at(before, rows, now, lam_q))
         frames += [p.assign(engine=name, protocol="forecast-1") for name, p in parts.items()]
         # the pair's outcome enters the choice of lambda for the next pairs only
         mid = rows["mid_iv"].to_numpy(float)
         for j, grid_lam in enumerate(LAMBDAS):
             err = (read_at(fit, now, rows, np.full(len(rows), grid_lam)) - mid) ** 2
+            err_q = (quotes_at(before, rows, now, np.full(len(rows), grid_lam)) - mid) ** 2
             for bucket in (0, 1):
                 sse[bucket, j] = decay * sse[bucket, j] + np.nansum(err[long == bucket])
+                sse_q[bucket, j] = decay * sse_q[bucket, j] + np.nansum(err_q[long == bucket])
     pred = pd.concat(frames, ignore_index=True)
     pred["regime"] = range_labels(pred["ts"], REGIMES).to_numpy()
     pred = with_buckets(pred)
@@ -123,7 +155,8 @@ def main() -> None:
     table["regime"] = pd.Categorical(table["regime"], list(REGIMES))
     columns = ["regime", "engine", "iv_rmse_vol_pts", "inside_pct", "skill", "dm_p"]
     print(table.sort_values(["regime", "iv_rmse_vol_pts"])[columns].round(3).to_string(index=False))
-    print("lambda chosen at the end (short, long):", LAMBDAS[np.argmin(sse, axis=1)])
+    print("lambda chosen at the end (short, long), fit:", LAMBDAS[np.argmin(sse, axis=1)])
+    print("lambda chosen at the end (short, long), quotes:", LAMBDAS[np.argmin(sse_q, axis=1)])
 
 
 if __name__ == "__main__":
