@@ -122,3 +122,10 @@ def test_skill_is_against_the_best_baseline_with_its_test() -> None:
         "persist-moneyness": True,
         "persist-strike": True,
     }
+
+
+def test_two_underlyings_at_one_time_are_two_snapshots() -> None:
+    btc = _rows("a", [[1.0, 1.0]]).assign(underlying="BTC")
+    eth = _rows("a", [[3.0, 3.0]]).assign(underlying="ETH")
+    card = desk_scorecard(pd.concat([btc, eth], ignore_index=True), ["engine"]).iloc[0]
+    assert card["snapshots"] == 2 and card["iv_rmse_vol_pts"] == pytest.approx(2.0)

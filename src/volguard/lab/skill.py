@@ -91,7 +91,8 @@ def with_buckets(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def snapshot_errors(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """One row per group of ``by`` and snapshot ``ts``: :data:`STATS` and the quote count
+    """One row per group of ``by`` and snapshot (``underlying`` and ``ts``): :data:`STATS` and
+    the quote count
     ``n``. Needs ``model_iv``, ``mid_iv``, ``bid_iv``, ``ask_iv`` and ``vega``; rows without
     a model vol are left out."""
     p = predictions[np.isfinite(predictions["model_iv"].to_numpy(float))]
@@ -100,14 +101,15 @@ def snapshot_errors(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFram
     err, in_spreads = vol_residuals(model, mid, (ask - bid) / 2)
     w = p["vega"].to_numpy(float)
     w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
-    frame = p[[*by, "ts"]].assign(
+    snap = [c for c in _snapshot_keys(p) if c not in by]
+    frame = p[[*by, *snap]].assign(
         sq=(100 * err) ** 2,
         inside=((model >= bid) & (model <= ask)).astype(float),
         hs2=in_spreads**2,
         wsq=w * (100 * err) ** 2,
         w=w,
     )
-    g = frame.groupby([*by, "ts"], observed=True, sort=True)
+    g = frame.groupby([*by, *snap], observed=True, sort=True)
     out = g.agg(n=("sq", "size"), sq=("sq", "mean"), inside=("inside", "mean"), hs2=("hs2", "mean"))
     sums = g[["wsq", "w"]].sum()
     return pd.DataFrame(
@@ -208,7 +210,8 @@ def skill_table(
         key = key if isinstance(key, tuple) else (key,)
         labels = dict(zip(keys, key, strict=True))
         horizon = _horizon(str(labels.get("protocol", "")))
-        wide = g.pivot_table(index="ts", columns="engine", values="mse", observed=True)
+        snap = [c for c in _snapshot_keys(g) if c not in keys]
+        wide = g.pivot_table(index=snap, columns="engine", values="mse", observed=True)
         present = [b for b in baselines if b in wide]
         if not present:
             continue
@@ -252,3 +255,9 @@ def desk_table(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         on = [k for k in [*keys, "bucket"] if k in skill]
         table = table.merge(skill.drop(columns="snapshots"), on=on, how="left")
     return table
+
+
+def _snapshot_keys(frame: pd.DataFrame) -> list[str]:
+    """The columns that name a snapshot: its ``ts``, and its ``underlying`` where there are
+    several (BTC and ETH chains share their times)."""
+    return ["underlying", "ts"] if "underlying" in frame else ["ts"]
