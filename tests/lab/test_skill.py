@@ -114,6 +114,12 @@ def test_skill_is_against_the_best_baseline_with_its_test() -> None:
     assert skill.loc["engine", "dm_stat"] < 0 and skill.loc["engine", "dm_p"] < 1e-3
     assert skill.loc["loser", "skill"] == pytest.approx(-0.5)  # losing is reported as losing
     assert skill.loc["loser", "dm_stat"] > 0
+    marked = pd.concat([rows, _rows("venue-mark", (0.1 * noise).tolist())], ignore_index=True)
+    table = desk_table(marked, ["engine", "protocol"]).set_index("engine")
+    assert set(table["best_baseline"]) == {"venue-mark"}  # the venue's own surface wins ...
+    assert set(table["best_naive"]) == {"persist-strike"}  # ... the naive bar stays
+    assert table.loc["engine", "skill_naive"] == pytest.approx(0.5)
+    assert table.loc["engine", "skill"] == pytest.approx(-4.0)
     table = desk_table(rows, ["engine", "protocol"])
     assert set(table["bucket"]) == {"core"}
     assert table.set_index("engine")["baseline"].to_dict() == {

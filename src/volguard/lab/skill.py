@@ -59,6 +59,8 @@ them): persistence of the last snapshot's mid vols per strike and per moneyness,
 least-squares SVI per expiry (:class:`~volguard.models.parametric.svi_plain.PlainSVI`; in the
 forecast read sticky moneyness, and sticky strike as ``svi-plain-strike``) and the venue's mark
 vol."""
+NAIVE_BASELINES: tuple[str, ...] = tuple(b for b in BASELINES if b != "venue-mark")
+"""The baselines that need nothing but the quotes (the venue's mark is a surface of its own)."""
 STATS: tuple[str, ...] = ("iv_rmse_vol_pts", "inside_pct", "half_spread_rmse", "vega_w_rmse")
 """The per-snapshot figures of :func:`snapshot_errors`."""
 
@@ -245,15 +247,21 @@ def _horizon(protocol: str) -> int:
 def desk_table(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """:func:`desk_scorecard` of ``predictions`` per group of ``by`` and ``bucket``
     (:func:`with_buckets`), with each row's ``baseline`` flag and its :func:`skill_table`
-    columns (``best_baseline``, ``skill``, ``dm_stat``, ``dm_p``) within its group."""
+    columns within its group: against every baseline (``best_baseline``, ``skill``,
+    ``dm_stat``, ``dm_p``) and against the :data:`NAIVE_BASELINES` only (``best_naive``,
+    ``skill_naive``, ``dm_stat_naive``, ``dm_p_naive``)."""
     keys = [k for k in by if k in predictions]
     bucketed = with_buckets(predictions)
     table = desk_scorecard(bucketed, [*keys, "bucket"])
     table["baseline"] = table["engine"].isin(BASELINES) if "engine" in table else False
-    skill = skill_table(bucketed, [k for k in [*keys, "bucket"] if k != "engine"])
-    if len(skill):
-        on = [k for k in [*keys, "bucket"] if k in skill]
-        table = table.merge(skill.drop(columns="snapshots"), on=on, how="left")
+    groups = [k for k in [*keys, "bucket"] if k != "engine"]
+    naive = {"best_baseline": "best_naive", "skill": "skill_naive", "dm_stat": "dm_stat_naive"}
+    for baselines, names in ((BASELINES, {}), (NAIVE_BASELINES, naive | {"dm_p": "dm_p_naive"})):
+        skill = skill_table(bucketed, groups, baselines)
+        if len(skill):
+            on = [k for k in [*keys, "bucket"] if k in skill]
+            skill = skill.drop(columns="snapshots").rename(columns=names)
+            table = table.merge(skill, on=on, how="left")
     return table
 
 

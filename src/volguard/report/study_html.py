@@ -474,13 +474,13 @@ def _scorecard(inputs: _Inputs) -> str:
 
 def _skill(inputs: _Inputs) -> str:
     desk = inputs.desk
-    if desk is None or desk.empty or "skill" not in desk:
+    if desk is None or desk.empty or "skill_naive" not in desk:
         return inputs.missing("desk.parquet", "No skill table")
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     core = _market(desk)
-    core = core[(core["bucket"] == "core") & core["skill"].notna()]
+    core = core[(core["bucket"] == "core") & core["skill_naive"].notna()]
     if core.empty:
         return '<p class="missing">No skill table: no core quotes with a baseline.</p>'
     protocols = _protocol_order(core["protocol"])
@@ -490,8 +490,10 @@ def _skill(inputs: _Inputs) -> str:
         regimes = inputs.sort_regimes(part["regime"])
         engines = [e for e in inputs.engines if e in set(part["engine"])]
         engines += sorted(set(part["engine"]) - set(engines))
-        grid = part.pivot_table(index="engine", columns="regime", values="skill", aggfunc="first")
-        p = part.pivot_table(index="engine", columns="regime", values="dm_p", aggfunc="first")
+        grid = part.pivot_table(
+            index="engine", columns="regime", values="skill_naive", aggfunc="first"
+        )
+        p = part.pivot_table(index="engine", columns="regime", values="dm_p_naive", aggfunc="first")
         grid, p = (g.reindex(index=engines, columns=regimes) for g in (grid, p))
         text = [
             [f"{_format(s, '+.0%')} (p {_format(q, '.2f')})" for s, q in zip(r, pr, strict=True)]
@@ -516,14 +518,15 @@ def _skill(inputs: _Inputs) -> str:
         )
     rows = sum(core[core["protocol"] == p]["engine"].nunique() for p in protocols)
     fig.update_layout(height=120 * len(protocols) + 30 * rows, margin={"t": 60})
-    best = core.groupby(["protocol", "regime"])["best_baseline"].first()
+    best = core.groupby(["protocol", "regime"])["best_naive"].first()
     named = ", ".join(sorted({str(b) for b in best}))
     return (
         _note(
-            "Skill = 1 - RMSE / RMSE of the best baseline (median over snapshots of the "
+            "Skill = 1 - RMSE / RMSE of the best naive baseline (median over snapshots of the "
             "per-snapshot RMSE, core quotes: expiry >= 2 days, |delta| in [0.1, 0.9]; "
-            f"baselines here: {named}). Blue beats doing nothing, red loses to it; p is the "
-            "Diebold-Mariano p-value over snapshots. docs/lab.md defines every column."
+            f"best here: {named}). Blue beats doing nothing, red loses to it; p is the "
+            "Diebold-Mariano p-value over snapshots. The skill against the venue's mark is "
+            "in desk.csv (skill, best_baseline); docs/lab.md defines every column."
         )
         + "\n"
         + _figure_html(fig, "skill")
