@@ -27,17 +27,14 @@ Run (about a minute per engine and mode for BTC):
 from __future__ import annotations
 
 import argparse
-import os
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _svcj import REGIMES, svcj_snapshots
 
 from volguard.arbitrage.static import DEFAULT_K, check_static_arbitrage
-from volguard.data.ingest import build_store
-from volguard.data.store import open_store
 from volguard.kernels.api import black76_greeks
 from volguard.lab.regimes import range_labels
 from volguard.market.clock import DAYS_PER_YEAR
@@ -46,26 +43,12 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.registry import make_engine
 
-HERE = Path(__file__).parent
 MIN_DAYS = 2.0
 MIN_QUOTES = 5
 TEST_SIZE = 0.2
 WING_DELTA = (0.1, 0.9)
 
 """Model vols at ``(k, t)`` of the held-out quotes."""
-
-
-def load_snapshots(underlying: str, cache: Path) -> list[MarketSnapshot]:
-    """The underlying's snapshots of deribit-svcj-snapshots, from a store built once."""
-    store_dir = cache / "svcj-store"
-    if not (store_dir / "_manifest.json").exists():
-        root = Path(os.environ.get("VOLGUARD_DATA", "../shared/data")) / "deribit-svcj-snapshots"
-        files = sorted((root / "snapshots").glob("*.csv.gz"))
-        if not files:
-            raise SystemExit(f"no snapshots under {root} (set VOLGUARD_DATA)")
-        build_store(store_dir, [("deribit-snapshot", f) for f in files])
-    store = open_store(store_dir)
-    return list(store.snapshots(underlying))
 
 
 def desk_quotes(snapshot: MarketSnapshot) -> pd.DataFrame:
@@ -143,7 +126,7 @@ def score(
 
 
 def run(args: argparse.Namespace) -> pd.DataFrame:
-    snapshots = load_snapshots(args.underlying, args.cache)[:: args.every]
+    snapshots = svcj_snapshots(args.underlying, args.cache)[:: args.every]
     records = []
     for snapshot in snapshots:
         quotes = desk_quotes(snapshot)
@@ -217,8 +200,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, help="per-snapshot scores (CSV)")
     args = parser.parse_args()
-    config = tomllib.loads((HERE / "deribit-2026.toml").read_text(encoding="utf-8"))
-    ranges = {name: tuple(span) for name, span in config["regimes"]["ranges"].items()}
+    ranges = REGIMES
     frame = run(args)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _svcj import REGIMES
 
 from volguard.data.ingest import build_store
 from volguard.data.store import open_store
@@ -27,17 +28,6 @@ from volguard.lab.features import feature_importance, stability_report
 from volguard.lab.regimes import range_labels
 from volguard.market.history import with_realized_vol
 from volguard.models.learned.features import FEATURES
-
-REGIMES = {
-    "calm-jan": ("2025-12-30", "2026-01-28"),
-    "crash": ("2026-01-29", "2026-02-06"),
-    "plateau": ("2026-02-07", "2026-03-31"),
-    "calm-may": ("2026-05-01", "2026-05-31"),
-    "sell-off": ("2026-06-01", "2026-06-06"),
-    "calm-jul-aug": ("2026-07-01", "2026-08-17"),
-    "rally": ("2026-08-18", "2026-08-22"),
-}
-"""Date ranges of the regimes (both ends inclusive, UTC)."""
 
 
 def _stamp(path: Path) -> pd.Timestamp:

@@ -14,14 +14,12 @@ Run: python examples/mid_conventions.py [--cache runs/mid-conventions]
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _svcj import svcj_snapshots
 
-from volguard.data.ingest import build_store
-from volguard.data.store import open_store
 from volguard.market.quotes import QuoteVols
 from volguard.market.smile import atm_vol
 
@@ -32,17 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", type=Path, default=Path("runs/mid-conventions"))
     args = parser.parse_args()
-    store_dir = args.cache / "store"
-    if not (store_dir / "_manifest.json").exists():
-        root = Path(os.environ.get("VOLGUARD_DATA", "../shared/data")) / "deribit-svcj-snapshots"
-        files = sorted((root / "snapshots").glob("*.csv.gz"))
-        if not files:
-            raise SystemExit(f"error: no snapshots under {root} (set VOLGUARD_DATA)")
-        build_store(store_dir, [("deribit-snapshot", f) for f in files])
-    store = open_store(store_dir)
     rows = []
     for underlying in ("BTC", "ETH"):
-        for snap in store.snapshots(underlying):
+        for snap in svcj_snapshots(underlying, args.cache):
             v = QuoteVols.from_snapshot(snap)
             atm = atm_vol(v.t, v.k, v.mid_iv)
             gap = (v.bid_iv + v.ask_iv) / 2 - v.mid_iv

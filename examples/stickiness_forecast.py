@@ -27,14 +27,12 @@ Run: ``python examples/stickiness_forecast.py [--underlying BTC] [--half-life 10
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _svcj import REGIMES, svcj_snapshots
 
-from volguard.data.ingest import build_store
-from volguard.data.store import open_store
 from volguard.lab.predict import persistence, sticky_strike
 from volguard.lab.regimes import range_labels
 from volguard.lab.skill import desk_scorecard, skill_table, with_buckets
@@ -44,28 +42,8 @@ from volguard.market.snapshot import MarketSnapshot
 from volguard.models.base import FIT_ERRORS
 from volguard.models.parametric.svi_plain import PlainSVI
 
-REGIMES = {
-    "calm-jan": ("2025-12-30", "2026-01-28"),
-    "crash": ("2026-01-29", "2026-02-06"),
-    "plateau": ("2026-02-07", "2026-03-31"),
-    "calm-may": ("2026-05-01", "2026-05-31"),
-    "sell-off": ("2026-06-01", "2026-06-06"),
-    "calm-jul-aug": ("2026-07-01", "2026-08-17"),
-    "rally": ("2026-08-18", "2026-08-22"),
-}
 LAMBDAS = np.arange(-1.0, 4.01, 0.25)
 SPLIT_DAYS = 30.0
-
-
-def snapshots(underlying: str, cache: Path) -> list[MarketSnapshot]:
-    store_dir = cache / "store"
-    if not (store_dir / "_manifest.json").exists():
-        root = Path(os.environ.get("VOLGUARD_DATA", "../shared/data")) / "deribit-svcj-snapshots"
-        files = sorted((root / "snapshots").glob("*.csv.gz"))
-        if not files:
-            raise SystemExit(f"error: no snapshots under {root} (set VOLGUARD_DATA)")
-        build_store(store_dir, [("deribit-snapshot", f) for f in files])
-    return list(open_store(store_dir).snapshots(underlying))
 
 
 def quote_table(snapshot: MarketSnapshot) -> pd.DataFrame:
@@ -108,7 +86,7 @@ def main() -> None:
     parser.add_argument("--half-life", type=float, default=10.0, help="snapshots")
     parser.add_argument("--cache", type=Path, default=Path("runs/stickiness"))
     args = parser.parse_args()
-    snaps = snapshots(args.underlying, args.cache)
+    snaps = svcj_snapshots(args.underlying, args.cache)
     fits: list[PlainSVI | None] = []
     for snap in snaps:
         try:
