@@ -73,10 +73,12 @@ def sabr_slices(n: int) -> list[Slice]:
     return [(K, clean + NOISE * np.random.default_rng(s).standard_normal(K.size)) for s in range(n)]
 
 
-def svi_objective(vol: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    """``sum ((w - w_fit) / (2 vol t))^2`` (vol^2) and the RMSE of the fitted vols (vol pts)."""
+def svi_objective(vol: np.ndarray, p: np.ndarray | dict[str, float]) -> tuple[float, float]:
+    """``sum ((w - w_fit) / (2 vol t))^2`` (vol^2) and the RMSE of the fitted vols (vol pts);
+    ``p`` the raw parameters in order, or by name (the peers' fits)."""
     w = vol**2 * T
-    fit = svi_raw(K, *p)
+    x = [p[n] for n in ("a", "b", "rho", "m", "sigma")] if isinstance(p, dict) else p
+    fit = svi_raw(K, *x)
     obj = float(np.sum(((fit - w) / (2 * vol * T)) ** 2))
     rmse = float(np.sqrt(np.mean((np.sqrt(np.maximum(fit, 0) / T) - vol) ** 2))) * 100
     return obj, rmse
