@@ -58,6 +58,7 @@ def _card() -> pd.DataFrame:
                         "snap_iv_rmse_vol_pts": 1.2345,
                         "snap_inside_pct": 45.678,
                         "skill": -0.123,
+                        "skill_naive": 0.045,
                         "best_baseline": "persist-moneyness",
                         "gen_gap": 1.2345,
                         "hedge_err_std_bp": 123.456,

@@ -729,7 +729,8 @@ SCORECARD = {  # column -> (header, shown in 80 columns)
     "regime": ("regime", True),
     "snap_iv_rmse_vol_pts": ("RMSE", True),
     "snap_inside_pct": ("inside%", False),
-    "skill": ("skill", True),
+    "skill_naive": ("skill", True),
+    "skill": ("vs all", False),
     "iv_rmse_vol_pts": ("pooled", False),
     "gen_gap": ("gap", True),
     "hedge_err_std_bp": ("hedge sd bp", True),
@@ -746,8 +747,9 @@ def _print_scorecard(card: pd.DataFrame, path: Path, wide: bool = False) -> None
     table = Table(
         title=f"scorecard: {path}",
         caption="RMSE: median over snapshots, vol points, core quotes (docs/lab.md); skill: "
-        "1 - RMSE / best baseline's; gap: pooled RMSE over the in-regime one; hedge sd in bp "
-        "of the forward" + ("" if wide else "; --wide: every column"),
+        "1 - RMSE / the best naive baseline's (vs all: with the venue's mark); gap: pooled RMSE "
+        "over the in-regime one; hedge sd in bp of the forward"
+        + ("" if wide else "; --wide: every column"),
         box=box.SIMPLE,
         collapse_padding=True,
         pad_edge=False,
