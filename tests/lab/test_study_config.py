@@ -100,3 +100,19 @@ def test_a_store_that_does_not_exist_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"\[data\] store .*nowhere.*: no such folder"):
         Study.from_toml(path)
+
+
+def test_a_truth_file_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(
+        f"[data]\nstore = '{tmp_path}'\ntruth = '{tmp_path / 'nowhere.parquet'}'\n[engines]\n"
+        "svi = {}\n[protocols]\nhedging = true\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[data\] truth .*nowhere.parquet.*: no such file"):
+        Study.from_toml(path)
+    path.write_text(
+        f"[data]\ndataset = 'deribit-svcj-snapshots'\ntruth = '{tmp_path}'\n[engines]\n"
+        "svi = {}\n[protocols]\nhedging = true\n"
+    )
+    with pytest.raises(ConfigError, match=r"\[data\] truth belongs to a store"):
+        Study.from_toml(path)

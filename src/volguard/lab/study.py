@@ -177,6 +177,10 @@ class Study:
             )
         if "store" in doc["data"] and not Path(doc["data"]["store"]).is_dir():
             raise ConfigError(f"{path}: [data] store {doc['data']['store']!r}: no such folder")
+        if "truth" in doc["data"] and "store" not in doc["data"]:
+            raise ConfigError(f"{path}: [data] truth belongs to a store of simulated quotes")
+        if "truth" in doc["data"] and not Path(doc["data"]["truth"]).is_file():
+            raise ConfigError(f"{path}: [data] truth {doc['data']['truth']!r}: no such file")
         for key in ("start", "end"):
             if key in doc["data"]:
                 try:
