@@ -139,7 +139,11 @@ def desk_scorecard(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame
     >>> [round(float(row[c]), 6) for c in ("snapshots", "iv_rmse_vol_pts", "inside_pct")]
     [2.0, 2.0, 50.0]
     """
-    per = snapshot_errors(predictions, by)
+    return _aggregate(snapshot_errors(predictions, by), by)
+
+
+def _aggregate(per: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """:func:`desk_scorecard` from the per-snapshot rows of :func:`snapshot_errors`."""
     g = per.groupby(list(by), observed=True, sort=True)
     table = g.size().rename("snapshots").astype(float).to_frame()
     for stat in STATS:
@@ -204,8 +208,14 @@ def skill_table(
         ``*by, engine, best_baseline, snapshots, skill, dm_stat, dm_p``.
     """
     keys = [k for k in by if k in predictions]
-    per = snapshot_errors(predictions, [*keys, "engine"])
-    per["mse"] = per["iv_rmse_vol_pts"] ** 2
+    return _skill(snapshot_errors(predictions, [*keys, "engine"]), keys, baselines)
+
+
+def _skill(per: pd.DataFrame, keys: Sequence[str], baselines: Sequence[str]) -> pd.DataFrame:
+    """:func:`skill_table` from the per-snapshot rows of :func:`snapshot_errors` (keyed by
+    ``keys`` and ``engine``)."""
+    keys = list(keys)
+    per = per.assign(mse=per["iv_rmse_vol_pts"] ** 2)
     rows = []
     groups = per.groupby(keys, observed=True, sort=True) if keys else [((), per)]
     for key, g in groups:
@@ -250,16 +260,16 @@ def desk_table(predictions: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     columns within its group: against every baseline (``best_baseline``, ``skill``,
     ``dm_stat``, ``dm_p``) and against the :data:`NAIVE_BASELINES` only (``best_naive``,
     ``skill_naive``, ``dm_stat_naive``, ``dm_p_naive``)."""
-    keys = [k for k in by if k in predictions]
-    bucketed = with_buckets(predictions)
-    table = desk_scorecard(bucketed, [*keys, "bucket"])
+    keys = [k for k in (*by, "bucket") if k in predictions or k == "bucket"]
+    per = snapshot_errors(with_buckets(predictions), keys)  # once, for the table and both skills
+    table = _aggregate(per, keys)
     table["baseline"] = table["engine"].isin(BASELINES) if "engine" in table else False
-    groups = [k for k in [*keys, "bucket"] if k != "engine"]
+    groups = [k for k in keys if k != "engine"]
     naive = {"best_baseline": "best_naive", "skill": "skill_naive", "dm_stat": "dm_stat_naive"}
     for baselines, names in ((BASELINES, {}), (NAIVE_BASELINES, naive | {"dm_p": "dm_p_naive"})):
-        skill = skill_table(bucketed, groups, baselines)
+        skill = _skill(per, groups, baselines) if "engine" in keys else pd.DataFrame()
         if len(skill):
-            on = [k for k in [*keys, "bucket"] if k in skill]
+            on = [k for k in keys if k in skill]
             skill = skill.drop(columns="snapshots").rename(columns=names)
             table = table.merge(skill, on=on, how="left")
     return table

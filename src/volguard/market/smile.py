@@ -21,9 +21,9 @@ filter. Every function takes plain arrays of the quotes of ONE snapshot (``t`` A
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 
 from volguard._typing import ArrayLike, FloatArray
+from volguard.kernels.black76 import GREEK_NAMES, greeks_np
 from volguard.market.clock import DAYS_PER_YEAR
 
 TENORS_DAYS: tuple[int, ...] = (7, 14, 30, 60, 90, 180)
@@ -73,10 +73,6 @@ def expiry_atm_vols(t: ArrayLike, k: ArrayLike, iv: ArrayLike) -> tuple[FloatArr
     return times, vols
 
 
-def _hold_interp(x: float, xs: FloatArray, ys: FloatArray) -> float:
-    return float(np.interp(x, xs, ys))
-
-
 def atm_vol(t: ArrayLike, k: ArrayLike, iv: ArrayLike, days: float = 30.0) -> float:
     """ATM vol (decimal) at ``days`` (ACT/365) of one snapshot's quotes; NaN without quotes.
 
@@ -96,7 +92,7 @@ def atm_vol(t: ArrayLike, k: ArrayLike, iv: ArrayLike, days: float = 30.0) -> fl
         return float(vols[0])
     if target >= times[-1]:
         return float(vols[-1])
-    return float(np.sqrt(_hold_interp(target, times, vols**2 * times) / target))
+    return float(np.sqrt(np.interp(target, times, vols**2 * times) / target))
 
 
 def atm_term_structure(
@@ -131,15 +127,28 @@ def atm_skew(t: ArrayLike, k: ArrayLike, iv: ArrayLike, days: float = 30.0) -> f
     if not rows:
         return float("nan")
     times, skews = np.array(rows).T
-    return _hold_interp(days / DAYS_PER_YEAR, times, skews)
+    return float(np.interp(days / DAYS_PER_YEAR, times, skews))  # held outside
 
 
 def forward_delta(k: ArrayLike, t: ArrayLike, vol: ArrayLike, is_call: ArrayLike) -> FloatArray:
-    """Black-76 forward delta (undiscounted) from log-moneyness: ``N(d1)`` for a call,
-    ``N(d1) - 1`` for a put, ``d1 = (-k + vol^2 t / 2) / (vol sqrt(t))``."""
-    k_arr, t_arr, v_arr = (np.asarray(a, dtype=float) for a in (k, t, vol))
-    d1 = (-k_arr + 0.5 * v_arr**2 * t_arr) / (v_arr * np.sqrt(t_arr))
-    delta: FloatArray = norm.cdf(d1) - np.where(np.asarray(is_call, dtype=bool), 0.0, 1.0)
+    """Black-76 forward delta (undiscounted) at log-moneyness ``k``: the kernel's delta
+    (:func:`volguard.kernels.black76.greeks_np`) at ``F = 1``, ``K = e^k``; NaN in, NaN out.
+
+    Examples
+    --------
+    >>> forward_delta([0.0, 0.0], [0.25, 0.25], [0.4, 0.4], [True, False]).round(4).tolist()
+    [0.5398, -0.4602]
+    """
+    k_b, t_b, v_b, c_b = np.broadcast_arrays(
+        np.asarray(k, dtype=float),
+        np.asarray(t, dtype=float),
+        np.asarray(vol, dtype=float),
+        np.asarray(is_call, dtype=bool),
+    )
+    ones = np.ones(k_b.size)
+    delta: FloatArray = greeks_np(
+        ones, np.exp(k_b.ravel()), t_b.ravel(), v_b.ravel(), c_b.ravel(), ones
+    )[GREEK_NAMES.index("delta")].reshape(k_b.shape)
     return delta
 
 
